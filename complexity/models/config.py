@@ -1,0 +1,176 @@
+"""`ComplexityConfig`: every hyper-parameter of a Complexity model, validated on construction.
+
+The field names follow HuggingFace's Llama/Mistral/Qwen3 `config.json` so the same file can be read by the profiler
+and by people who know those models. Two families of fields are ours:
+
+* `use_qk_norm` — RMSNorm over `head_dim` on queries and keys before RoPE (as in Qwen3 and Gemma 3).
+* `use_token_routed_mlp`, `num_experts`, `routing` — the token-routed MLP: `num_experts` SwiGLU experts of width
+  `intermediate_size // num_experts`; each token goes to exactly one expert chosen from its token id.
+
+`SIZES` holds the named sizes of seed 001 (hidden size, layers, 4 experts) with the widths we chose; see README's
+size table for their exact parameter counts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+MODEL_TYPE = "complexity"
+ROUTING_MODES = ("range", "modulo")
+DTYPES = ("float32", "bfloat16", "float16", "float64")
+
+# Keys HF writes into config.json that carry no hyper-parameter; accepted and dropped on load.
+_HF_METADATA_KEYS = frozenset({"model_type", "architectures", "transformers_version", "auto_map"})
+
+
+@dataclass
+class ComplexityConfig:
+    vocab_size: int = 32000
+    hidden_size: int = 256
+    intermediate_size: int = 768
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    head_dim: int | None = None  # None: hidden_size // num_attention_heads
+    max_position_embeddings: int = 2048
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-6
+    tie_word_embeddings: bool = True
+    use_qk_norm: bool = True
+    sliding_window: int | None = None  # None: full causal attention; W: each query sees itself and W-1 earlier keys
+    use_token_routed_mlp: bool = True
+    num_experts: int = 4
+    routing: str = "range"  # "range": expert = id * E // vocab_size; "modulo": expert = id % E
+    initializer_range: float = 0.02
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    torch_dtype: str = "float32"  # dtype of the stored weights; checked when a checkpoint is loaded
+
+    def __post_init__(self) -> None:
+        if self.head_dim is None:
+            _check_int(self, "num_attention_heads", minimum=1)
+            _check_int(self, "hidden_size", minimum=1)
+            if self.hidden_size % self.num_attention_heads:
+                raise ValueError(
+                    f"hidden_size={self.hidden_size} must be divisible by num_attention_heads="
+                    f"{self.num_attention_heads} when head_dim is not given"
+                )
+            self.head_dim = self.hidden_size // self.num_attention_heads
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ValueError naming the first field whose value is out of its allowed range."""
+        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                     "num_key_value_heads", "head_dim", "max_position_embeddings", "num_experts"):
+            _check_int(self, name, minimum=1)
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim={self.head_dim} must be even (RoPE rotates pairs of channels)")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_attention_heads={self.num_attention_heads} must be divisible by "
+                f"num_key_value_heads={self.num_key_value_heads} (allowed: a divisor of num_attention_heads)"
+            )
+        for name in ("rope_theta", "rms_norm_eps", "initializer_range"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name}={value!r} must be a finite number > 0")
+        for name in ("tie_word_embeddings", "use_qk_norm", "use_token_routed_mlp"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
+        if self.sliding_window is not None:
+            _check_int(self, "sliding_window", minimum=1, none_allowed=True)
+        if self.routing not in ROUTING_MODES:
+            raise ValueError(f"routing={self.routing!r} is not one of {ROUTING_MODES}")
+        if self.use_token_routed_mlp:
+            if self.intermediate_size % self.num_experts:
+                raise ValueError(
+                    f"num_experts={self.num_experts} must divide intermediate_size={self.intermediate_size} "
+                    "(each expert is intermediate_size // num_experts wide)"
+                )
+            if self.num_experts > self.vocab_size:
+                raise ValueError(f"num_experts={self.num_experts} must be at most vocab_size={self.vocab_size}")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_int(self, name, minimum=0, none_allowed=True)
+                if value >= self.vocab_size:
+                    raise ValueError(f"{name}={value} must be in [0, vocab_size={self.vocab_size})")
+        if self.torch_dtype not in DTYPES:
+            raise ValueError(f"torch_dtype={self.torch_dtype!r} is not one of {DTYPES}")
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def expert_intermediate_size(self) -> int:
+        """Width of one expert of the token-routed MLP (the whole MLP width when it is dense)."""
+        return self.intermediate_size // self.num_experts if self.use_token_routed_mlp else self.intermediate_size
+
+    # ------------------------------------------------------------------ JSON (HF config.json style)
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_type": MODEL_TYPE, "architectures": ["ComplexityForCausalLM"], **asdict(self)}
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ComplexityConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"a config must be a JSON object, got {type(data).__name__}")
+        model_type = data.get("model_type", MODEL_TYPE)
+        if model_type != MODEL_TYPE:
+            raise ValueError(f"model_type={model_type!r}: this config class reads only model_type={MODEL_TYPE!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - _HF_METADATA_KEYS)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {unknown}; allowed fields: {sorted(known)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike) -> ComplexityConfig:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        return cls.from_dict(data)
+
+
+def _check_int(config: ComplexityConfig, name: str, minimum: int, none_allowed: bool = False) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        allowed = f"an integer >= {minimum}" + (" or null" if none_allowed else "")
+        raise ValueError(f"{name}={value!r} must be {allowed}")
+
+
+# Named sizes. Hidden size and depth are seed 001's; the rest is our choice (README explains it):
+# head_dim 64, 4:1 grouped-query attention where the head count allows it (20m's 5 heads allow none), MLP
+# width 8/3 x hidden (Llama's SwiGLU rule) rounded up to a multiple of 256 so each of the 4 experts is a multiple
+# of 64 wide, vocabulary 32,000 (Llama's) with tied embeddings. `active` parameters per token use one expert, i.e. a quarter of the MLP.
+SIZES: dict[str, dict[str, int]] = {
+    "tiny": dict(hidden_size=256, num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=2,
+                 intermediate_size=768),
+    "20m": dict(hidden_size=320, num_hidden_layers=8, num_attention_heads=5, num_key_value_heads=5,
+                intermediate_size=1024),
+    "small": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=2,
+                  intermediate_size=1536),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=4,
+                 intermediate_size=2048),
+    "medium": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=4,
+                   intermediate_size=2816),
+    "large": dict(hidden_size=1536, num_hidden_layers=24, num_attention_heads=24, num_key_value_heads=6,
+                  intermediate_size=4096),
+    "1b": dict(hidden_size=2048, num_hidden_layers=24, num_attention_heads=32, num_key_value_heads=8,
+               intermediate_size=5632),
+}
+
+
+def config_for_size(size: str, **overrides: Any) -> ComplexityConfig:
+    """The `ComplexityConfig` of a named size, with any field overridden."""
+    if size not in SIZES:
+        raise ValueError(f"size={size!r} is not one of {sorted(SIZES)}")
+    return ComplexityConfig(**{**SIZES[size], **overrides})

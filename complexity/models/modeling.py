@@ -1,0 +1,217 @@
+"""`ComplexityModel` (the decoder stack) and `ComplexityForCausalLM` (plus the LM head, loss and `generate`).
+
+Construction allocates parameters but does not initialise them; `init_weights()` does. So a model can be built on
+the meta device (no memory, instant even at 1B) and later materialised with `to_empty(device=...)` followed by
+`init_weights()` or a checkpoint load.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from complexity.core.attention import build_attention_mask
+from complexity.core.cache import KVCache
+from complexity.core.layer import ComplexityDecoderLayer
+from complexity.core.mlp import SwiGLUMLP
+from complexity.core.normalization import RMSNorm
+from complexity.core.rotary import RotaryEmbedding
+from complexity.core.token_routed_mlp import TokenRoutedMLP, route_tokens
+from complexity.models.config import ComplexityConfig
+
+
+@dataclass
+class CausalLMOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor
+    past_key_values: KVCache | None
+
+
+class ComplexityModel(nn.Module):
+    def __init__(self, config: ComplexityConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(ComplexityDecoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.rotary_emb = RotaryEmbedding(config)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: KVCache | None = None,
+        use_cache: bool = False,
+    ) -> tuple[torch.Tensor, KVCache | None]:
+        """Final hidden states [batch, seq, hidden] and the cache (None unless use_cache or one was passed).
+
+        attention_mask: [batch, past + seq], 1 for tokens and 0 for padding, covering cached slots too (as in HF).
+        """
+        config = self.config
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be [batch, seq], got shape {tuple(input_ids.shape)}")
+        batch, seq = input_ids.shape
+        cache = past_key_values if past_key_values is not None else (
+            KVCache(config.num_hidden_layers, config.sliding_window) if use_cache else None
+        )
+        past = cache.seen_tokens if cache is not None else 0
+        if past + seq > config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {past + seq} (cached {past} + new {seq}) exceeds max_position_embeddings="
+                f"{config.max_position_embeddings}"
+            )
+        if attention_mask is not None and tuple(attention_mask.shape) != (batch, past + seq):
+            raise ValueError(
+                f"attention_mask must have shape (batch, cached + new) = {(batch, past + seq)}, "
+                f"got {tuple(attention_mask.shape)}"
+            )
+        # Routing depends only on the ids: compute it once for all layers (this also range-checks the ids).
+        routing = route_tokens(input_ids, config) if config.use_token_routed_mlp else None
+        if routing is None and input_ids.device.type != "meta" and input_ids.numel():
+            if int(input_ids.min()) < 0 or int(input_ids.max()) >= config.vocab_size:
+                raise ValueError(f"input_ids must lie in [0, vocab_size={config.vocab_size})")
+
+        if attention_mask is None:
+            position_ids = torch.arange(past, past + seq, device=input_ids.device).expand(batch, seq)
+        else:
+            # Positions count real tokens only, so a left-padded row gets the same positions as when alone.
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
+        cos, sin = self.rotary_emb(position_ids)
+        num_keys = seq + (cache.num_cached if cache is not None else 0)
+        attn_mask = build_attention_mask(past, seq, num_keys, attention_mask, config.sliding_window, input_ids.device)
+
+        hidden_states = self.embed_tokens(input_ids)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, cos, sin, attn_mask, cache, routing)
+        if cache is not None:
+            cache.advance(seq)
+        return self.norm(hidden_states), cache
+
+
+class ComplexityForCausalLM(nn.Module):
+    def __init__(self, config: ComplexityConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model = ComplexityModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        """Share the embedding matrix with the LM head (Press & Wolf 2017) when the config asks for it."""
+        if self.config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Weights ~ N(0, initializer_range); residual output projections (o_proj, down_proj) scaled by
+        1/sqrt(2 * num_hidden_layers) as in GPT-2 (Radford et al. 2019, section 2.3); norm weights 1."""
+        std = self.config.initializer_range
+        residual_std = std / math.sqrt(2 * self.config.num_hidden_layers)
+        for module in self.modules():
+            if isinstance(module, RMSNorm):
+                module.reset_parameters()
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=std)
+            elif isinstance(module, (SwiGLUMLP, TokenRoutedMLP)):
+                for name, param in module.named_parameters():
+                    nn.init.normal_(param, std=residual_std if name.startswith("down_proj") else std)
+        for layer in self.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                nn.init.normal_(proj.weight, std=std)
+            nn.init.normal_(layer.self_attn.o_proj.weight, std=residual_std)
+        if not self.config.tie_word_embeddings:
+            nn.init.normal_(self.lm_head.weight, std=std)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        past_key_values: KVCache | None = None,
+        use_cache: bool = False,
+    ) -> CausalLMOutput:
+        """Logits [batch, seq, vocab]; with labels (same shape as input_ids, -100 = ignore) the mean next-token
+        cross-entropy: position t predicts labels[t + 1], the shift happens here, once."""
+        hidden_states, cache = self.model(input_ids, attention_mask, past_key_values, use_cache)
+        logits = self.lm_head(hidden_states)
+        loss = None
+        if labels is not None:
+            if labels.shape != input_ids.shape:
+                raise ValueError(f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)}")
+            loss = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=-100
+            )
+        return CausalLMOutput(loss=loss, logits=logits, past_key_values=cache)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        eos_token_id: int | None = None,
+        attention_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Extend each row by up to max_new_tokens tokens with a KV cache; returns [batch, seq + generated].
+
+        temperature 0 is greedy; otherwise sample from softmax(logits / temperature) restricted to the top_k
+        tokens and/or the smallest set whose probability reaches top_p. Pad prompts on the left and pass their
+        attention_mask: each row then gets the tokens it would get alone. A row that emits eos_token_id keeps
+        emitting it (or pad_token_id when set); generation stops early once every row has finished.
+        """
+        _check_sampling(max_new_tokens, temperature, top_k, top_p)
+        batch = input_ids.shape[0]
+        mask = attention_mask
+        cache = KVCache(self.config.num_hidden_layers, self.config.sliding_window)
+        finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+        fill = self.config.pad_token_id if self.config.pad_token_id is not None else eos_token_id
+        tokens, step_input = [input_ids], input_ids
+        for _ in range(max_new_tokens):
+            logits = self(step_input, attention_mask=mask, past_key_values=cache).logits[:, -1].float()
+            next_token = _choose_next(logits, temperature, top_k, top_p, generator)
+            if eos_token_id is not None:
+                next_token = torch.where(finished, torch.full_like(next_token, fill), next_token)
+                finished |= next_token == eos_token_id
+            tokens.append(next_token[:, None])
+            step_input = next_token[:, None]
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=-1)
+            if eos_token_id is not None and bool(finished.all()):
+                break
+        return torch.cat(tokens, dim=-1)
+
+
+def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 0")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature={temperature!r} must be a finite number >= 0 (0 = greedy)")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k={top_k!r} must be an integer >= 1 or None")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p!r} must be in (0, 1] or None")
+
+
+def _choose_next(
+    logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator | None
+) -> torch.Tensor:
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, sorted_idx = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        # Drop a token when the tokens ranked above it already reach top_p (the top token always stays).
+        drop = probs.cumsum(-1) - probs >= top_p
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(-1, sorted_idx, drop), float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)

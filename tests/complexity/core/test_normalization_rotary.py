@@ -1,0 +1,44 @@
+import torch
+
+from complexity.core.normalization import RMSNorm
+from complexity.core.rotary import RotaryEmbedding, apply_rotary
+
+
+def test_rmsnorm_matches_formula_and_keeps_dtype():
+    norm = RMSNorm(8, eps=1e-6)
+    norm.reset_parameters()
+    with torch.no_grad():
+        norm.weight.copy_(torch.arange(1.0, 9.0))
+    x = torch.randn(3, 5, 8)
+    expected = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight
+    torch.testing.assert_close(norm(x), expected)
+    x16 = x.to(torch.bfloat16)
+    out = norm.to(torch.bfloat16)(x16)
+    assert out.dtype == torch.bfloat16 and out.shape == x.shape
+    # Computed in float32: the bf16 result is the float32 result rounded once.
+    ref = (x16.float() * torch.rsqrt(x16.float().pow(2).mean(-1, keepdim=True) + 1e-6)) * norm.weight.float()
+    torch.testing.assert_close(out, ref.to(torch.bfloat16), rtol=0, atol=0)
+
+
+def test_rope_scores_depend_only_on_relative_position(make_config):
+    config = make_config()
+    rope = RotaryEmbedding(config)
+    q, k = torch.randn(1, 1, 1, config.head_dim), torch.randn(1, 1, 1, config.head_dim)
+
+    def score(m: int, n: int) -> torch.Tensor:
+        cos_m, sin_m = rope(torch.tensor([[m]]))
+        cos_n, sin_n = rope(torch.tensor([[n]]))
+        return (apply_rotary(q, cos_m, sin_m) * apply_rotary(k, cos_n, sin_n)).sum()
+
+    torch.testing.assert_close(score(7, 3), score(104, 100), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(score(0, 0), (q * k).sum(), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(score(7, 3), score(7, 4))
+
+
+def test_rope_preserves_norm_and_keeps_float32_table_under_bf16(make_config):
+    config = make_config()
+    rope = RotaryEmbedding(config).to(torch.bfloat16)
+    cos, sin = rope(torch.arange(200)[None])
+    assert cos.dtype == torch.float32 and cos.shape == (1, 200, config.head_dim)
+    x = torch.randn(1, 2, 200, config.head_dim)
+    torch.testing.assert_close(apply_rotary(x, cos, sin).norm(dim=-1), x.norm(dim=-1))

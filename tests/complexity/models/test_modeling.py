@@ -1,0 +1,174 @@
+import pytest
+import torch
+
+from complexity import ComplexityForCausalLM, KVCache, count_parameters, create_complexity_model
+
+# Exact counts documented in README (total, non-embedding, active per token), vocab 32,000, tied embeddings.
+DOCUMENTED_SIZES = {
+    "tiny": (12_914_688, 4_722_688, 10_260_480),
+    "20m": (21_387_584, 11_147_584, 15_489_344),
+    "small": (40_510_976, 24_126_976, 26_355_200),
+    "base": (100_094_208, 75_518_208, 57_626_880),
+    "medium": (303_353_856, 270_585_856, 147_640_320),
+    "large": (643_772_928, 594_620_928, 304_034_304),
+    "1b": (1_147_769_856, 1_082_233_856, 524_915_712),
+}
+
+
+@pytest.mark.parametrize("size", DOCUMENTED_SIZES)
+def test_every_size_builds_on_meta_with_documented_counts(size):
+    model = create_complexity_model(size, device="meta")
+    config = model.config
+    assert model.lm_head.weight.is_meta
+    total = count_parameters(model)
+    embedding = config.vocab_size * config.hidden_size
+    mlp = sum(p.numel() for name, p in model.named_parameters() if ".mlp." in name)
+    active = total - mlp + mlp // config.num_experts
+    assert (total, total - embedding, active) == DOCUMENTED_SIZES[size]
+    # The same count from the architecture by hand (no biases; q/k norms over head_dim).
+    h, hd, L = config.hidden_size, config.head_dim, config.num_hidden_layers
+    attn = 2 * h * config.num_attention_heads * hd + 2 * h * config.num_key_value_heads * hd + 2 * hd
+    assert total == embedding + L * (attn + 3 * h * config.intermediate_size + 2 * h) + h
+
+
+def test_meta_build_materialises_with_to_empty_and_init(make_model):
+    reference = make_model()
+    torch.manual_seed(3)
+    reference.init_weights()
+    with torch.device("meta"):
+        model = ComplexityForCausalLM(reference.config)
+    model.to_empty(device="cpu")
+    model.tie_weights()
+    torch.manual_seed(3)
+    model.init_weights()
+    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_init_statistics(make_model):
+    model = make_model(num_hidden_layers=8, hidden_size=256, intermediate_size=1024, vocab_size=4096)
+    std = model.config.initializer_range
+    assert abs(model.model.embed_tokens.weight.std().item() - std) < 0.1 * std
+    o_std = torch.cat([layer.self_attn.o_proj.weight.flatten() for layer in model.model.layers]).std().item()
+    assert abs(o_std - std / 4) < 0.1 * std / 4  # 1/sqrt(2 * 8 layers)
+    assert torch.equal(model.model.norm.weight, torch.ones(256))
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+
+
+def test_forward_shapes_dtypes_and_loss(make_model):
+    model = make_model()
+    ids = torch.randint(0, 128, (2, 10))
+    out = model(ids, labels=ids)
+    assert out.logits.shape == (2, 10, 128) and out.logits.dtype == torch.float32 and out.past_key_values is None
+    manual = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 128), ids[:, 1:].reshape(-1))
+    torch.testing.assert_close(out.loss, manual)
+    labels = ids.clone()
+    labels[:, :5] = -100
+    masked = torch.nn.functional.cross_entropy(out.logits[:, 4:-1].reshape(-1, 128), ids[:, 5:].reshape(-1))
+    torch.testing.assert_close(model(ids, labels=labels).loss, masked)
+    bf16 = make_model(dtype=torch.bfloat16)
+    assert bf16(ids).logits.dtype == torch.bfloat16
+
+
+def test_forward_rejects_bad_input(make_model):
+    model = make_model()
+    with pytest.raises(ValueError, match="vocab_size"):
+        model(torch.tensor([[0, 128]]))
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        model(torch.zeros(1, 257, dtype=torch.long))
+    with pytest.raises(ValueError, match="attention_mask"):
+        model(torch.zeros(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 3))
+    with pytest.raises(ValueError, match="input_ids"):
+        model(torch.zeros(4, dtype=torch.long))
+    dense = make_model(use_token_routed_mlp=False)
+    with pytest.raises(ValueError, match="vocab_size"):
+        dense(torch.tensor([[-1]]))
+
+
+def uncached_greedy(model, ids, steps):
+    for _ in range(steps):
+        next_token = model(ids).logits[:, -1].argmax(-1, keepdim=True)
+        ids = torch.cat([ids, next_token], dim=-1)
+    return ids
+
+
+@pytest.mark.parametrize("overrides", [{}, {"sliding_window": 5}, {"use_token_routed_mlp": False, "use_qk_norm": False}])
+def test_cached_greedy_generation_equals_uncached_recomputation(make_model, overrides):
+    model = make_model(dtype=torch.float64, **overrides)
+    ids = torch.randint(0, 128, (2, 7))
+    cached = model.generate(ids, max_new_tokens=20)
+    assert torch.equal(cached, uncached_greedy(model, ids, 20))
+
+
+def test_window_cache_stays_bounded(make_model):
+    model = make_model(sliding_window=4)
+    out = model(torch.randint(0, 128, (1, 9)), use_cache=True)
+    cache = out.past_key_values
+    assert isinstance(cache, KVCache) and cache.num_cached == 3 and cache.seen_tokens == 9
+    model(torch.tensor([[1]]), past_key_values=cache)
+    assert cache.num_cached == 3 and cache.seen_tokens == 10
+
+
+def test_chunked_prefill_equals_full_forward(make_model):
+    model = make_model(dtype=torch.float64, sliding_window=6)
+    ids = torch.randint(0, 128, (2, 12))
+    full = model(ids).logits
+    cache = model(ids[:, :5], use_cache=True).past_key_values
+    rest = model(ids[:, 5:], past_key_values=cache).logits
+    torch.testing.assert_close(rest, full[:, 5:])
+
+
+@pytest.mark.parametrize("overrides", [{}, {"sliding_window": 4}])
+def test_left_padded_batch_generates_what_each_row_generates_alone(make_model, overrides):
+    model = make_model(dtype=torch.float64, **overrides)
+    rows = [torch.randint(0, 128, (n,)) for n in (9, 4, 6)]
+    width = max(len(r) for r in rows)
+    batch = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        batch[i, width - len(r):] = r
+        mask[i, width - len(r):] = 1
+    together = model.generate(batch, max_new_tokens=12, attention_mask=mask)
+    for i, r in enumerate(rows):
+        alone = model.generate(r[None], max_new_tokens=12)
+        assert torch.equal(together[i, width:], alone[0, len(r):]), f"row {i}"
+
+
+def test_generate_eos_sampling_and_bad_arguments(make_model):
+    model = make_model()
+    ids = torch.randint(0, 128, (2, 3))
+    first = model.generate(ids, 1)[:, -1]
+    out = model.generate(ids, 10, eos_token_id=int(first[0]))
+    assert (out[0, 3:] == first[0]).all()  # finished rows keep emitting eos
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    s1 = model.generate(ids, 8, temperature=1.0, top_k=5, top_p=0.9, generator=g1)
+    s2 = model.generate(ids, 8, temperature=1.0, top_k=5, top_p=0.9, generator=g2)
+    assert torch.equal(s1, s2)
+    top1 = model.generate(ids, 8, temperature=1.0, top_k=1)
+    assert torch.equal(top1, model.generate(ids, 8))  # top_k=1 sampling is greedy
+    for kwargs, field in [({"temperature": -1.0}, "temperature"), ({"top_k": 0}, "top_k"), ({"top_p": 1.5}, "top_p")]:
+        with pytest.raises(ValueError, match=field):
+            model.generate(ids, 2, **kwargs)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate(ids, -1)
+
+
+def test_loss_falls_when_overfitting_one_batch(make_model):
+    model = make_model().train()
+    ids = torch.randint(0, 128, (4, 16))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = model(ids, labels=ids).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_torch_compile_of_forward_runs(make_model):
+    model = make_model(num_hidden_layers=1)
+    ids = torch.randint(0, 128, (2, 8))
+    compiled = torch.compile(model, backend="aot_eager")
+    torch.testing.assert_close(compiled(ids).logits, model(ids).logits)

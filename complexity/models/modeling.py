@@ -142,9 +142,10 @@ class ComplexityForCausalLM(nn.Module):
         if labels is not None:
             if labels.shape != input_ids.shape:
                 raise ValueError(f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)}")
-            loss = F.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=-100
-            )
+            # Shift the labels, not the logits: slicing [batch, seq, vocab] logits would copy them.
+            next_labels = F.pad(labels[:, 1:], (0, 1), value=-100)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), next_labels.reshape(-1),
+                                   ignore_index=-100)
         return CausalLMOutput(loss=loss, logits=logits, past_key_values=cache)
 
     @torch.no_grad()

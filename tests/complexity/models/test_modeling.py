@@ -170,5 +170,5 @@ def test_loss_falls_when_overfitting_one_batch(make_model):
 def test_torch_compile_of_forward_runs(make_model):
     model = make_model(num_hidden_layers=1)
     ids = torch.randint(0, 128, (2, 8))
-    compiled = torch.compile(model, backend="aot_eager")
+    compiled = torch.compile(model)  # inductor; routing's data-dependent split sizes cause a graph break
     torch.testing.assert_close(compiled(ids).logits, model(ids).logits)

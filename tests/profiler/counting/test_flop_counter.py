@@ -131,3 +131,15 @@ def test_token_routed_mlp_counts_one_expert_per_token():
     mlp = sum(v for k, v in counter.counts.by_module("forward").items() if k.endswith(".mlp"))
     width = model.config.expert_intermediate_size
     assert mlp == 3 * 2 * 32 * 256 * width
+
+
+def test_meta_stand_in_for_token_routed_mlp_has_the_real_matmul_flops():
+    from complexity.models.config import config_for_size
+    from profiler.counting.models import count_training_step, zoo_model_for_counting
+
+    config = config_for_size("tiny", num_hidden_layers=1)
+    ids = torch.randint(0, 32000, (1, 16))
+    real = count_training_step(zoo_model_for_counting(config, "cpu"), ids)
+    meta = count_training_step(zoo_model_for_counting(config, "meta"), ids.to("meta"))
+    for phase in ("forward", "backward"):
+        assert real.matmul(phase) == meta.matmul(phase)

@@ -9,13 +9,14 @@ Conventions (the design's): a FLOP is one floating-point add or multiply, so a m
   (query, key) pairs only. For every other op both figures are equal.
 * `other` — non-matmul floating-point work, per element: a pointwise op (add, mul, silu, rsqrt, exp, ...) costs 1
   per output element whatever its arithmetic; a reduction (sum, mean, amax) 1 per input element; softmax and
-  log-softmax 4 per element (max, subtract, exp, sum + divide or log) forward and 3 backward; a matmul bias 1 per
+  log-softmax 4 per element (max, subtract, exp, sum + divide or log) forward and 3 backward; LayerNorm 5 per
+  element (mean, subtract, variance, normalise, affine) forward and backward; a matmul bias 1 per
   output element; scatter-adds (embedding backward, index_add) 1 per added element; negative log-likelihood 1
   per target. RMSNorm, written in PyTorch, is counted through its pointwise ops and reduction.
 
 Ops with no floating-point output (routing, sorting, index arithmetic) are not FLOPs and cost nothing; so do
-views, copies, concatenation, gathers and tensor creation (`ZERO_COST`). Everything else is unknown to the counter
-and reported as such, never counted as zero silently.
+views, copies, concatenation, gathers, selection (top-k, histograms) and tensor creation (`ZERO_COST`).
+Everything else is unknown to the counter and reported as such, never counted as zero silently.
 """
 
 from __future__ import annotations
@@ -216,8 +217,11 @@ OTHER_FORMULAS.update({
     aten._log_softmax_backward_data: _per_element(3, "grad_output"),
     aten.embedding_dense_backward: _per_element(1, "grad_output"),
     aten.index_add: _per_element(1, "source"),
+    aten.scatter_add: _per_element(1, "src"),
     aten.nll_loss_forward: _per_element(1, "target"),
     aten.nll_loss_backward: _per_element(1, "target"),
+    aten.native_layer_norm: _per_element(5, "input"),
+    aten.native_layer_norm_backward: _per_element(5, "grad_out"),
 })
 
 # Ops that move, view, create or convert data without arithmetic (0 FLOPs by convention, listed so they are known).
@@ -228,6 +232,7 @@ ZERO_COST: frozenset[Any] = frozenset({
     aten.new_full, aten.empty, aten.zeros, aten.ones, aten.full, aten.scalar_tensor, aten.fill_, aten.zero_,
     aten.lift_fresh, aten.detach, aten.alias, aten.constant_pad_nd, aten.repeat, aten.where, aten.masked_fill,
     aten.tril, aten.triu, aten.empty_strided, aten._local_scalar_dense, aten.arange, aten.linspace,
+    aten.topk, aten.histc, aten.index_put, aten.sort, aten.scatter_, aten.new_empty_strided,
 })
 
 

@@ -55,7 +55,7 @@ class ComplexityAttention(nn.Module):
             k, v = cache.update(self.layer_idx, k, v)
         # is_causal=True aligns the triangle top-left, which is wrong as soon as keys outnumber queries (cached
         # decoding): it is used only when queries and keys are the same positions; otherwise the explicit mask.
-        is_causal = attn_mask is None and q.shape[-2] == k.shape[-2] and q.shape[-2] > 1
+        is_causal = bool(attn_mask is None and q.shape[-2] == k.shape[-2] and q.shape[-2] > 1)  # bool: traceable
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, is_causal=is_causal, enable_gqa=self.num_kv_heads != self.num_heads
         )

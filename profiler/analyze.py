@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.validate:
-        rows = validate_published()
+        rows = validate_published(MODELS_DIR)
         print(render_rows(rows, args.format))
         return 0 if all(row["match"] for row in rows) else 1
     if args.model is None and args.training_budget is None:
@@ -184,7 +184,7 @@ def training_budget(budget_usd: float, usd_per_hour: float, peak_flops: float, m
     }
 
 
-def validate_published(models_dir: Path = MODELS_DIR) -> list[dict[str, Any]]:
+def validate_published(models_dir: Path) -> list[dict[str, Any]]:
     """One row per published figure in configs/models/published.json, with the analytic count beside it."""
     with open(models_dir / "published.json", encoding="utf-8") as f:
         published = json.load(f)

@@ -204,18 +204,23 @@ def validate_published(models_dir: Path) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- rendering
+_UNITS_BY_KEY = {"budget_usd": "USD", "usd_per_device_hour": "USD/h", "peak_flops_per_s": "FLOP/s",
+                 "device_hours": "h", "seq_len": "tokens", "context": "tokens", "tokens": "tokens",
+                 "batch": "sequences", "micro_batch": "sequences"}
+
+
 def _unit(path: str) -> str:
     """The unit of a flattened JSON key, for the CSV's unit column."""
-    top, last = path.split(".")[0], path.rsplit(".", 1)[-1]
+    top, last = path.split(".")[0].split("[")[0], path.rsplit(".", 1)[-1]
+    if last in _UNITS_BY_KEY:
+        return _UNITS_BY_KEY[last]
     if top == "memory":
         return "bytes"
     if top == "params" or last == "params":
         return "params"
     if "_over_" in last:
         return "ratio"
-    if top in ("flops", "six_n_vs_detailed") and last != "seq_len" or last == "flops":
-        return "FLOPs"
-    return "tokens" if last == "tokens" else ""
+    return "FLOPs" if top in ("flops", "six_n_vs_detailed") or last == "flops" else ""
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:

@@ -200,10 +200,10 @@ def _gpt2(f: _Fields, name: str) -> ArchSpec:
 
 
 def _layer_windows(f: _Fields, num_layers: int) -> list[int | None]:
-    """Per-layer sliding window. Mistral/Mixtral: `sliding_window` on every layer. Qwen2/Qwen3: only when
-    `use_sliding_window`, on layers listed as "sliding_attention" in `layer_types`, else layers >=
-    `max_window_layers` (transformers' Qwen2Config/Qwen3Config rule)."""
-    window = f.get("sliding_window", None)
+    """Per-layer sliding window. Mistral/Mixtral: `sliding_window` on every layer (absent: transformers' defaults,
+    4096 for Mistral, none for Mixtral). Qwen2/Qwen3: only when `use_sliding_window`, on layers listed as
+    "sliding_attention" in `layer_types`, else layers >= `max_window_layers` (transformers' Qwen2Config rule)."""
+    window = f.get("sliding_window", 4096 if f.data["model_type"] == "mistral" else None)
     if f.data["model_type"] not in ("qwen2", "qwen3"):
         return [window] * num_layers
     if not f.get("use_sliding_window", False) or window is None:

@@ -48,6 +48,13 @@ def test_qwen_sliding_window_only_on_layers_past_max_window_layers():
     assert [g.attention.sliding_window for g in from_hf_dict(data).layer_groups] == [None]
 
 
+def test_absent_sliding_window_follows_transformers_defaults():
+    mistral = {k: v for k, v in shipped_config("mistral_7b").items() if k != "sliding_window"}
+    mixtral = {k: v for k, v in shipped_config("mixtral_8x7b").items() if k != "sliding_window"}
+    assert from_hf_dict(mistral).layer_groups[0].attention.sliding_window == 4096
+    assert from_hf_dict(mixtral).layer_groups[0].attention.sliding_window is None
+
+
 def test_unknown_model_type_lists_supported():
     with pytest.raises(ValueError, match="model_type='bert' is not supported") as err:
         from_hf_dict({"model_type": "bert"})

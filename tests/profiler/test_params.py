@@ -141,6 +141,7 @@ def test_deepseek_v3_matches_transformers_on_fewer_layers(hf_meta_count):
     assert count_params(arch).total - router_bias_params(arch) == hf_meta_count(config)
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")  # DeepSeek with no shared expert
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("seed", range(4))
 def test_random_hf_configs_match_transformers(family, seed, hf_meta_count):

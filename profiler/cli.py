@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules that define a command, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("profiler.analyze",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,168 @@
+"""Floating-point operations, 2 per multiply-add, of matrix products only.
+
+Counted: every weight matmul (projections, experts, router, LM head) and the two attention matmuls (scores Q·Kᵀ and
+the weighted sum P·V). Not counted: norms, softmax, activations, RoPE, residual adds, bias adds and the router's
+top-k — each is O(T·h) element-wise work, a small fraction of the matmuls, and also absent from torch's
+`FlopCounterMode` (which counts mm/bmm/addmm/SDPA only), the counter this is validated against.
+
+Attention conventions (both always reported):
+* `dense`: every one of the S×S query-key pairs, as unmasked kernels compute and `FlopCounterMode` counts.
+* `causal`: only the unmasked pairs — the causal triangle S(S+1)/2, cut further to a band by a sliding window.
+
+Backward = 2 × forward for every matmul: Y = XW needs dX = dY·Wᵀ and dW = Xᵀ·dY, each as large as the forward
+product (Kaplan et al. 2020, arXiv:2001.08361 §2.1; Epoch AI 2021, "What's the backward-forward FLOP ratio for
+neural networks?"). It is an assumption here; the validation issue measures it.
+"""
+
+from __future__ import annotations
+
+from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
+from profiler.formulas.params import expert_params
+
+CONVENTIONS = ("dense", "causal")
+RECOMPUTE = ("none", "selective", "full")
+LAYER_COMPONENTS = ("attention_qkv", "attention_scores", "attention_values", "attention_out", "mlp", "router")
+COMPONENTS = LAYER_COMPONENTS + ("lm_head",)
+
+
+def attended_pairs(seq_len: int, convention: str, window: int | None = None) -> int:
+    """Query-key pairs of one head over a sequence of S tokens.
+
+    dense: S². causal: Σ_{i<S} min(i+1, W) = S(S+1)/2 without a window (or W ≥ S), else W(W+1)/2 + (S-W)·W, where a
+    query sees itself and W-1 earlier keys (Beltagy et al. 2020 "Longformer" §3.1; Jiang et al. 2023 "Mistral 7B" §2).
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention={convention!r} is not one of {CONVENTIONS}")
+    if convention == "dense":
+        return seq_len * seq_len
+    if window is None or window >= seq_len:
+        return seq_len * (seq_len + 1) // 2
+    return window * (window + 1) // 2 + (seq_len - window) * window
+
+
+def qkv_weights(att: AttentionSpec, hidden: int) -> int:
+    """Multiply-adds per token of the query/key/value projections (bias-free weight count).
+
+    Standard: h·(H + 2·KV)·d (GQA/MQA shrink the k and v terms; Ainslie et al. 2023). MLA, computed in its
+    explicit (non-absorbed) form: h·r_q + r_q·H·d_qk (or h·H·d_qk) + h·(r_kv + d_rope) + r_kv·H·(d_nope + d_v)
+    (DeepSeek-V2, arXiv:2405.04434 §2.1)."""
+    heads, d_qk, d_v = att.num_heads, att.head_dim, att.v_head_dim
+    if att.is_mla:
+        r_q, r_kv, d_nope = att.q_lora_rank, att.kv_lora_rank, d_qk - att.rope_head_dim
+        q = hidden * heads * d_qk if r_q is None else hidden * r_q + r_q * heads * d_qk
+        return q + hidden * (r_kv + att.rope_head_dim) + r_kv * heads * (d_nope + d_v)
+    return hidden * heads * d_qk + hidden * att.num_kv_heads * (d_qk + d_v)
+
+
+def mlp_weights_per_token(group: LayerGroup, hidden: int) -> int:
+    """Multiply-adds per token of the MLP: the experts it visits (k of E for MoE, 1 of E token-routed, the MLP
+    itself when dense) plus shared experts; weight counts without biases."""
+    mlp = group.mlp
+    one = expert_params(mlp.intermediate_size, hidden, mlp.gated, bias=False)
+    shared = expert_params(mlp.shared_intermediate_size, hidden, mlp.gated, bias=False) if mlp.num_shared_experts else 0
+    return mlp.experts_per_token * one + mlp.num_shared_experts * shared
+
+
+def layer_forward_flops(group: LayerGroup, hidden: int, batch: int, seq_len: int, convention: str) -> dict[str, int]:
+    """Forward FLOPs of one layer over B sequences of S tokens (T = B·S), by component:
+    attention_qkv 2T·qkv_weights; attention_scores 2B·H·pairs·d_qk; attention_values 2B·H·pairs·d_v;
+    attention_out 2T·H·d_v·h; mlp 2T·mlp_weights_per_token; router 2T·h·E (MoE only)."""
+    att, tokens = group.attention, batch * seq_len
+    pairs = attended_pairs(seq_len, convention, att.sliding_window)
+    return {
+        "attention_qkv": 2 * tokens * qkv_weights(att, hidden),
+        "attention_scores": 2 * batch * att.num_heads * pairs * att.head_dim,
+        "attention_values": 2 * batch * att.num_heads * pairs * att.v_head_dim,
+        "attention_out": 2 * tokens * att.num_heads * att.v_head_dim * hidden,
+        "mlp": 2 * tokens * mlp_weights_per_token(group, hidden),
+        "router": 2 * tokens * hidden * group.mlp.num_experts if group.mlp.kind == "moe" else 0,
+    }
+
+
+def lm_head_flops(arch: ArchSpec, tokens: int) -> int:
+    """LM head 2·T·h·V — a real matmul even when its weight is tied to the embedding table."""
+    return 2 * tokens * arch.hidden_size * arch.vocab_size
+
+
+def forward_flops(arch: ArchSpec, batch: int, seq_len: int, convention: str = "causal",
+                  logit_tokens: int | None = None) -> dict[str, int]:
+    """Forward FLOPs by component over all layers, for B sequences of S tokens; the LM head runs on
+    `logit_tokens` tokens (default all B·S, as in training)."""
+    _check_workload(batch=batch, seq_len=seq_len)
+    total = dict.fromkeys(COMPONENTS, 0)
+    for group in arch.layer_groups:
+        for name, flops in layer_forward_flops(group, arch.hidden_size, batch, seq_len, convention).items():
+            total[name] += group.count * flops
+    total["lm_head"] = lm_head_flops(arch, batch * seq_len if logit_tokens is None else logit_tokens)
+    return total
+
+
+def backward_flops(forward: dict[str, int]) -> dict[str, int]:
+    """Backward = 2 × forward, component by component (assumption; see module docstring)."""
+    return {name: 2 * flops for name, flops in forward.items()}
+
+
+def recompute_flops(forward: dict[str, int], mode: str) -> int:
+    """Extra forward work of activation recomputation (Korthikanti et al. 2022, arXiv:2205.05198 §4-5):
+    `none` 0; `selective` the attention core (scores and weighted sum) again; `full` every layer's forward again
+    (the LM head is not recomputed)."""
+    if mode not in RECOMPUTE:
+        raise ValueError(f"recompute={mode!r} is not one of {RECOMPUTE}")
+    if mode == "none":
+        return 0
+    if mode == "selective":
+        return forward["attention_scores"] + forward["attention_values"]
+    return sum(forward[name] for name in LAYER_COMPONENTS)
+
+
+def train_step_flops(arch: ArchSpec, batch: int, seq_len: int, convention: str = "causal",
+                     recompute: str = "none") -> int:
+    """forward + backward (2 × forward) + recomputation, for one micro-batch of B×S tokens."""
+    forward = forward_flops(arch, batch, seq_len, convention)
+    return sum(forward.values()) + sum(backward_flops(forward).values()) + recompute_flops(forward, recompute)
+
+
+def prefill_flops(arch: ArchSpec, batch: int, prompt_len: int) -> dict[str, int]:
+    """Prefill of B prompts of length P: a causal forward pass whose LM head runs on the last position only
+    (the only logits generation needs)."""
+    return forward_flops(arch, batch, prompt_len, "causal", logit_tokens=batch)
+
+
+def decode_flops(arch: ArchSpec, batch: int, context: int) -> dict[str, int]:
+    """FLOPs to generate one token per sequence with C tokens already in the KV cache: every projection, expert
+    and the LM head once per sequence, and attention of the new query over min(C + 1, W) keys (its own and the
+    cached ones, cut to the window). MLA is counted in its explicit form with a full K/V cache; the weight-absorbed
+    form used with a latent cache trades these FLOPs differently (DeepSeek-V2 §2.1.2)."""
+    _check_workload(batch=batch, context=context)
+    total = dict.fromkeys(COMPONENTS, 0)
+    for group in arch.layer_groups:
+        att = group.attention
+        keys = context + 1 if att.sliding_window is None else min(context + 1, att.sliding_window)
+        one_token = layer_forward_flops(group, arch.hidden_size, batch, 1, "dense")
+        one_token["attention_scores"] = 2 * batch * att.num_heads * keys * att.head_dim
+        one_token["attention_values"] = 2 * batch * att.num_heads * keys * att.v_head_dim
+        for name, flops in one_token.items():
+            total[name] += group.count * flops
+    total["lm_head"] = lm_head_flops(arch, batch)
+    return total
+
+
+def six_n(params: int, tokens: int = 1) -> int:
+    """6·N·D training FLOPs for N parameters and D tokens (Kaplan et al. 2020 §2.1: 2N forward + 4N backward per
+    token, attention's context-dependent term dropped)."""
+    return 6 * params * tokens
+
+
+def palm_flops_per_token(arch: ArchSpec, params: int, seq_len: int) -> int:
+    """6N + 12·L·H·Q·T training FLOPs per token (Chowdhery et al. 2022, PaLM, Appendix B), T the sequence length,
+    Q the head width: it adds the dense (unmasked) attention matmuls to 6N. Summed over layer groups, with
+    12·H·Q written as 6·H·(d_qk + d_v) so MLA's unequal widths are honoured."""
+    return 6 * params + sum(6 * g.count * g.attention.num_heads * (g.attention.head_dim + g.attention.v_head_dim)
+                            * seq_len for g in arch.layer_groups)
+
+
+def _check_workload(**values: int) -> None:
+    for name, value in values.items():
+        minimum = 0 if name == "context" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")

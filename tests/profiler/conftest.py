@@ -1,0 +1,74 @@
+"""Shared helpers for the profiler tests: the shipped configs and random valid HF-style configs per family."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
+SHIPPED = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3", "gpt2")
+
+
+def shipped_config(name: str) -> dict:
+    with open(MODELS_DIR / f"{name}.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def random_hf_config(family: str, seed: int) -> dict:
+    """A small random valid config.json dict of `family` (same seed, same config)."""
+    rng = random.Random(f"{family}-{seed}")
+    kv_heads = rng.choice([1, 2, 4])
+    heads = kv_heads * rng.choice([1, 2, 3])
+    head_dim = rng.choice([4, 8, 16])
+    hidden = heads * rng.choice([4, 8, 12])  # transformers insists on heads dividing hidden_size
+    common = dict(vocab_size=rng.randint(11, 97), hidden_size=hidden, intermediate_size=rng.choice([8, 20, 36, 64]),
+                  num_hidden_layers=rng.randint(1, 4), num_attention_heads=heads, num_key_value_heads=kv_heads,
+                  tie_word_embeddings=rng.random() < 0.5, max_position_embeddings=64)
+    if family == "gpt2":
+        return dict(model_type="gpt2", vocab_size=common["vocab_size"], n_embd=heads * head_dim, n_head=heads,
+                    n_layer=common["num_hidden_layers"], n_positions=rng.choice([16, 32]),
+                    n_inner=rng.choice([None, 40]))
+    if family in ("llama", "mistral", "qwen2", "qwen3"):
+        extra = dict(head_dim=head_dim)
+        if family == "llama":
+            extra.update(attention_bias=rng.random() < 0.5, mlp_bias=rng.random() < 0.5)
+        if family == "qwen3":
+            extra.update(attention_bias=rng.random() < 0.5)
+        if family == "qwen2":
+            extra = {}  # qwen2 derives head_dim from hidden_size / heads
+            common["hidden_size"] = heads * head_dim
+        if family == "mistral":
+            extra.update(sliding_window=rng.choice([None, 4]))
+        return dict(model_type=family, **common, **extra)
+    if family == "mixtral":
+        experts = rng.randint(2, 5)
+        return dict(model_type="mixtral", **common, head_dim=head_dim, num_local_experts=experts,
+                    num_experts_per_tok=rng.randint(1, experts))
+    if family == "deepseek_v3":
+        experts = rng.randint(2, 6)
+        layers = rng.randint(1, 4)
+        return dict(model_type="deepseek_v3", **{**common, "num_key_value_heads": heads, "num_hidden_layers": layers},
+                    moe_intermediate_size=rng.choice([8, 12]), n_routed_experts=experts,
+                    num_experts_per_tok=rng.randint(1, experts), n_group=1, topk_group=1,
+                    n_shared_experts=rng.randint(0, 2), first_k_dense_replace=rng.randint(0, layers),
+                    q_lora_rank=rng.choice([None, 12]), kv_lora_rank=rng.choice([8, 16]),
+                    qk_nope_head_dim=rng.choice([4, 8]), qk_rope_head_dim=rng.choice([2, 4]), v_head_dim=rng.choice([4, 8]))
+    raise ValueError(family)
+
+
+@pytest.fixture(scope="session")
+def hf_meta_count():
+    """Parameters of the transformers model built on the meta device from a config.json dict."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+
+    def count(config: dict) -> int:
+        cfg = transformers.AutoConfig.for_model(**config)
+        with torch.device("meta"):
+            model = transformers.AutoModelForCausalLM.from_config(cfg)
+        return sum(p.numel() for p in model.parameters())
+
+    return count

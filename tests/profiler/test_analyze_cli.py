@@ -1,0 +1,109 @@
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from profiler import analyze
+from profiler.cli import main
+
+from conftest import MODELS_DIR
+
+PARAM_KEYS = {"total", "active", "embedding", "non_embedding", "active_non_embedding", "active_compute",
+              "components", "active_components", "router_bias_buffers"}
+FLOP_KEYS = {"forward", "forward_causal", "backward", "backward_causal", "recompute", "recompute_causal",
+             "train_step", "train_step_causal", "six_nd", "palm", "prefill", "decode_per_token", "components"}
+MEMORY_KEYS = {"weights", "gradients", "optimizer", "master_weights", "activations", "activations_korthikanti",
+               "kv_cache", "prefill_working", "train_peak", "inference_peak"}
+
+
+def run_cli(capsys, *argv):
+    code = main(["analyze", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_interface_is_stable(capsys):
+    code, out, _ = run_cli(capsys, "tiny", "--batch", "4", "--seq-len", "128", "--grad-accum", "2", "--format", "json")
+    report = json.loads(out)
+    assert code == 0
+    assert set(report["params"]) == PARAM_KEYS and set(report["flops"]) == FLOP_KEYS
+    assert set(report["memory"]) == MEMORY_KEYS
+    assert set(report["flops"]["components"]) == {"dense", "causal", "prefill", "decode_per_token"}
+    assert all(isinstance(v, int) for v in report["memory"].values())
+    assert report["workload"]["micro_batch"] == 2
+    flops, memory = report["flops"], report["memory"]
+    assert flops["backward"] == 2 * flops["forward"] and flops["train_step"] == 3 * flops["forward"]
+    assert flops["forward_causal"] < flops["forward"]
+    assert memory["train_peak"] == memory["weights"] + memory["gradients"] + memory["optimizer"] + memory["activations"]
+
+
+def test_grad_accumulation_changes_activations_only(capsys):
+    reports = [json.loads(run_cli(capsys, "tiny", "--batch", "4", "--grad-accum", g, "--format", "json")[1])
+               for g in ("1", "4")]
+    assert reports[0]["flops"] == reports[1]["flops"]
+    assert reports[0]["memory"]["gradients"] == reports[1]["memory"]["gradients"]
+    assert reports[1]["memory"]["activations"] * 4 == reports[0]["memory"]["activations"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "csv"])
+def test_every_format_renders(capsys, fmt):
+    code, out, _ = run_cli(capsys, str(MODELS_DIR / "deepseek_v3.json"), "--format", fmt)
+    assert code == 0 and ("671,026,419,200" in out or "671026419200" in out)
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert {"quantity": "params.total", "value": "671026419200", "unit": "params"} in rows
+    if fmt == "markdown":
+        assert "| total | 671,026,419,200 |" in out
+    if fmt == "table":
+        assert "Assumptions" in out and "causal/6N" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tiny", "--batch", "0"], "batch=0 must be an integer >= 1"),
+    (["no-such-model"], "neither a zoo size"),
+    (["tiny", "--batch", "3", "--grad-accum", "2"], "grad_accum=2 must be an integer >= 1 that divides batch=3"),
+    ([], "MODEL is required"),
+    (["--training-budget", "1000", "--mfu", "1.5"], "mfu=1.5 must be in (0, 1]"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == "" and message in err and err.count("\n") == 1
+
+
+def test_validate_passes_on_shipped_configs(capsys):
+    code, out, _ = run_cli(capsys, "--validate", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and all(row["match"] for row in rows)
+    assert {row["model"] for row in rows} == {"llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3",
+                                              "gpt2"}
+
+
+def test_validate_fails_on_a_wrong_published_count(tmp_path, monkeypatch, capsys):
+    (tmp_path / "llama_7b.json").write_text((MODELS_DIR / "llama_7b.json").read_text())
+    wrong = {"llama_7b": [{"quantity": "total", "value": 5_295_575_040, "rounding": 1, "source": "seed 003"}]}
+    (tmp_path / "published.json").write_text(json.dumps(wrong))
+    monkeypatch.setattr(analyze, "MODELS_DIR", tmp_path)
+    code, out, _ = run_cli(capsys, "--validate")
+    assert code == 1 and "False" in out
+
+
+def test_training_budget(capsys):
+    code, out, _ = run_cli(capsys, "--training-budget", "10000", "--price-per-hour", "2", "--peak-tflops", "1000",
+                           "--mfu", "0.5", "--format", "json")
+    budget = json.loads(out)["training_budget"]
+    assert code == 0 and budget["flops"] == pytest.approx(10000 / 2 * 3600 * 1e15 * 0.5)
+    for plan in ("tokens_per_param_rule", "parametric_fit"):
+        assert 6 * budget[plan]["params"] * budget[plan]["tokens"] == pytest.approx(budget["flops"])
+    assert budget["tokens_per_param_rule"]["tokens"] == pytest.approx(20 * budget["tokens_per_param_rule"]["params"])
+
+
+def test_analysis_imports_no_torch():
+    """The analytic path allocates no tensors: it does not even import torch."""
+    code = ("import sys; from profiler.analyze import analyze; from profiler.arch import load_arch; "
+            "analyze(load_arch(sys.argv[1]), batch=8, seq_len=4096); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, str(MODELS_DIR / "deepseek_v3.json")],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -1,0 +1,69 @@
+import pytest
+
+from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_json_file, from_size
+from profiler.formulas import memory as M
+
+from conftest import MODELS_DIR
+
+
+def test_bytes_per_parameter_for_training():
+    n = 1000
+    # mixed precision with AdamW: 2 (weights) + 2 (grads) + 4 (master) + 8 (moments) = 16 bytes (ZeRO §3.1)
+    assert M.weight_bytes(n, "bfloat16") + M.gradient_bytes(n, "bfloat16") + M.optimizer_bytes(n, "adamw", "bfloat16") \
+        == 16 * n
+    assert M.master_weight_bytes(n, "bfloat16") == 4 * n and M.master_weight_bytes(n, "float32") == 0
+    assert M.optimizer_bytes(n, "adamw", "float32") == 8 * n
+    assert M.optimizer_bytes(n, "sgd", "float32") == 0 and M.optimizer_bytes(n, "sgd_momentum", "float16") == 8 * n
+    with pytest.raises(ValueError, match="optimizer='lion'"):
+        M.optimizer_bytes(n, "lion", "float32")
+    with pytest.raises(ValueError, match="dtype='int8'"):
+        M.weight_bytes(n, "int8")
+
+
+def test_korthikanti_formula_on_gpt2_small():
+    """s=1024, b=2, h=768, a=12: sbh(34 + 5as/h) = 1,572,864 · (34 + 80) = 179,306,496 bytes per layer."""
+    assert M.korthikanti_layer_bytes(2, 1024, 768, 12) == 179_306_496
+    assert M.korthikanti_layer_bytes(2, 1024, 768, 12, "selective") == 34 * 1024 * 2 * 768
+    assert M.korthikanti_layer_bytes(2, 1024, 768, 12, "full") == 2 * 1024 * 2 * 768
+    arch = from_json_file(MODELS_DIR / "gpt2.json")
+    assert M.korthikanti_activation_bytes(arch, 2, 1024) == 12 * 179_306_496
+
+
+def test_implementation_activations_hand_computed():
+    """One zoo-like layer: h=8, H=2, KV=1, d=4, QK-norm, token-routed SwiGLU of width 4, bf16, V=10, T=3.
+    Per token: elements 4h (norms) + q,k,v,out 8+4+4+8 + qk-norm inputs 8+4 + 4·4 (SwiGLU) + 8 (dispatch) = 92
+    → 184 bytes; fp32 stats: lse 2 + qk-norm 3 + two norms 2 = 7 → 28 bytes; head: 2h·2 + V·(2+4) = 92 bytes."""
+    att = AttentionSpec(num_heads=2, num_kv_heads=1, head_dim=4, v_head_dim=4, qk_norm=True)
+    mlp = MLPSpec(kind="token_routed", intermediate_size=4, num_experts=4)
+    arch = ArchSpec(name="hand", model_type="test", vocab_size=10, hidden_size=8,
+                    layer_groups=(LayerGroup(1, att, mlp),), tie_word_embeddings=True)
+    assert M.layer_saved_bytes_per_token(arch.layer_groups[0], 8, 2) == 184 + 28
+    assert M.implementation_activation_bytes(arch, 1, 3, "bfloat16") == 3 * (212 + 92)
+
+
+def test_recomputation_and_micro_batches_shrink_activations():
+    arch = from_size("small")
+    none = M.implementation_activation_bytes(arch, 4, 256, "bfloat16")
+    assert M.implementation_activation_bytes(arch, 4, 256, "bfloat16", "selective") == none  # SDPA keeps no S×S
+    head = M.head_saved_bytes(arch, 4 * 256, 2)  # logits and log-softmax: 6 bytes x V per token, not recomputed
+    full = M.implementation_activation_bytes(arch, 4, 256, "bfloat16", "full")
+    assert head < full < head + (none - head) / 2
+    assert M.implementation_activation_bytes(arch, 2, 256, "bfloat16") * 2 == none  # linear in the micro-batch
+    assert M.implementation_activation_bytes(arch, 4, 256, "float32") > none
+
+
+def test_kv_cache_gqa_window_and_mla():
+    llama = from_json_file(MODELS_DIR / "llama_7b.json")
+    assert M.kv_cache_bytes(llama, 1, 4096, "float16") == 2 * 32 * 4096 * 4096 * 2  # 2 GiB
+    mistral = from_json_file(MODELS_DIR / "mistral_7b.json")  # GQA 8 of 32 heads, window 4096
+    assert M.kv_cache_bytes(mistral, 1, 4000, "bfloat16") == M.kv_cache_bytes(llama, 1, 4000, "bfloat16") // 4
+    assert M.kv_cache_bytes(mistral, 1, 100_000, "bfloat16") == M.kv_cache_bytes(mistral, 1, 4095, "bfloat16")
+    deepseek = from_json_file(MODELS_DIR / "deepseek_v3.json")  # latent 512 + RoPE key 64 per token and layer
+    assert M.kv_cache_bytes(deepseek, 2, 1000, "bfloat16") == 2 * 1000 * 61 * 576 * 2
+
+
+def test_prefill_working_set_grows_with_tokens():
+    arch = from_size("tiny")
+    one, four = (M.prefill_working_bytes(arch, 1, s, "bfloat16") for s in (64, 256))
+    logits = arch.vocab_size * 4
+    assert four - logits == 4 * (one - logits)

@@ -1,0 +1,150 @@
+import dataclasses
+import math
+import random
+
+import pytest
+
+from complexity.models.config import SIZES, ComplexityConfig, config_for_size
+from profiler.arch import from_complexity_config, from_hf_dict, from_json_file, from_size
+from profiler.formulas.params import count_params, router_bias_params
+
+from conftest import MODELS_DIR, SHIPPED, random_hf_config, shipped_config
+
+FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "mixtral", "deepseek_v3")
+
+
+def zoo_tensor_shapes(c: ComplexityConfig) -> dict[str, tuple[int, ...]]:
+    """Every stored tensor of the zoo model, written out from its documented layout (names and shapes)."""
+    h, hd, heads, kv, inter, e = (c.hidden_size, c.head_dim, c.num_attention_heads, c.num_key_value_heads,
+                                  c.intermediate_size, c.num_experts)
+    shapes = {"model.embed_tokens.weight": (c.vocab_size, h), "model.norm.weight": (h,)}
+    if not c.tie_word_embeddings:
+        shapes["lm_head.weight"] = (c.vocab_size, h)
+    for i in range(c.num_hidden_layers):
+        p = f"model.layers.{i}."
+        shapes.update({p + "input_layernorm.weight": (h,), p + "post_attention_layernorm.weight": (h,),
+                       p + "self_attn.q_proj.weight": (heads * hd, h), p + "self_attn.k_proj.weight": (kv * hd, h),
+                       p + "self_attn.v_proj.weight": (kv * hd, h), p + "self_attn.o_proj.weight": (h, heads * hd)})
+        if c.use_qk_norm:
+            shapes.update({p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,)})
+        if c.use_token_routed_mlp:
+            shapes.update({p + "mlp.gate_proj": (e, h, inter // e), p + "mlp.up_proj": (e, h, inter // e),
+                           p + "mlp.down_proj": (e, inter // e, h)})
+        else:
+            shapes.update({p + "mlp.gate_proj.weight": (inter, h), p + "mlp.up_proj.weight": (inter, h),
+                           p + "mlp.down_proj.weight": (h, inter)})
+    return shapes
+
+
+def zoo_hand_count(c: ComplexityConfig) -> int:
+    return sum(math.prod(shape) for shape in zoo_tensor_shapes(c).values())
+
+
+def random_zoo_config(seed: int) -> ComplexityConfig:
+    rng = random.Random(seed)
+    kv = rng.choice([1, 2, 3])
+    experts = rng.choice([1, 2, 4])
+    return ComplexityConfig(
+        vocab_size=rng.randint(experts, 300), hidden_size=rng.choice([8, 16, 40]), num_hidden_layers=rng.randint(1, 5),
+        num_attention_heads=kv * rng.choice([1, 2, 4]), num_key_value_heads=kv, head_dim=rng.choice([2, 4, 8]),
+        intermediate_size=experts * rng.randint(1, 20), num_experts=experts,
+        use_token_routed_mlp=rng.random() < 0.7, use_qk_norm=rng.random() < 0.5,
+        tie_word_embeddings=rng.random() < 0.5, sliding_window=rng.choice([None, 3]))
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_zoo_sizes_match_the_layout(size):
+    config = config_for_size(size)
+    counts = count_params(from_size(size))
+    assert counts.total == zoo_hand_count(config)
+    layers, h, e = config.num_hidden_layers, config.hidden_size, config.num_experts
+    inactive_experts = layers * (e - 1) * 3 * h * config.intermediate_size // e
+    assert counts.active == counts.total - inactive_experts
+    assert counts.components["router"] == 0 and counts.components["head"] == 0  # tied, no router
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_random_zoo_configs_match_the_layout(seed):
+    config = random_zoo_config(seed)
+    counts = count_params(from_complexity_config(config))
+    assert counts.total == zoo_hand_count(config)
+    per_layer_mlp = 3 * config.hidden_size * config.expert_intermediate_size
+    assert counts.active_components["mlp"] == config.num_hidden_layers * per_layer_mlp
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_zoo_configs_match_the_module(seed):
+    """Compares with the real zoo module once it exists (skipped until then)."""
+    torch = pytest.importorskip("torch")
+    modeling = pytest.importorskip("complexity.models.modeling")
+    config = random_zoo_config(seed)
+    with torch.device("meta"):
+        model = modeling.ComplexityForCausalLM(config)
+    assert count_params(from_complexity_config(config)).total == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_zoo_sizes_match_the_module(size):
+    torch = pytest.importorskip("torch")
+    modeling = pytest.importorskip("complexity.models.modeling")
+    with torch.device("meta"):
+        model = modeling.ComplexityForCausalLM(config_for_size(size))
+    assert count_params(from_size(size)).total == sum(p.numel() for p in model.parameters())
+
+
+def test_published_exact_counts():
+    total = {name: count_params(from_json_file(MODELS_DIR / f"{name}.json")).total for name in SHIPPED}
+    assert total["llama_7b"] == 6_738_415_616
+    assert total["mixtral_8x7b"] == 46_702_792_704
+    assert total["deepseek_v3"] == 671_026_419_200  # includes 58 x 256 score-correction biases
+    assert total["gpt2"] == 124_439_808
+    assert total["mistral_7b"] == 7_241_732_096
+    assert total["qwen3_0.6b"] == 596_049_920
+
+
+def test_deepseek_v3_active_and_bias():
+    arch = from_json_file(MODELS_DIR / "deepseek_v3.json")
+    counts = count_params(arch)
+    assert router_bias_params(arch) == 58 * 256
+    assert round(counts.active_compute / 1e8) == 366  # README_WEIGHTS: 36.6B activated incl. the 0.9B head
+    assert 36e9 < counts.active < 38e9  # the paper's "37B"
+    per_expert = 3 * 7168 * 2048
+    assert counts.total - counts.active == 58 * (256 - 8) * per_expert
+
+
+def test_mixtral_active_and_qwen3_non_embedding():
+    mixtral = count_params(from_json_file(MODELS_DIR / "mixtral_8x7b.json"))
+    assert round(mixtral.active / 1e8) == 129  # "12.9B parameters per token"
+    assert mixtral.components["router"] == 32 * 8 * 4096
+    qwen3 = count_params(from_json_file(MODELS_DIR / "qwen3_0.6b.json"))
+    assert qwen3.embedding == 151936 * 1024 and qwen3.components["head"] == 0
+    assert round(qwen3.non_embedding / 1e7) == 44
+
+
+def test_tying_stores_the_head_once():
+    tied = config_for_size("tiny")
+    untied = dataclasses.replace(tied, tie_word_embeddings=False)
+    a, b = count_params(from_complexity_config(tied)), count_params(from_complexity_config(untied))
+    assert b.total - a.total == tied.vocab_size * tied.hidden_size == b.components["head"]
+    assert a.active_compute == b.active_compute  # the head matmul is used either way
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n != "deepseek_v3"])
+def test_shipped_configs_match_transformers(name, hf_meta_count):
+    assert count_params(from_json_file(MODELS_DIR / f"{name}.json")).total == hf_meta_count(shipped_config(name))
+
+
+def test_deepseek_v3_matches_transformers_on_fewer_layers(hf_meta_count):
+    """Full-width DeepSeek-V3 with 3 dense + 2 MoE layers; transformers keeps the score-correction bias as a buffer."""
+    config = dict(shipped_config("deepseek_v3"), num_hidden_layers=5)
+    arch = from_hf_dict(config)
+    assert count_params(arch).total - router_bias_params(arch) == hf_meta_count(config)
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")  # DeepSeek with no shared expert
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("seed", range(4))
+def test_random_hf_configs_match_transformers(family, seed, hf_meta_count):
+    config = random_hf_config(family, seed)
+    arch = from_hf_dict(config)
+    assert count_params(arch).total - router_bias_params(arch) == hf_meta_count(config)

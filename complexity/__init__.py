@@ -1,20 +1,31 @@
-"""Complexity: decoder-only language models with GQA, QK-norm, sliding windows and a token-routed MLP."""
+"""Complexity: decoder-only language models with GQA, QK-norm, sliding windows and a token-routed MLP.
 
-from complexity.core.cache import KVCache
-from complexity.models.config import SIZES, ComplexityConfig, config_for_size
-from complexity.models.modeling import CausalLMOutput, ComplexityForCausalLM, ComplexityModel
-from complexity.models.utils import count_parameters, create_complexity_model, from_pretrained, save_pretrained
+Names are imported on first use (PEP 562), so `complexity.models.config` — all the analytic profiler reads —
+loads without importing torch.
+"""
 
-__all__ = [
-    "SIZES",
-    "CausalLMOutput",
-    "ComplexityConfig",
-    "ComplexityForCausalLM",
-    "ComplexityModel",
-    "KVCache",
-    "config_for_size",
-    "count_parameters",
-    "create_complexity_model",
-    "from_pretrained",
-    "save_pretrained",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SIZES": "complexity.models.config",
+    "ComplexityConfig": "complexity.models.config",
+    "config_for_size": "complexity.models.config",
+    "KVCache": "complexity.core.cache",
+    "CausalLMOutput": "complexity.models.modeling",
+    "ComplexityForCausalLM": "complexity.models.modeling",
+    "ComplexityModel": "complexity.models.modeling",
+    "count_parameters": "complexity.models.utils",
+    "create_complexity_model": "complexity.models.utils",
+    "from_pretrained": "complexity.models.utils",
+    "save_pretrained": "complexity.models.utils",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'complexity' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import strategies as st
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 SHIPPED = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3", "gpt2")
@@ -17,9 +18,31 @@ def shipped_config(name: str) -> dict:
         return json.load(f)
 
 
-def random_hf_config(family: str, seed: int) -> dict:
-    """A small random valid config.json dict of `family` (same seed, same config)."""
-    rng = random.Random(f"{family}-{seed}")
+class HypothesisChoices:
+    """The three `random.Random` methods the config generators use, drawn through hypothesis so that failing
+    configs shrink to a minimal example."""
+
+    def __init__(self, draw: st.DrawFn):
+        self.draw = draw
+
+    def choice(self, options: list) -> object:
+        return self.draw(st.sampled_from(options))
+
+    def randint(self, low: int, high: int) -> int:
+        return self.draw(st.integers(low, high))
+
+    def random(self) -> float:
+        return self.draw(st.floats(0.0, 1.0, exclude_max=True))
+
+
+@st.composite
+def hf_configs(draw: st.DrawFn, family: str) -> dict:
+    """Hypothesis strategy: small valid config.json dicts of `family`."""
+    return random_hf_config(family, HypothesisChoices(draw))
+
+
+def random_hf_config(family: str, rng: random.Random | HypothesisChoices) -> dict:
+    """A small random valid config.json dict of `family`, drawn from `rng`."""
     kv_heads = rng.choice([1, 2, 4])
     heads = kv_heads * rng.choice([1, 2, 3])
     head_dim = rng.choice([4, 8, 16])

@@ -1,14 +1,15 @@
 import dataclasses
 import math
-import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from complexity.models.config import SIZES, ComplexityConfig, config_for_size
 from profiler.arch import from_complexity_config, from_hf_dict, from_json_file, from_size
 from profiler.formulas.params import count_params, router_bias_params
 
-from conftest import MODELS_DIR, SHIPPED, random_hf_config, shipped_config
+from conftest import MODELS_DIR, SHIPPED, HypothesisChoices, hf_configs, shipped_config
 
 FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "mixtral", "deepseek_v3")
 
@@ -40,8 +41,10 @@ def zoo_hand_count(c: ComplexityConfig) -> int:
     return sum(math.prod(shape) for shape in zoo_tensor_shapes(c).values())
 
 
-def random_zoo_config(seed: int) -> ComplexityConfig:
-    rng = random.Random(seed)
+@st.composite
+def zoo_configs(draw: st.DrawFn) -> ComplexityConfig:
+    """Hypothesis strategy: small valid zoo configs (dense or token-routed, GQA, QK-norm, tying, window)."""
+    rng = HypothesisChoices(draw)
     kv = rng.choice([1, 2, 3])
     experts = rng.choice([1, 2, 4])
     return ComplexityConfig(
@@ -63,21 +66,20 @@ def test_zoo_sizes_match_the_layout(size):
     assert counts.components["router"] == 0 and counts.components["head"] == 0  # tied, no router
 
 
-@pytest.mark.parametrize("seed", range(25))
-def test_random_zoo_configs_match_the_layout(seed):
-    config = random_zoo_config(seed)
+@settings(max_examples=60, deadline=None)
+@given(config=zoo_configs())
+def test_random_zoo_configs_match_the_layout(config):
     counts = count_params(from_complexity_config(config))
     assert counts.total == zoo_hand_count(config)
     per_layer_mlp = 3 * config.hidden_size * config.expert_intermediate_size
     assert counts.active_components["mlp"] == config.num_hidden_layers * per_layer_mlp
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_random_zoo_configs_match_the_module(seed):
-    """Compares with the real zoo module once it exists (skipped until then)."""
+@settings(max_examples=25, deadline=None)
+@given(config=zoo_configs())
+def test_random_zoo_configs_match_the_module(config):
     torch = pytest.importorskip("torch")
     modeling = pytest.importorskip("complexity.models.modeling")
-    config = random_zoo_config(seed)
     with torch.device("meta"):
         model = modeling.ComplexityForCausalLM(config)
     assert count_params(from_complexity_config(config)).total == sum(p.numel() for p in model.parameters())
@@ -143,8 +145,9 @@ def test_deepseek_v3_matches_transformers_on_fewer_layers(hf_meta_count):
 
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")  # DeepSeek with no shared expert
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("seed", range(4))
-def test_random_hf_configs_match_transformers(family, seed, hf_meta_count):
-    config = random_hf_config(family, seed)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_hf_configs_match_transformers(family, data, hf_meta_count):
+    config = data.draw(hf_configs(family))
     arch = from_hf_dict(config)
     assert count_params(arch).total - router_bias_params(arch) == hf_meta_count(config)

@@ -45,11 +45,12 @@ class ComplexityAttention(nn.Module):
     ) -> torch.Tensor:
         """attn_mask: boolean [batch or 1, 1, queries, keys], True = may attend; None = plain causal."""
         batch, seq, _ = hidden_states.shape
-        q = self.q_proj(hidden_states).view(batch, seq, self.num_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        q = self.q_proj(hidden_states).view(batch, seq, self.num_heads, self.head_dim)
+        k = self.k_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim)
         v = self.v_proj(hidden_states).view(batch, seq, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
+        if self.q_norm is not None:  # on the contiguous [batch, seq, heads, head_dim] layout: cheaper than after
+            q, k = self.q_norm(q), self.k_norm(k)  # the transpose, same values
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)

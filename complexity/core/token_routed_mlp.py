@@ -52,6 +52,27 @@ def route_tokens(token_ids: torch.Tensor, config: ComplexityConfig) -> TokenRout
     return TokenRouting(order=order, inverse=inverse, counts=tuple(counts.tolist()))
 
 
+class _PermuteRows(torch.autograd.Function):
+    """rows = x[index] where `index` is a permutation with inverse `inverse`. The gradient is the inverse
+    permutation, a gather; autograd's generic index_select backward would zero-fill and scatter-add instead."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, index: torch.Tensor,
+                inverse: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(inverse)
+        return x.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (inverse,) = ctx.saved_tensors
+        return grad.index_select(0, inverse), None, None
+
+
+def permute_rows(x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """x[index] for a permutation `index` whose inverse is `inverse` (rows of a 2-D tensor)."""
+    return _PermuteRows.apply(x, index, inverse)
+
+
 class TokenRoutedMLP(nn.Module):
     """E SwiGLU experts stored as stacked weights: gate/up [E, hidden, width], down [E, width, hidden]."""
 
@@ -79,12 +100,15 @@ class TokenRoutedMLP(nn.Module):
                     f"{tuple(hidden_states.shape[:-1])}"
                 )
             routing = route_tokens(token_ids, self.config)
-        x = hidden_states.reshape(-1, hidden_states.shape[-1]).index_select(0, routing.order)
+        x = permute_rows(hidden_states.reshape(-1, hidden_states.shape[-1]), routing.order, routing.inverse)
         outputs = []
-        for expert, chunk in enumerate(x.split(routing.counts)):
+        # unbind, not self.gate_proj[expert]: its backward stacks the E gradients once, where E indexing ops
+        # would each write a zero-filled [E, hidden, width] gradient and sum them.
+        experts = zip(x.split(routing.counts), self.gate_proj.unbind(0), self.up_proj.unbind(0),
+                      self.down_proj.unbind(0))
+        for chunk, gate, up, down in experts:
             if chunk.shape[0] == 0:
                 continue
-            gated = F.silu(chunk @ self.gate_proj[expert]) * (chunk @ self.up_proj[expert])
-            outputs.append(gated @ self.down_proj[expert])
+            outputs.append((F.silu(chunk @ gate) * (chunk @ up)) @ down)
         y = torch.cat(outputs) if outputs else x.new_zeros(0, hidden_states.shape[-1])
-        return y.index_select(0, routing.inverse).view_as(hidden_states)
+        return permute_rows(y, routing.inverse, routing.order).view_as(hidden_states)

@@ -68,6 +68,18 @@ def _input_elements(inputs: list[Any], outputs: list[Any]) -> int:
     return math.prod(get_shape(inputs[0]) or [0])
 
 
+def _free(inputs: list[Any], outputs: list[Any]) -> int:
+    return 0
+
+
+def _rms_norm(inputs: list[Any], outputs: list[Any]) -> int:
+    """The zoo's RMSNorm function, priced as the ops it runs: x², the mean and x·r·w per element (4n), + eps and
+    the reciprocal square root per row."""
+    shape = get_shape(inputs[0]) or [0]
+    elements = math.prod(shape)
+    return 4 * elements + 2 * (elements // shape[-1] if shape[-1] else 0)
+
+
 def _softmax(inputs: list[Any], outputs: list[Any]) -> int:
     return 4 * math.prod(get_shape(inputs[0]) or [0])
 
@@ -83,6 +95,10 @@ def our_handles() -> dict[str, Any]:
     handles.update({f"aten::{name}": _output_elements for name in _POINTWISE})
     handles.update({f"aten::{name}": _input_elements for name in _REDUCTIONS})
     handles.update({f"aten::{name}": None for name in _ZERO_COST})
+    # The zoo's autograd.Functions, which the tracer records as Python ops (fvcore never ignores those): the
+    # token-routed MLP's row permutation (a gather, free) and RMSNorm.
+    handles["prim::PythonOp._PermuteRows"] = _free
+    handles["prim::PythonOp._RMSNormFunction"] = _rms_norm
     return handles
 
 

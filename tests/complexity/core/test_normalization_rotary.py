@@ -20,6 +20,29 @@ def test_rmsnorm_matches_formula_and_keeps_dtype():
     torch.testing.assert_close(out, ref.to(torch.bfloat16), rtol=0, atol=0)
 
 
+def test_rmsnorm_hand_written_backward():
+    """The closed-form backward equals autograd's derivative of the plain formula (gradcheck in float64, and
+    against autograd in float32 with a non-contiguous input, as QK-norm sees), and skips gradients not asked for."""
+    norm = RMSNorm(8, eps=1e-6).double()
+    torch.nn.init.normal_(norm.weight, 1.0, 0.3)
+    x = torch.randn(2, 3, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(norm, (x,))
+
+    norm = norm.float()
+    x = torch.randn(4, 2, 6, 8).transpose(1, 2).requires_grad_()
+    grad = torch.randn(4, 6, 2, 8)
+    gx, gw = torch.autograd.grad(norm(x), (x, norm.weight), grad)
+    reference = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight
+    rx, rw = torch.autograd.grad(reference, (x, norm.weight), grad)
+    torch.testing.assert_close(gx, rx)
+    torch.testing.assert_close(gw, rw)
+
+    frozen = torch.randn(3, 8, requires_grad=True)
+    norm.weight.requires_grad_(False)
+    norm(frozen).sum().backward()
+    assert frozen.grad is not None and norm.weight.grad is None
+
+
 def test_rope_scores_depend_only_on_relative_position(make_config):
     config = make_config()
     rope = RotaryEmbedding(config)

@@ -1,6 +1,6 @@
 """Benchmarks of the model zoo, each a ratio against a baseline timed in the same run (CPU, fp32 by default).
 
-    python scripts/bench_zoo.py [mlp|train|decode|all] [--repeats N] [--threads T]
+    python scripts/bench_zoo.py [mlp|train|decode|all] [--repeats N] [--threads T] [--clock wall|cpu]
 
 mlp     TokenRoutedMLP vs SwiGLUMLP of the same total parameters, forward + backward, 8x512 tokens, hidden 512.
 train   ComplexityForCausalLM vs transformers' LlamaForCausalLM with the same hidden size, layers, heads, KV
@@ -24,20 +24,25 @@ import torch
 from complexity import ComplexityConfig, ComplexityForCausalLM
 from complexity.core.mlp import SwiGLUMLP
 from complexity.core.token_routed_mlp import TokenRoutedMLP
+from profiler.arch import from_complexity_config
+from profiler.formulas.flops import train_step_flops
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, clock: Callable[[], float], warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
-def bench_mlp(repeats: int) -> None:
+def bench_mlp(repeats: int, clock: Callable[[], float]) -> None:
     config = ComplexityConfig(vocab_size=32000, hidden_size=512, intermediate_size=2048, num_attention_heads=8,
                               num_key_value_heads=2, num_experts=4)
     dense, routed = SwiGLUMLP(config), TokenRoutedMLP(config)
@@ -46,8 +51,8 @@ def bench_mlp(repeats: int) -> None:
     assert sum(p.numel() for p in dense.parameters()) == sum(p.numel() for p in routed.parameters())
     x = torch.randn(8, 512, 512, requires_grad=True)
     ids = torch.randint(0, config.vocab_size, (8, 512))
-    t_dense = median_seconds(lambda: dense(x).sum().backward(), repeats)
-    t_routed = median_seconds(lambda: routed(x, ids).sum().backward(), repeats)
+    t_dense = median_seconds(lambda: dense(x).sum().backward(), repeats, clock)
+    t_routed = median_seconds(lambda: routed(x, ids).sum().backward(), repeats, clock)
     print(f"mlp    SwiGLUMLP {t_dense * 1e3:.1f} ms | TokenRoutedMLP (4 experts, routing included) "
           f"{t_routed * 1e3:.1f} ms | speed-up {t_dense / t_routed:.2f}x (ideal 4x)")
 
@@ -69,17 +74,7 @@ def _models() -> tuple[ComplexityForCausalLM, torch.nn.Module, ComplexityConfig]
     return ours, llama, ours_config
 
 
-def train_step_flops(config: ComplexityConfig, batch: int, seq: int) -> float:
-    """Forward + backward FLOPs of one step (backward = 2 x forward): matmuls of the active weights, LM head,
-    and dense attention scores + weighted sum (4 * B * S^2 * heads * head_dim per layer)."""
-    h, hd, L = config.hidden_size, config.head_dim, config.num_hidden_layers
-    per_token = 2 * L * (2 * h * config.num_attention_heads * hd + 2 * h * config.num_key_value_heads * hd
-                         + 3 * h * config.expert_intermediate_size) + 2 * h * config.vocab_size
-    attention = 4 * batch * seq * seq * config.num_attention_heads * hd * L
-    return 3 * (per_token * batch * seq + attention)
-
-
-def bench_train(repeats: int, batch: int = 8, seq: int = 256) -> None:
+def bench_train(repeats: int, clock: Callable[[], float], batch: int = 8, seq: int = 256) -> None:
     """Steps of the two models alternate (ABAB...) so that load from other processes hits both alike."""
     ours, llama, config = _models()
     ids = torch.randint(0, config.vocab_size, (batch, seq))
@@ -99,10 +94,11 @@ def bench_train(repeats: int, batch: int = 8, seq: int = 256) -> None:
     times = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
-            start = time.perf_counter()
+            start = clock()
             step()
-            times[name].append(time.perf_counter() - start)
-    flops = train_step_flops(config, batch, seq)
+            times[name].append(clock() - start)
+    # forward + backward FLOPs (2 per multiply-add, dense attention), from the analytic profiler
+    flops = train_step_flops(from_complexity_config(config), batch, seq, convention="dense")
     rate = {name: flops / statistics.median(t) for name, t in times.items()}
     print(f"train  batch {batch} x seq {seq}, hidden 512, 8 layers, fused AdamW: LlamaForCausalLM "
           f"{rate['llama'] / 1e9:.1f} GFLOP/s | ComplexityForCausalLM {rate['complexity'] / 1e9:.1f} GFLOP/s | "
@@ -110,7 +106,7 @@ def bench_train(repeats: int, batch: int = 8, seq: int = 256) -> None:
 
 
 @torch.no_grad()
-def bench_decode(repeats: int, new_tokens: int = 256, prompt: int = 32) -> None:
+def bench_decode(repeats: int, clock: Callable[[], float], new_tokens: int = 256, prompt: int = 32) -> None:
     ours, llama, config = _models()
     ours.eval(), llama.eval()
     ids = torch.randint(0, config.vocab_size, (1, prompt))
@@ -125,9 +121,9 @@ def bench_decode(repeats: int, new_tokens: int = 256, prompt: int = 32) -> None:
             seq = torch.cat([seq, ours(seq).logits[:, -1:].argmax(-1)], dim=-1)
         return seq
 
-    t_hf = median_seconds(hf_generate, repeats, warmup=1)
-    t_ours = median_seconds(lambda: ours.generate(ids, new_tokens), repeats, warmup=1)
-    t_uncached = median_seconds(uncached, max(1, repeats // 2), warmup=0)
+    t_hf = median_seconds(hf_generate, repeats, clock, warmup=1)
+    t_ours = median_seconds(lambda: ours.generate(ids, new_tokens), repeats, clock, warmup=1)
+    t_uncached = median_seconds(uncached, max(1, repeats // 2), clock, warmup=0)
     print(f"decode {new_tokens} new tokens after a {prompt}-token prompt: transformers generate "
           f"{new_tokens / t_hf:.0f} tok/s | ours (KV cache) {new_tokens / t_ours:.0f} tok/s | ratio {t_hf / t_ours:.2f}x "
           f"| ours uncached {new_tokens / t_uncached:.0f} tok/s | cache speed-up {t_uncached / t_ours:.1f}x")
@@ -138,13 +134,16 @@ def main() -> None:
     parser.add_argument("bench", nargs="?", default="all", choices=["mlp", "train", "decode", "all"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="wall: elapsed time; cpu: this process's CPU time, steadier on a shared machine "
+                             "(use with --threads 1, where it equals compute time)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU fp32")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU fp32, {args.clock} clock")
     for name, fn in (("mlp", bench_mlp), ("train", bench_train), ("decode", bench_decode)):
         if args.bench in (name, "all"):
-            fn(args.repeats)
+            fn(args.repeats, CLOCKS[args.clock])
 
 
 if __name__ == "__main__":

@@ -47,8 +47,12 @@ class Curve:
 
 @dataclass(frozen=True)
 class References:
-    """Raw complexities of the three reference networks, which fix the scale (SMALL → 0, LARGE → 1)."""
+    """The ends of the simulator's scales, derived from a config once: the fewest and most parameters a
+    sub-architecture can have (Δ_flops 0 and 1) and the raw complexities of the reference networks (SMALL → 0,
+    LARGE → 1)."""
 
+    params_min: int
+    params_max: int
     small_ne: float
     medium_ne: float
     large_ne: float
@@ -123,11 +127,13 @@ def _row(name: str, row: Any, cls: type, keys: tuple[str, ...], nonnegative: boo
 
 
 def _references(config: SimulatorConfig) -> References:
-    """Raw complexities of the reference networks; the scale needs SMALL < MEDIUM < LARGE (NE) and SMALL < LARGE (QPS)."""
-    ne, qps = formulas.raw_complexities(architecture.pack(
-        [config.SMALL_NETWORK, config.MEDIUM_NETWORK, config.LARGE_NETWORK], config), config)
-    refs = References(small_ne=float(ne[0]), medium_ne=float(ne[1]), large_ne=float(ne[2]),
-                      small_qps=float(qps[0]), large_qps=float(qps[2]))
+    """The scales' ends; the NE scale needs SMALL < MEDIUM < LARGE, the QPS scale SMALL < LARGE (raw complexities)."""
+    params_min, params_max = formulas.params_range(config)
+    widths = architecture.pack([config.SMALL_NETWORK, config.MEDIUM_NETWORK, config.LARGE_NETWORK], config)
+    params = formulas.tower_params(widths, config.INPUT_DIMENSIONS, config.OUTPUT_DIMENSIONS)
+    ne, qps = formulas.raw_complexities(widths, params, params_min, params_max, config)
+    refs = References(params_min=params_min, params_max=params_max, small_ne=float(ne[0]), medium_ne=float(ne[1]),
+                      large_ne=float(ne[2]), small_qps=float(qps[0]), large_qps=float(qps[2]))
     if not refs.small_ne < refs.medium_ne < refs.large_ne:
         raise ValueError(f"raw complexity_ne of SMALL_NETWORK, MEDIUM_NETWORK, LARGE_NETWORK must increase strictly "
                          f"(the NE scale runs from SMALL = 0 through MEDIUM to LARGE = 1); got "

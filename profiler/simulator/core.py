@@ -142,7 +142,8 @@ def _check_days(days: Any, name: str) -> None:
 def _simulate_packed(widths: np.ndarray, days: np.ndarray, noise: bool, seed: Seed,
                      config: SimulatorConfig) -> SimulationBatch:
     refs = config.references
-    raw_ne, raw_qps = formulas.raw_complexities(widths, config)
+    params = formulas.tower_params(widths, config.INPUT_DIMENSIONS, config.OUTPUT_DIMENSIONS)
+    raw_ne, raw_qps = formulas.raw_complexities(widths, params, refs.params_min, refs.params_max, config)
     c_ne, ne_clipped = formulas.scale(raw_ne, refs.small_ne, refs.large_ne)
     c_qps, qps_clipped = formulas.scale(raw_qps, refs.small_qps, refs.large_qps)
     t = formulas.training_sufficiency(days, config)
@@ -154,7 +155,6 @@ def _simulate_packed(widths: np.ndarray, days: np.ndarray, noise: bool, seed: Se
         z = np.random.default_rng(seed).standard_normal((len(widths), 2))
         noisy_ne = formulas.noisy_ne(ne, sigma, z[:, 0], config)
         noisy_qps = formulas.noisy_qps(qps, sigma, z[:, 1], config)
-    params = formulas.tower_params(widths, config.INPUT_DIMENSIONS, config.OUTPUT_DIMENSIONS)
     return SimulationBatch(widths=widths, training_days=days, training_sufficiency=t, params=params,
                            complexity_ne_raw=raw_ne, complexity_qps_raw=raw_qps, complexity_ne=c_ne,
                            complexity_qps=c_qps, complexity_ne_clipped=ne_clipped, complexity_qps_clipped=qps_clipped,

@@ -41,20 +41,21 @@ def params_range(config: SimulatorConfig) -> tuple[int, int]:
     return int(low), int(high)
 
 
-def raw_complexities(widths: np.ndarray, config: SimulatorConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Raw complexity_ne and complexity_qps of packed architectures, shape (N,) each.
+def raw_complexities(widths: np.ndarray, params: np.ndarray, params_min: int, params_max: int,
+                     config: SimulatorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Raw complexity_ne and complexity_qps of packed architectures with `params` = tower_params(widths), shape (N,).
 
     complexity_ne  = Σ_i λ_ne_i · (Δ_flops_i · λ_flops_i + Δ_flax_i · λ_flax_i + Δ_depth_i · λ_depth_i)
     complexity_qps = Σ_i λ_qps_i · Δ_flops_i
-    with Δ_flops = (params − params_min) / (params_max − params_min), Δ_flax = (min width − FLAX_MIN) /
-    (FLAX_MAX − FLAX_MIN), Δ_depth = (depth − DEPTH_MIN) / (DEPTH_MAX − DEPTH_MIN), summed over the present
-    sub-architectures i, λ from NETWORK_MODIFIERS row i (seed 000, "Function Definitions"; issue 6's reading).
+    with Δ_flops = (params − params_min) / (params_max − params_min) (see `params_range`), Δ_flax = (min width −
+    FLAX_MIN) / (FLAX_MAX − FLAX_MIN), Δ_depth = (depth − DEPTH_MIN) / (DEPTH_MAX − DEPTH_MIN), summed over the
+    present sub-architectures i, λ from NETWORK_MODIFIERS row i (seed 000, "Function Definitions"; issue 6's
+    reading).
     """
-    p_lo, p_hi = params_range(config)
     (d_lo, d_hi), (w_lo, w_hi) = config.DEPTH_RANGE, config.FLAX_RANGE
     present = widths != 0
     depth = present.sum(axis=-1)
-    delta_flops = (tower_params(widths, config.INPUT_DIMENSIONS, config.OUTPUT_DIMENSIONS) - p_lo) / (p_hi - p_lo)
+    delta_flops = (params - params_min) / (params_max - params_min)
     delta_flax = (np.where(present, widths, w_hi).min(axis=-1) - w_lo) / (w_hi - w_lo)
     delta_depth = (depth - d_lo) / (d_hi - d_lo)
     ne = np.zeros(widths.shape[0])

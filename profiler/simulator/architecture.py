@@ -9,7 +9,6 @@ from k = 0 and sub-architectures fill slots from i = 0, so the padding is all at
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,42 +28,55 @@ def unpack(widths: np.ndarray) -> Architecture:
     return tuple(tuple(int(w) for w in row if w) for row in widths if row[0])
 
 
-def pack(architectures: Sequence[Any], config: SimulatorConfig, name: str = "architectures",
+def pack(architectures: list | tuple, config: SimulatorConfig, name: str = "architectures",
          single: bool = False) -> np.ndarray:
-    """Validate nested lists of widths and pack them (see the module docstring); `single`: errors omit "[0]"."""
-    if isinstance(architectures, (str, bytes)) or not isinstance(architectures, Sequence):
+    """Validate nested lists (or tuples) of widths and pack them (see the module docstring).
+
+    Errors name the offending entry as name[n][i][k] (architecture n, sub-architecture i, layer k); `single`
+    drops the [n] for a lone architecture.
+    """
+    if not isinstance(architectures, (list, tuple)):
         raise ValueError(f"{name} must be a list of architectures, got {type(architectures).__name__}")
     slots, depth = config.MAX_SUBARCHES, config.DEPTH_RANGE[1]
     flat: list[int] = []
     empty_sub = [0] * depth
     for n, arch in enumerate(architectures):
         where = name if single else f"{name}[{n}]"
-        if isinstance(arch, (str, bytes)) or not isinstance(arch, Sequence):
+        if not isinstance(arch, (list, tuple)):
             raise ValueError(f"{where} must be a list of sub-architectures (lists of widths), "
                              f"got {type(arch).__name__}")
         if not config.MIN_SUBARCHES <= len(arch) <= slots:
             raise ValueError(_count_error(where, len(arch), config))
         for i, sub in enumerate(arch):
-            if isinstance(sub, (str, bytes)) or not isinstance(sub, Sequence):
+            if not isinstance(sub, (list, tuple)):
                 raise ValueError(f"{where}[{i}] must be a list of layer widths, got {type(sub).__name__}")
             if not config.DEPTH_RANGE[0] <= len(sub) <= depth:
                 raise ValueError(_depth_error(f"{where}[{i}]", len(sub), config))
-            if not all(type(w) is int for w in sub):  # fast path; bool is a subclass of int, not int itself
-                for k, w in enumerate(sub):
-                    if isinstance(w, bool) or not isinstance(w, (int, np.integer)):
-                        raise ValueError(f"{where}[{i}][{k}]={w!r} must be an integer width in {_flax(config)}")
             if 0 in sub:  # 0 means "no layer" once packed, so it must not slip through as padding
-                raise ValueError(f"{where}[{i}][{list(sub).index(0)}]=0 is outside FLAX_RANGE: a width must be an "
-                                 f"integer in {_flax(config)}")
+                k = list(sub).index(0)
+                raise ValueError(f"{where}[{i}][{k}]={sub[k]!r} is outside FLAX_RANGE: a width must be an integer "
+                                 f"in {_flax(config)}")
             flat.extend(sub)
             flat.extend(empty_sub[len(sub):])
         flat.extend(empty_sub * (slots - len(arch)))
+    if not set(map(type, flat)) <= {int}:  # one pass over all widths; bool is a subclass of int, not int itself
+        _check_integers(architectures, config, name, single)
     try:
         widths = np.array(flat, dtype=np.int64).reshape(len(architectures), slots, depth)
     except OverflowError as err:
         raise ValueError(f"{name}: a width does not fit in 64 bits; a width must be an integer in {_flax(config)}") from err
     check_packed(widths, config, name, single)
     return widths
+
+
+def _check_integers(architectures: list | tuple, config: SimulatorConfig, name: str, single: bool) -> None:
+    """Raise for the first width that is not an integer (Python or numpy; bool is not an integer width)."""
+    for n, arch in enumerate(architectures):
+        for i, sub in enumerate(arch):
+            for k, w in enumerate(sub):
+                if isinstance(w, (bool, np.bool_)) or not isinstance(w, (int, np.integer)):
+                    where = name if single else f"{name}[{n}]"
+                    raise ValueError(f"{where}[{i}][{k}]={w!r} must be an integer width in {_flax(config)}")
 
 
 def check_packed(widths: Any, config: SimulatorConfig, name: str = "widths", single: bool = False) -> np.ndarray:

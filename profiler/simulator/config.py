@@ -23,6 +23,8 @@ MODIFIER_KEYS = ("ne", "qps", "flops", "flax", "depth")
 CURVE_NAMES = ("small", "medium", "large")
 CURVE_KEYS = ("start", "drop", "steepness", "midpoint")
 
+Architecture = tuple[tuple[int, ...], ...]  # sub-architectures, each a tuple of layer widths
+
 
 @dataclass(frozen=True)
 class Modifiers:
@@ -142,9 +144,6 @@ def _references(config: SimulatorConfig) -> References:
         raise ValueError(f"raw complexity_qps of SMALL_NETWORK must be below LARGE_NETWORK's (SMALL = 0, LARGE = 1); "
                          f"got {refs.small_qps:.6g} and {refs.large_qps:.6g}")
     return refs
-
-
-Architecture = tuple[tuple[int, ...], ...]
 
 
 @dataclass(frozen=True)

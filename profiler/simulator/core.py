@@ -105,7 +105,7 @@ def simulate(architecture_: Any, training_days: float, noise: bool = False, seed
     return _simulate_packed(widths, np.array([float(training_days)]), noise, seed, config)[0]
 
 
-def simulate_many(architectures: Sequence[Any] | np.ndarray, training_days: float | Sequence[float] | np.ndarray,
+def simulate_many(architectures: list | tuple | np.ndarray, training_days: float | Sequence[float] | np.ndarray,
                   noise: bool = False, seed: Seed = None, config: SimulatorConfig = DEFAULT_CONFIG) -> SimulationBatch:
     """NE and QPS of many architectures at once: `simulate` on each, vectorised with numpy.
 

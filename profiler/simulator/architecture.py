@@ -108,13 +108,13 @@ def check_packed(widths: Any, config: SimulatorConfig, name: str = "widths", sin
     gap = present[..., 1:] & ~present[..., :-1]
     if gap.any():
         index = tuple(int(j) for j in np.argwhere(gap)[0])
-        raise ValueError(f"{where(index[:2])}: a 0 (no layer) precedes layer {index[2] + 1}; padding goes at the end")
+        raise ValueError(f"{where(index)} is 0 (no layer) but layer {index[2] + 1} follows; padding goes at the end")
     depth = present.sum(axis=-1)
     sub_present = depth > 0
     gap = sub_present[:, 1:] & ~sub_present[:, :-1]
     if gap.any():
         n, i = (int(j) for j in np.argwhere(gap)[0])
-        raise ValueError(f"{where((n, i))}: an empty slot precedes sub-architecture {i + 1}; padding goes at the end")
+        raise ValueError(f"{where((n, i))} is empty but sub-architecture {i + 1} follows; padding goes at the end")
     shallow = sub_present & (depth < config.DEPTH_RANGE[0])
     if shallow.any():
         n, i = (int(j) for j in np.argwhere(shallow)[0])

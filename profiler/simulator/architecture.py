@@ -9,6 +9,7 @@ from k = 0 and sub-architectures fill slots from i = 0, so the padding is all at
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,7 +66,7 @@ def pack(architectures: list | tuple, config: SimulatorConfig, name: str = "arch
         widths = np.array(flat, dtype=np.int64).reshape(len(architectures), slots, depth)
     except OverflowError as err:
         raise ValueError(f"{name}: a width does not fit in 64 bits; a width must be an integer in {_flax(config)}") from err
-    check_packed(widths, config, name, single)
+    _check_widths(widths, config, name, single)  # counts, depths and zeros were checked above
     return widths
 
 
@@ -95,16 +96,9 @@ def check_packed(widths: Any, config: SimulatorConfig, name: str = "widths", sin
     padded = np.zeros((widths.shape[0], slots, max_depth), dtype=np.int64)
     padded[:, :widths.shape[1], :widths.shape[2]] = widths
 
-    def where(index: tuple[int, ...]) -> str:
-        return (name if single else f"{name}[{index[0]}]") + "".join(f"[{j}]" for j in index[1:])
-
-    low, high = config.FLAX_RANGE
+    _check_widths(padded, config, name, single)
+    where = _locator(name, single)
     present = padded != 0
-    bad = present & ((padded < low) | (padded > high))
-    if bad.any():
-        index = tuple(int(j) for j in np.argwhere(bad)[0])
-        raise ValueError(f"{where(index)}={padded[index]} is outside FLAX_RANGE: a width must be an integer in "
-                         f"{_flax(config)}")
     gap = present[..., 1:] & ~present[..., :-1]
     if gap.any():
         index = tuple(int(j) for j in np.argwhere(gap)[0])
@@ -125,6 +119,21 @@ def check_packed(widths: Any, config: SimulatorConfig, name: str = "widths", sin
         n = int(np.argmax(few))
         raise ValueError(_count_error(where((n,)), int(count[n]), config))
     return padded
+
+
+def _locator(name: str, single: bool) -> Callable[[tuple[int, ...]], str]:
+    """index (n, i, k) -> "name[n][i][k]", or "name[i][k]" for a lone architecture."""
+    return lambda index: (name if single else f"{name}[{index[0]}]") + "".join(f"[{j}]" for j in index[1:])
+
+
+def _check_widths(widths: np.ndarray, config: SimulatorConfig, name: str, single: bool) -> None:
+    """Every width is 0 (no layer) or in FLAX_RANGE."""
+    low, high = config.FLAX_RANGE
+    bad = (widths != 0) & ((widths < low) | (widths > high))
+    if bad.any():
+        index = tuple(int(j) for j in np.argwhere(bad)[0])
+        raise ValueError(f"{_locator(name, single)(index)}={widths[index]} is outside FLAX_RANGE: a width must be an "
+                         f"integer in {_flax(config)}")
 
 
 def _flax(config: SimulatorConfig) -> str:

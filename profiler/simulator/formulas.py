@@ -21,11 +21,11 @@ def tower_params(widths: np.ndarray, input_dim: int, output_dim: int) -> np.ndar
     Parameters"). `widths` has shape (..., depth) with trailing zeros for missing layers; the result has shape
     (...), 0 for a sub-architecture with no layers. Exact int64.
     """
+    present = widths != 0
     prev = np.concatenate([np.full(widths.shape[:-1] + (1,), input_dim, dtype=np.int64), widths[..., :-1]], axis=-1)
-    hidden = (prev * widths + widths).sum(axis=-1)  # a missing layer has cur = 0 and adds nothing
-    depth = (widths != 0).sum(axis=-1)
-    last = np.take_along_axis(widths, np.maximum(depth - 1, 0)[..., None], axis=-1)[..., 0]
-    return np.where(depth > 0, hidden + last * output_dim + output_dim, 0)
+    last = present & ~np.concatenate([present[..., 1:], np.zeros_like(present[..., :1])], axis=-1)
+    # a missing layer has cur = 0 and adds nothing; `last` marks the layer that feeds the output layer
+    return (prev * widths + widths + last * (widths * output_dim + output_dim)).sum(axis=-1)
 
 
 def params_range(config: SimulatorConfig) -> tuple[int, int]:
@@ -58,13 +58,13 @@ def raw_complexities(widths: np.ndarray, params: np.ndarray, params_min: int, pa
     delta_flops = (params - params_min) / (params_max - params_min)
     delta_flax = (np.where(present, widths, w_hi).min(axis=-1) - w_lo) / (w_hi - w_lo)
     delta_depth = (depth - d_lo) / (d_hi - d_lo)
-    ne = np.zeros(widths.shape[0])
-    qps = np.zeros(widths.shape[0])
-    for i, lam in enumerate(config.NETWORK_MODIFIERS):  # a fixed summation order: the same bits for any N
-        here = depth[:, i] > 0
-        term = lam.ne * (delta_flops[:, i] * lam.flops + delta_flax[:, i] * lam.flax + delta_depth[:, i] * lam.depth)
-        ne = ne + np.where(here, term, 0.0)
-        qps = qps + np.where(here, lam.qps * delta_flops[:, i], 0.0)
+    lam = np.array([[row.ne, row.qps, row.flops, row.flax, row.depth] for row in config.NETWORK_MODIFIERS])
+    ne_terms = np.where(depth > 0, lam[:, 0] * (delta_flops * lam[:, 2] + delta_flax * lam[:, 3]
+                                                + delta_depth * lam[:, 4]), 0.0)
+    qps_terms = np.where(depth > 0, lam[:, 1] * delta_flops, 0.0)
+    ne, qps = ne_terms[:, 0], qps_terms[:, 0]
+    for i in range(1, lam.shape[0]):  # left to right, as written: the same bits for any N
+        ne, qps = ne + ne_terms[:, i], qps + qps_terms[:, i]
     return ne, qps
 
 

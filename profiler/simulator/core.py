@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from profiler.simulator import architecture, formulas
+from profiler.simulator import formulas
+from profiler.simulator.architecture import check_packed, pack, unpack
 from profiler.simulator.config import DEFAULT_CONFIG, Architecture, SimulatorConfig
 
 Seed = int | np.random.SeedSequence | np.random.Generator | None
@@ -85,7 +86,7 @@ class SimulationBatch:
         values = {f.name: getattr(self, f.name)[n] for f in dataclasses.fields(self)
                   if f.name not in ("widths", "params", "noise")}
         floats = {k: (bool(v) if v.dtype == bool else float(v)) for k, v in values.items()}
-        arch = architecture.unpack(self.widths[n])
+        arch = unpack(self.widths[n])
         return SimulationResult(architecture=arch, params=tuple(int(p) for p in self.params[n, :len(arch)]),
                                 noise=self.noise, **floats)
 
@@ -93,15 +94,16 @@ class SimulationBatch:
         return (self[n] for n in range(len(self)))
 
 
-def simulate(architecture_: Any, training_days: float, noise: bool = False, seed: Seed = None,
+def simulate(architecture: Any, training_days: float, noise: bool = False, seed: Seed = None,
              config: SimulatorConfig = DEFAULT_CONFIG) -> SimulationResult:
     """NE and QPS of one architecture (a list of sub-architectures, each a list of layer widths).
 
     `seed` seeds `numpy.random.default_rng` (an int, a SeedSequence, or a Generator to draw from); only used with
     `noise`. Same seed, same result. Raises ValueError for an invalid architecture or training_days.
     """
+    _check_config(config)
     _check_days(training_days, "training_days")
-    widths = architecture.pack([architecture_], config, name="architecture", single=True)
+    widths = pack([architecture], config, name="architecture", single=True)
     return _simulate_packed(widths, np.array([float(training_days)]), noise, seed, config)[0]
 
 
@@ -113,15 +115,16 @@ def simulate_many(architectures: list | tuple | np.ndarray, training_days: float
     which skips the per-architecture Python checks. `training_days`: one number for all, or one per architecture.
     Noise draws are laid out as the module docstring says.
     """
+    _check_config(config)
     if isinstance(architectures, np.ndarray):
-        widths = architecture.check_packed(architectures, config, name="architectures")
+        widths = check_packed(architectures, config, name="architectures")
     else:
-        widths = architecture.pack(architectures, config)
+        widths = pack(architectures, config)
     days = np.asarray(training_days)
     if days.ndim == 0:
         _check_days(training_days, "training_days")
         days = np.full(len(widths), float(days))
-    elif days.shape != (len(widths),) or not np.issubdtype(days.dtype, np.number) or days.dtype == bool:
+    elif days.shape != (len(widths),) or days.dtype.kind not in "iuf":  # integers or floats, not bools
         raise ValueError(f"training_days must be one number or a list of {len(widths)} numbers (one per "
                          f"architecture); got an array of shape {days.shape} and dtype {days.dtype}")
     else:
@@ -131,6 +134,12 @@ def simulate_many(architectures: list | tuple | np.ndarray, training_days: float
             n = int(np.argmax(bad))
             _check_days(float(days[n]), f"training_days[{n}]")
     return _simulate_packed(widths, days, noise, seed, config)
+
+
+def _check_config(config: Any) -> None:
+    if not isinstance(config, SimulatorConfig):
+        raise ValueError(f"config must be a SimulatorConfig (DEFAULT_CONFIG, dataclasses.replace of it, or "
+                         f"load_config(path)), got {type(config).__name__}")
 
 
 def _check_days(days: Any, name: str) -> None:

@@ -238,8 +238,9 @@ def test_bad_days(days):
 def test_bad_days_in_a_batch():
     with pytest.raises(ValueError, match=r"training_days\[2\]=nan must be a finite number of days >= 0"):
         simulate_many([[[64]]] * 3, [1, 2, math.nan])
-    with pytest.raises(ValueError, match="one number or a list of 3 numbers"):
-        simulate_many([[[64]]] * 3, [1, 2])
+    for days in ([1, 2], [True, False, True], [1j, 2, 3]):
+        with pytest.raises(ValueError, match="one number or a list of 3 numbers"):
+            simulate_many([[[64]]] * 3, days)
     with pytest.raises(ValueError, match=r"architectures\[1\]\[0\]\[0\]=9 is outside FLAX_RANGE"):
         simulate_many([[[64]], [[9]]], 1)
 
@@ -258,3 +259,8 @@ def test_bad_packed_architectures(packed, message):
     with pytest.raises(ValueError) as err:
         simulate_many(packed, 1)
     assert message in str(err.value)
+
+
+def test_config_must_be_a_simulator_config():
+    with pytest.raises(ValueError, match="config must be a SimulatorConfig"):
+        simulate([[64]], 1, config={"MIN_QPS": 1})

@@ -19,7 +19,7 @@ FORMATS = ("table", "json")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("simulate", help="simulated NE/QPS of an architecture (seed 000)",
+    parser = subparsers.add_parser("simulate", help="simulated NE/QPS of an architecture (seed 000's formulas)",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--arch", help="architecture as JSON: 1..5 sub-architectures of 1..5 widths in [64, 2048], "
                                        "e.g. '[[64,64],[512]]'")

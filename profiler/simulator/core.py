@@ -85,10 +85,10 @@ class SimulationBatch:
     def __getitem__(self, n: int) -> SimulationResult:
         values = {f.name: getattr(self, f.name)[n] for f in dataclasses.fields(self)
                   if f.name not in ("widths", "params", "noise")}
-        floats = {k: (bool(v) if v.dtype == bool else float(v)) for k, v in values.items()}
+        scalars = {k: (bool(v) if v.dtype == bool else float(v)) for k, v in values.items()}
         arch = unpack(self.widths[n])
         return SimulationResult(architecture=arch, params=tuple(int(p) for p in self.params[n, :len(arch)]),
-                                noise=self.noise, **floats)
+                                noise=self.noise, **scalars)
 
     def __iter__(self) -> Iterator[SimulationResult]:
         return (self[n] for n in range(len(self)))

@@ -14,7 +14,8 @@ DAYS_BEYOND = 1.5  # the x axis runs to 1.5 x MAX_TRAINING_DAYS, to show the pla
 POINTS = 241
 
 
-def ne_curves(architectures: dict[str, Any], config: SimulatorConfig = DEFAULT_CONFIG) -> tuple[np.ndarray, dict]:
+def ne_curves(architectures: dict[str, Any],
+              config: SimulatorConfig = DEFAULT_CONFIG) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Days from 0 to DAYS_BEYOND x MAX_TRAINING_DAYS, and each named architecture's noiseless NE on those days."""
     days = np.linspace(0.0, DAYS_BEYOND * config.MAX_TRAINING_DAYS, POINTS)
     return days, {name: simulate_many([arch] * POINTS, days, config=config).ne for name, arch in architectures.items()}
@@ -44,7 +45,7 @@ def plot_ne_vs_days(path: str | os.PathLike, architecture: Any = None, days: flo
                 fontsize=8, color="grey")
     ax.set_xlabel("training days")
     ax.set_ylabel("NE (normalized entropy, lower is better), noiseless")
-    ax.set_title("Simulated NE against training days (seed 000)")
+    ax.set_title("Simulated NE against training days (seed 000's formulas)")
     ax.legend(fontsize=8)
     try:
         fig.savefig(path, format="png", dpi=120)

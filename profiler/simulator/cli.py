@@ -1,0 +1,120 @@
+"""`python -m profiler simulate`: seed 000's simulated NE and QPS of one architecture after some training days.
+
+`--format json` prints `SimulationResult.to_dict()` plus "seed" (a stable interface, see docs/simulator.md);
+`--plot PNG` draws NE against training days; `--benchmark N` times `simulate_many` on N random architectures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from profiler.simulator import bench
+from profiler.simulator.config import DEFAULT_CONFIG, load_config
+from profiler.simulator.core import SimulationResult, simulate
+
+FORMATS = ("table", "json")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("simulate", help="simulated NE/QPS of an architecture (seed 000's formulas)",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", help="architecture as JSON: 1..5 sub-architectures of 1..5 widths in [64, 2048], "
+                                       "e.g. '[[64,64],[512]]'")
+    parser.add_argument("--days", help="training days, a number >= 0 (required with --arch)")
+    parser.add_argument("--noise", action="store_true", help="add the seed's training-dependent noise")
+    parser.add_argument("--seed", help="integer >= 0 seeding the noise (default: fresh randomness)")
+    parser.add_argument("--format", default="table", choices=FORMATS)
+    parser.add_argument("--config", metavar="FILE", help="JSON object of constants overriding DEFAULT_CONFIG")
+    parser.add_argument("--plot", metavar="PNG", help="write NE against training days for the reference networks "
+                                                      "and --arch (needs matplotlib)")
+    parser.add_argument("--benchmark", metavar="N", help="time simulate_many on N random architectures, and simulate")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = DEFAULT_CONFIG if args.config is None else load_config(args.config)
+    if args.benchmark is not None:
+        figures = bench.benchmark(parse_int("--benchmark", args.benchmark, 1))
+        print(json.dumps(figures, indent=2) if args.format == "json" else render_benchmark(figures))
+        return 0
+    if args.arch is None and args.plot is None:
+        raise ValueError("--arch is required (an architecture as JSON, e.g. '[[64,64],[512]]'), "
+                         "unless --plot or --benchmark")
+    architecture = None if args.arch is None else parse_arch(args.arch)
+    days = None if args.days is None else parse_days(args.days)
+    if architecture is not None:
+        if days is None:
+            raise ValueError("--days is required with --arch (training days, a number >= 0)")
+        seed = None if args.seed is None else parse_int("--seed", args.seed, 0)
+        result = simulate(architecture, days, noise=args.noise, seed=seed, config=config)
+        print(json.dumps({**result.to_dict(), "seed": seed}, indent=2) if args.format == "json"
+              else render_table(result, seed))
+    if args.plot is not None:
+        from profiler.simulator.plot import plot_ne_vs_days  # matplotlib loads only when a plot is asked for
+
+        plot_ne_vs_days(args.plot, architecture, days, config)
+    return 0
+
+
+def parse_arch(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--arch {text!r} is malformed JSON ({err.msg} at character {err.pos}); expected a list of "
+                         f"sub-architectures such as '[[64,64],[512]]'") from err
+
+
+def parse_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = math.nan
+    if not math.isfinite(days) or days < 0:
+        raise ValueError(f"--days {text!r} must be a finite number of days >= 0")
+    return days
+
+
+def parse_int(flag: str, text: str, lower: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = lower - 1
+    if value < lower:
+        raise ValueError(f"{flag} {text!r} must be an integer >= {lower}")
+    return value
+
+
+def render_table(result: SimulationResult, seed: int | None) -> str:
+    def clipped(flag: bool) -> str:
+        return ", clipped to [0, 1]" if flag else ""
+
+    noise = (f"yes (seed {seed})" if seed is not None else "yes (unseeded)") if result.noise else "no"
+    rows = [
+        ("architecture", json.dumps([list(sub) for sub in result.architecture])),
+        ("training days", f"{result.training_days:g} (training sufficiency t = {result.training_sufficiency:.4f})"),
+        ("params per sub-arch", " · ".join(f"{p:,}" for p in result.params) + "  (the seed's \"flops\")"),
+        ("complexity_ne", f"{result.complexity_ne:.6f} scaled (raw {result.complexity_ne_raw:.6f}"
+                          f"{clipped(result.complexity_ne_clipped)})"),
+        ("complexity_qps", f"{result.complexity_qps:.6f} scaled (raw {result.complexity_qps_raw:.6f}"
+                           f"{clipped(result.complexity_qps_clipped)})"),
+        ("noise", f"{noise}; std {result.noise_scale:.6g} for NE, {result.noise_scale:.6g} x QPS for QPS"),
+        ("NE", f"{result.ne:.6f} (lower is better; noiseless {result.ne_without_noise:.6f})"),
+        ("QPS", f"{result.qps:,.1f} queries/s (noiseless {result.qps_without_noise:,.1f})"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def render_benchmark(figures: dict[str, Any]) -> str:
+    n = figures["architectures"]
+    return "\n".join([
+        f"simulate_many, {n:,} random architectures as lists: {figures['simulate_many_lists_s']:.3f} s "
+        f"(of which packing {figures['pack_s']:.3f} s)",
+        f"simulate_many, the same pre-packed:               {figures['simulate_many_packed_s']:.3f} s",
+        f"simulate, one architecture:                       {figures['simulate_per_call_us']:.0f} us per call "
+        f"(mean of {figures['simulate_calls_timed']:,} calls)",
+        f"(best of {figures['repeats']} runs; noise on for simulate_many; {figures['training_days']:g} days)",
+    ])

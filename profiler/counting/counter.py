@@ -118,6 +118,26 @@ def inclusive_by_module(exclusive: dict[str, int]) -> dict[str, int]:
     return dict(totals)
 
 
+def exclusive_by_module(inclusive: dict[str, dict[str, int]], root: str) -> dict[str, dict[str, int]]:
+    """Undo `inclusive_by_module` for counters that report every module with its descendants' ops included
+    (torch's FlopCounterMode, fvcore): module path -> op -> FLOPs of the ops that ran directly in it. A path's
+    parent is its longest listed prefix (containers such as a ModuleList are never called, so not listed);
+    top-level paths belong to `root` ("Global" for FlopCounterMode, "" for fvcore)."""
+    exclusive = {path: Counter(ops) for path, ops in inclusive.items()}
+    for path, ops in inclusive.items():
+        if path != root:
+            exclusive[_listed_parent(path, inclusive, root)].subtract(ops)
+    return {path: {op: value for op, value in ops.items() if value} for path, ops in exclusive.items()}
+
+
+def _listed_parent(path: str, listed: dict[str, Any], root: str) -> str:
+    while "." in path:
+        path = path.rsplit(".", 1)[0]
+        if path in listed:
+            return path
+    return root
+
+
 class _ForwardCalls(TorchFunctionMode):
     """Sees every torch call of the forward pass: routes attention on meta tensors, and tags new autograd nodes
     with the module running them (see module docstring)."""

@@ -9,6 +9,7 @@ random weights. Every model runs in eval mode (no dropout) with PyTorch SDPA att
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -83,8 +84,13 @@ def component_of(module_path: str, op: str) -> str:
 
 def by_component(counts: FlopCounts, phase: str, bucket: str = "matmul") -> dict[str, int]:
     """Counted FLOPs of one phase per component of `COUNTED_COMPONENTS` (zeros included)."""
+    return components_of((module, op, getattr(tally, bucket))
+                         for (tally_phase, module, op), tally in counts.tallies.items() if tally_phase == phase)
+
+
+def components_of(flops: Iterable[tuple[str, str, int]]) -> dict[str, int]:
+    """(module path, op name, FLOPs) triples — from any counter — summed per component of `COUNTED_COMPONENTS`."""
     totals = dict.fromkeys(COUNTED_COMPONENTS, 0)
-    for (tally_phase, module, op), tally in counts.tallies.items():
-        if tally_phase == phase:
-            totals[component_of(module, op)] += getattr(tally, bucket)
+    for module, op, value in flops:
+        totals[component_of(module, op)] += value
     return totals

@@ -91,11 +91,12 @@ def build_real_model(model: str, batch: int, seq_len: int) -> RealModel:
     from profiler.counting import hf
     from profiler.counting.models import zoo_model_for_counting
 
+    from complexity.models.config import SIZES, ComplexityConfig, config_for_size
+    from complexity.models.modeling import ComplexityForCausalLM
+
     arch = load_arch(model)  # also rejects an unknown name or a bad file
-    config = _read_json(model) if arch.model_type != "complexity" or model.endswith(".json") else None
+    config = None if model in SIZES else _read_json(model)
     if arch.model_type == "complexity":
-        from complexity.models.config import ComplexityConfig, config_for_size
-        from complexity.models.modeling import ComplexityForCausalLM
 
         zoo_config = ComplexityConfig.from_dict(config) if config is not None else config_for_size(model)
         _check_seq_len(seq_len, zoo_config.max_position_embeddings, "max_position_embeddings")

@@ -42,7 +42,8 @@ STATUSES = ("ok", "over_tolerance", "known_gap")
 FLOP_COMPONENTS = ("attention_qkv", "attention_core", "attention_out", "mlp", "router", "lm_head", "unattributed")
 PARAM_COMPONENTS = ("embeddings", "attention", "mlp", "router", "norms", "head", "unattributed")
 DEFAULT_TOLERANCE = 1e-3
-MOE_SEED = 0  # random weights and token ids of the scaled-down MoE instances
+DEVICES = ("meta", "cpu")
+SEED = 0  # token ids, and the random weights of modules built on CPU
 
 _ATTENTION_MODULES = ("self_attn", "attn", "attention")
 _MLP_MODULES = ("mlp", "block_sparse_moe", "feed_forward")
@@ -61,12 +62,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                         help=f"largest relative error of a FLOP count (default {DEFAULT_TOLERANCE:g}); "
                              "parameters must match exactly")
+    parser.add_argument("--device", default="meta", choices=DEVICES,
+                        help="where dense models are built (default meta: no memory); cpu allocates random weights "
+                             "and lets the counter read attention masks (sliding windows); MoE models always run on cpu")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = validate(args.model, batch=args.batch, seq_len=args.seq_len, tolerance=args.tolerance)
+    result = validate(args.model, batch=args.batch, seq_len=args.seq_len, tolerance=args.tolerance,
+                      device=args.device)
     print(json.dumps(result, indent=2) if args.format == "json" else render_table(result))
     return 0 if result["passed"] else 1
 
@@ -84,46 +89,48 @@ class RealModel:
     notes: list[str] = field(default_factory=list)
 
 
-def build_real_model(model: str, batch: int, seq_len: int) -> RealModel:
-    """The real module of MODEL (see module docstring) with its inputs."""
+def build_real_model(model: str, batch: int, seq_len: int, device: str = "meta") -> RealModel:
+    """The real module of MODEL (see module docstring) with its inputs, on `device` (MoE models: always CPU)."""
     import torch
-
-    from profiler.counting import hf
-    from profiler.counting.models import zoo_model_for_counting
 
     from complexity.models.config import SIZES, ComplexityConfig, config_for_size
     from complexity.models.modeling import ComplexityForCausalLM
+    from profiler.counting import hf
+    from profiler.counting.models import zoo_model_for_counting
 
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} is not one of {DEVICES}")
     arch = load_arch(model)  # also rejects an unknown name or a bad file
     config = None if model in SIZES else _read_json(model)
+    generator = torch.Generator().manual_seed(SEED)
     if arch.model_type == "complexity":
-
         zoo_config = ComplexityConfig.from_dict(config) if config is not None else config_for_size(model)
         _check_seq_len(seq_len, zoo_config.max_position_embeddings, "max_position_embeddings")
-        module = zoo_model_for_counting(zoo_config, "meta")
+        module = zoo_model_for_counting(zoo_config, device)
         notes = []
-        if zoo_config.use_token_routed_mlp:
+        param_module = module
+        if device == "meta" and zoo_config.use_token_routed_mlp:
             with torch.device("meta"):
                 param_module = ComplexityForCausalLM(zoo_config)
             notes.append("token-routed MLP counted through a dense stand-in one expert wide (same matmul FLOPs); "
                          "parameters counted on the routed model")
-        else:
-            param_module = module
-        ids = torch.zeros(batch, seq_len, dtype=torch.long, device="meta")
-        return RealModel(from_complexity_config(zoo_config, arch.name), module, param_module, ids, "meta", notes)
-    if arch.learned_positions:
-        _check_seq_len(seq_len, arch.learned_positions, "its learned position table")
-    if arch.model_type in hf.MOE_MODEL_TYPES:
-        small = hf.scaled_down(config)
-        torch.manual_seed(MOE_SEED)
-        module = hf.build_hf_model(small, "cpu")
-        ids = torch.randint(0, small["vocab_size"], (batch, seq_len))
-        note = (f"mixture of experts: transformers' module built scaled down on CPU with random weights (seed "
-                f"{MOE_SEED}); the formulas are evaluated for the same scaled-down config")
-        return RealModel(from_hf_dict(small, f"{arch.name} (scaled down)"), module, module, ids, "cpu", [note])
-    module = hf.build_hf_model(config, "meta")
-    ids = torch.zeros(batch, seq_len, dtype=torch.long, device="meta")
-    return RealModel(arch, module, module, ids, "meta", [])
+        arch = from_complexity_config(zoo_config, arch.name)
+        vocab_size = zoo_config.vocab_size
+    elif arch.model_type in hf.MOE_MODEL_TYPES:
+        config, device = hf.scaled_down(config), "cpu"
+        torch.manual_seed(SEED)
+        module = param_module = hf.build_hf_model(config, device)
+        notes = [f"mixture of experts: transformers' module built scaled down on CPU with random weights (seed "
+                 f"{SEED}); the formulas are evaluated for the same scaled-down config"]
+        arch = from_hf_dict(config, f"{arch.name} (scaled down)")
+        vocab_size = config["vocab_size"]
+    else:
+        if arch.learned_positions:
+            _check_seq_len(seq_len, arch.learned_positions, "its learned position table")
+        module = param_module = hf.build_hf_model(config, device)
+        notes, vocab_size = [], arch.vocab_size
+    ids = torch.randint(0, vocab_size, (batch, seq_len), generator=generator).to(device)
+    return RealModel(arch, module, param_module, ids, device, notes)
 
 
 def _read_json(path: str) -> dict[str, Any]:
@@ -173,6 +180,7 @@ class CounterResult:
     gaps: dict[str, str] = field(default_factory=dict)  # component -> why the counter misses it
     unknown_ops: dict[str, int] = field(default_factory=dict)
     forward_ops: frozenset[str] = frozenset()  # op names seen in the forward
+    causal_attention: dict[str, int | None] = field(default_factory=dict)  # phase -> attention core, causal
 
 
 def count_ours(real: RealModel) -> CounterResult:
@@ -182,9 +190,11 @@ def count_ours(real: RealModel) -> CounterResult:
     counts = count_training_step(real.module, real.input_ids)
     fused = any("scaled_dot_product" in op for op in counts.by_op("forward"))
     backward = by_component(counts, "backward")
+    causal = {phase: None if counts.matmul_causal(phase) is None
+              else by_component(counts, phase, "matmul_causal")["attention_core"] for phase in ("forward", "backward")}
     return CounterResult(by_component(counts, "forward"), backward, sum(backward.values()),
                          "fused" if fused else "math", unknown_ops=dict(counts.unknown),
-                         forward_ops=frozenset(counts.by_op("forward")))
+                         forward_ops=frozenset(counts.by_op("forward")), causal_attention=causal)
 
 
 def count_flop_counter_mode(real: RealModel, grouped_mm: bool) -> CounterResult:
@@ -224,9 +234,10 @@ def count_fvcore(real: RealModel) -> CounterResult:
 
 
 # ---------------------------------------------------------------------------------------------- comparing
-def analytic_flops(arch: ArchSpec, batch: int, seq_len: int, attention_kernel: str) -> dict[str, dict[str, int]]:
-    """Forward and backward matmul FLOPs (dense) by `FLOP_COMPONENTS`, scores and values joined as attention_core."""
-    forward = F.forward_flops(arch, batch, seq_len, CONVENTION)
+def analytic_flops(arch: ArchSpec, batch: int, seq_len: int, attention_kernel: str,
+                   convention: str = CONVENTION) -> dict[str, dict[str, int]]:
+    """Forward and backward matmul FLOPs by `FLOP_COMPONENTS`, scores and values joined as attention_core."""
+    forward = F.forward_flops(arch, batch, seq_len, convention)
     result = {}
     for phase, parts in (("forward", forward), ("backward", F.backward_flops(forward, attention_kernel))):
         joined = {name: value for name, value in parts.items() if name not in ("attention_scores", "attention_values")}
@@ -289,13 +300,34 @@ def compare(real: RealModel, batch: int, seq_len: int, tolerance: float,
         else:
             rows.append(make_row("backward", "total", name, sum(analytic["backward"].values()), None, tolerance,
                                  f"{name} traces the forward pass only", known_gap=True))
+        rows += causal_rows(real, batch, seq_len, tolerance, name, result)
     return rows
 
 
-def validate(model: str, batch: int = 1, seq_len: int = 128, tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
+def causal_rows(real: RealModel, batch: int, seq_len: int, tolerance: float, name: str,
+                result: CounterResult) -> list[dict[str, Any]]:
+    """The attention core in the causal convention (unmasked pairs, cut by a sliding window), for the counters that
+    read masks (ours). Known gaps: a mask on the meta device has no values; the math path multiplies every pair
+    and applies the mask afterwards, so what it computes is the dense figure."""
+    rows = []
+    analytic = analytic_flops(real.arch, batch, seq_len, result.attention_kernel or "fused", "causal")
+    for phase, counted in result.causal_attention.items():
+        if result.attention_kernel == "math":
+            note, counted = "the math path computes every pair (its causal figure is the dense one)", None
+        elif counted is None:
+            note = "attention mask on the meta device has no values: causal pairs unknown"
+        else:
+            note = ""
+        rows.append(make_row(f"{phase}_causal", "attention_core", name, analytic[phase]["attention_core"], counted,
+                             tolerance, note, known_gap=bool(note)))
+    return rows
+
+
+def validate(model: str, batch: int = 1, seq_len: int = 128, tolerance: float = DEFAULT_TOLERANCE,
+             device: str = "meta") -> dict[str, Any]:
     """The whole comparison as plain data (the `--format json` document)."""
     _check_inputs(batch=batch, seq_len=seq_len, tolerance=tolerance)
-    real = build_real_model(model, batch, seq_len)
+    real = build_real_model(model, batch, seq_len, device)
     ours = count_ours(real)
     counters = {"ours": ours, "flop_counter_mode": count_flop_counter_mode(real, "aten._grouped_mm" in ours.forward_ops),
                 "fvcore": count_fvcore(real)}
@@ -303,7 +335,8 @@ def validate(model: str, batch: int = 1, seq_len: int = 128, tolerance: float = 
     checked = [row["rel_error"] for row in rows if row["status"] != "known_gap"]
     return {
         "model": real.arch.name, "device": real.device, "batch": batch, "seq_len": seq_len, "tolerance": tolerance,
-        "convention": f"{CONVENTION} attention, matmul FLOPs (2 per multiply-add); parameters exact",
+        "convention": f"{CONVENTION} attention (rows *_causal: unmasked pairs), matmul FLOPs (2 per multiply-add); "
+                      "parameters exact",
         "attention_kernel": {name: result.attention_kernel for name, result in counters.items()},
         "unknown_ops": {name: result.unknown_ops for name, result in counters.items()},
         "notes": real.notes, "rows": rows, "max_rel_error": max(checked),

@@ -70,6 +70,8 @@ def test_tiny_zoo_model_passes_with_stable_json(capsys, tiny_zoo):
                if row["quantity"] == "forward" and row["counter"] == "ours"}
     assert backward["attention_core"] * 2 == forward["attention_core"] * 5  # 5 products instead of 2
     assert backward["mlp"] == 2 * forward["mlp"] and backward["lm_head"] == 2 * forward["lm_head"]
+    causal = {row["quantity"]: row["status"] for row in result["rows"] if row["quantity"].endswith("_causal")}
+    assert causal == {"forward_causal": "ok", "backward_causal": "ok"}  # is_causal: the triangle is known on meta
 
 
 @pytest.mark.parametrize("name, device, kernel", [
@@ -89,6 +91,27 @@ def test_scaled_down_transformers_configs_pass(capsys, config_file, name, device
         assert ("forward", "mlp", "flop_counter_mode") in gaps
 
 
+@pytest.mark.parametrize("zoo", [True, False])
+def test_sliding_window_causal_counts_on_cpu(capsys, config_file, zoo):
+    """On CPU the counter reads the window masks: the causal attention core matches W(W+1)/2 + (S-W)·W pairs."""
+    from profiler.counting.hf import scaled_down
+
+    if zoo:
+        config = config_for_size("tiny", num_hidden_layers=1, sliding_window=8, vocab_size=64).to_dict()
+    else:
+        config = scaled_down(shipped_config("mistral_7b"))  # window 8
+    path = config_file(config, "windowed")
+    code, result, _ = run_json(capsys, path, "--seq-len", "32", "--device", "cpu")
+    assert code == 0 and result["device"] == "cpu" and result["max_rel_error"] == 0
+    causal = [row for row in result["rows"] if row["quantity"].endswith("_causal") and row["counter"] == "ours"]
+    assert [row["status"] for row in causal] == ["ok", "ok"]
+    heads, head_dim, layers = (4, 64, 1) if zoo else (4, 16, 2)
+    pairs = 8 * 9 // 2 + (32 - 8) * 8
+    assert causal[0]["counted"] == layers * 4 * heads * pairs * head_dim  # Q·Kᵀ and P·V, 2 FLOPs per multiply-add
+    code, result, _ = run_json(capsys, path, "--seq-len", "32")  # on meta a mask has no values: a known gap
+    assert code == 0 and {row["status"] for row in result["rows"] if row["quantity"].endswith("_causal")} == {"known_gap"}
+
+
 def test_a_wrong_formula_is_over_tolerance_and_exits_1(capsys, monkeypatch, tiny_zoo):
     monkeypatch.setattr(F, "lm_head_flops", lambda arch, tokens: 2 * tokens * arch.hidden_size * arch.vocab_size * 101 // 100)
     code, result, _ = run_json(capsys, tiny_zoo, "--seq-len", "8")
@@ -106,6 +129,7 @@ def test_a_wrong_formula_is_over_tolerance_and_exits_1(capsys, monkeypatch, tiny
     (["tiny", "--seq-len", "0"], "seq_len=0 must be an integer >= 1"),
     (["tiny", "--batch", "-1"], "batch=-1 must be an integer >= 1"),
     (["tiny", "--tolerance", "2"], "tolerance=2.0 must be in [0, 1)"),
+    (["tiny", "--seq-len", "4096"], "seq_len=4096 must be <= 2048"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     assert main(["validate", *argv]) == 2

@@ -1,11 +1,12 @@
 """`python -m profiler validate MODEL`: the analytic formulas against counts on the real module, component by component.
 
-MODEL is a zoo size or a config.json. The real module is built without weights where possible:
+MODEL is a zoo size or a config.json. The real module is built without weights where possible (`--device meta`,
+the default; `--device cpu` allocates random weights, so that the counter can read attention masks):
 
-* zoo models on the meta device, the token-routed MLP replaced by a dense SwiGLU one expert wide (same matmul
-  FLOPs, `profiler.counting.models.zoo_model_for_counting`); parameters are counted on the real routed model;
-* HF configs through transformers' own implementation (`profiler.counting.hf`): dense models on meta at full
-  size; mixture-of-experts models (Mixtral, DeepSeek-V3) on CPU with random weights, scaled down
+* zoo models, on meta with the token-routed MLP replaced by a dense SwiGLU one expert wide (same matmul FLOPs,
+  `profiler.counting.models.zoo_model_for_counting`), parameters then counted on the real routed model;
+* HF configs through transformers' own implementation (`profiler.counting.hf`): dense models at full size;
+  mixture-of-experts models (Mixtral, DeepSeek-V3) on CPU with random weights, scaled down
   (`hf.scaled_down`), since routing reads the router's scores. The analytic side is then computed for that same
   scaled-down config. Top-k routing sends every token to exactly k experts whatever the scores, so the experts
   run T·k token rows in all and the formula's 2·T·k·(expert weights) is exact for any routing: which expert gets
@@ -14,14 +15,16 @@ MODEL is a zoo size or a config.json. The real module is built without weights w
 One training step (next-token loss, labels = the inputs) is counted by our counter, by torch's FlopCounterMode and,
 forward only, by fvcore with our handles. Each is compared with the formulas: parameters exactly, forward and
 backward matmul FLOPs in the dense convention (all S×S attention scores, what the kernels compute), by component
-(the attention core is scores + values) and in total. The analytic backward uses the attention kernel each counter
+(the attention core is scores + values) and in total; the attention core is also compared in the causal convention
+(unmasked pairs, a sliding window's band) where the counter can read the mask. The analytic backward uses the attention kernel each counter
 saw run (`flops.backward_flops`): our counter sees the fused CPU flash kernel (also on meta, where it routes
 attention to it) unless no fused kernel takes the shapes (MLA's unequal head widths: PyTorch's math path);
 FlopCounterMode on meta sees PyTorch's decomposition into bmm (the math path).
 
 Known gaps of the other counters are rows with status `known_gap` and a note, excluded from `max_rel_error`:
 FlopCounterMode prices the CPU flash kernel and `torch._grouped_mm` at 0 and files no backward op under a module
-(its backward is compared in total only); fvcore traces the forward pass only.
+(its backward is compared in total only); fvcore traces the forward pass only; a mask on meta has no values and
+the math path computes masked pairs too (no causal figure).
 """
 
 from __future__ import annotations
@@ -155,7 +158,7 @@ def param_component(name: str) -> str:
         return "attention"
     if any(p in _MLP_MODULES for p in parts):
         return "router" if "gate" in parts else "mlp"
-    if any(marker in parts[-2] for marker in _NORMS):
+    if len(parts) > 1 and any(marker in parts[-2] for marker in _NORMS):
         return "norms"
     return "unattributed"
 
@@ -184,6 +187,8 @@ class CounterResult:
 
 
 def count_ours(real: RealModel) -> CounterResult:
+    """Our FlopCounter over one training step: both phases by component, the causal attention core where the
+    masks could be read, and the attention kernel that ran (fused when an SDPA kernel op was seen, else math)."""
     from profiler.counting.hf import by_component
     from profiler.counting.models import count_training_step
 
@@ -224,6 +229,7 @@ def count_flop_counter_mode(real: RealModel, grouped_mm: bool) -> CounterResult:
 
 
 def count_fvcore(real: RealModel) -> CounterResult:
+    """fvcore with our handles over the forward pass (jit.trace), by component; its unsupported ops listed."""
     from profiler.counting.fvcore_adapter import fvcore_counts
     from profiler.counting.hf import components_of
 

@@ -15,11 +15,11 @@ the default; `--device cpu` allocates random weights, so that the counter can re
 One training step (next-token loss, labels = the inputs) is counted by our counter, by torch's FlopCounterMode and,
 forward only, by fvcore with our handles. Each is compared with the formulas: parameters exactly, forward and
 backward matmul FLOPs in the dense convention (all S×S attention scores, what the kernels compute), by component
-(the attention core is scores + values) and in total; the attention core is also compared in the causal convention
-(unmasked pairs, a sliding window's band) where the counter can read the mask. The analytic backward uses the attention kernel each counter
-saw run (`flops.backward_flops`): our counter sees the fused CPU flash kernel (also on meta, where it routes
-attention to it) unless no fused kernel takes the shapes (MLA's unequal head widths: PyTorch's math path);
-FlopCounterMode on meta sees PyTorch's decomposition into bmm (the math path).
+(the attention core is scores + values) and in total; the attention core is also compared in the causal
+convention (unmasked pairs, a sliding window's band) where the counter can read the mask. The analytic backward
+uses the attention kernel each counter saw run (`flops.backward_flops`): our counter sees the fused CPU flash
+kernel (also on meta, where it routes attention to it) unless no fused kernel takes the shapes (MLA's unequal head
+widths: PyTorch's math path); FlopCounterMode on meta sees PyTorch's decomposition into bmm (the math path).
 
 Known gaps of the other counters are rows with status `known_gap` and a note, excluded from `max_rel_error`:
 FlopCounterMode prices the CPU flash kernel and `torch._grouped_mm` at 0 and files no backward op under a module
@@ -66,8 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"largest relative error of a FLOP count (default {DEFAULT_TOLERANCE:g}); "
                              "parameters must match exactly")
     parser.add_argument("--device", default="meta", choices=DEVICES,
-                        help="where dense models are built (default meta: no memory); cpu allocates random weights "
-                             "and lets the counter read attention masks (sliding windows); MoE models always run on cpu")
+                        help="where dense models are built (default meta: no memory); cpu allocates random "
+                             "weights and lets the counter read attention masks (sliding windows); MoE models "
+                             "always run on cpu")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.set_defaults(func=run)
 
@@ -335,7 +336,8 @@ def validate(model: str, batch: int = 1, seq_len: int = 128, tolerance: float = 
     _check_inputs(batch=batch, seq_len=seq_len, tolerance=tolerance)
     real = build_real_model(model, batch, seq_len, device)
     ours = count_ours(real)
-    counters = {"ours": ours, "flop_counter_mode": count_flop_counter_mode(real, "aten._grouped_mm" in ours.forward_ops),
+    grouped_mm = "aten._grouped_mm" in ours.forward_ops
+    counters = {"ours": ours, "flop_counter_mode": count_flop_counter_mode(real, grouped_mm),
                 "fvcore": count_fvcore(real)}
     rows = compare(real, batch, seq_len, tolerance, counters)
     checked = [row["rel_error"] for row in rows if row["status"] != "known_gap"]

@@ -1,7 +1,8 @@
 """`python -m profiler analyze MODEL`: exact parameters, FLOPs and memory of a model, from its config alone.
 
 The JSON output (`--format json`) is a stable interface documented in docs/profiler.md; FLOPs and bytes are plain
-numbers. `--validate` checks every shipped config's analytic count against its published count instead.
+numbers. `--validate` checks every shipped config's analytic count against its published count instead;
+`--counted` adds the comparison with FLOPs counted on the real module (`profiler.validate`, imports torch).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ ASSUMPTIONS = (
     "FLOPs: 2 per multiply-add, matrix products only (norms, softmax, activations, RoPE not counted).",
     "Attention FLOPs in two conventions: dense = all S x S query-key pairs; causal = unmasked pairs only "
     "(triangle, cut to a band by a sliding window).",
-    "Backward = 2 x forward for every matmul (input and weight gradients); an assumption, not a measurement.",
+    "Backward = 2 x forward for every weight matmul (input and weight gradients, the first layer's input gradient "
+    "included); attention core 3 x scores + 2 x values with a fused kernel (it recomputes the scores), 2 x with "
+    "the math path (--attention-kernel); as counted on the real modules by `profiler validate`.",
     "forward/backward/train_step cover the whole batch (--batch sequences); activations are for one micro-batch "
     "(--batch / --grad-accum sequences); gradient accumulation reuses one gradient buffer.",
     "Mixed precision when --dtype is 16-bit: 16-bit weights and gradients, fp32 master weights and optimizer moments.",
@@ -51,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--optimizer", default="adamw", choices=sorted(M.OPTIMIZER_STATES))
     parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step; must divide --batch")
     parser.add_argument("--recompute", default="none", choices=F.RECOMPUTE, help="activation recomputation")
+    parser.add_argument("--attention-kernel", default="fused", choices=F.ATTENTION_KERNELS,
+                        help="attention backward: fused kernels recompute the scores (default), math stores them")
     parser.add_argument("--format", default="table", choices=FORMATS)
     budget = parser.add_argument_group("compute-optimal size for a budget (Hoffmann et al. 2022)")
     budget.add_argument("--training-budget", "--training_budget", type=float, metavar="USD",
@@ -61,6 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation in (0, 1] (default 0.4)")
     parser.add_argument("--validate", action="store_true",
                         help="compare every shipped config's analytic count with its published count; exit 1 on a mismatch")
+    parser.add_argument("--counted", action="store_true",
+                        help="also count the real module's FLOPs and compare (profiler validate's summary under "
+                             "'validation'; --batch and --seq-len apply)")
     parser.set_defaults(func=run)
 
 
@@ -75,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:
         report = analyze(load_arch(args.model), batch=args.batch, seq_len=args.seq_len, context=args.context,
                          dtype=args.dtype, optimizer=args.optimizer, grad_accum=args.grad_accum,
-                         recompute=args.recompute)
+                         recompute=args.recompute, attention_kernel=args.attention_kernel)
+        if args.counted:
+            from profiler import validate  # imports torch, transformers and fvcore: only when asked
+
+            report["validation"] = validate.summary(validate.validate(args.model, args.batch, args.seq_len))
     if args.training_budget is not None:
         report["training_budget"] = training_budget(args.training_budget, args.price_per_hour,
                                                     args.peak_tflops * 1e12, args.mfu)
@@ -96,7 +108,7 @@ def params_section(arch: ArchSpec, counts: ParamCounts) -> dict[str, Any]:
 
 def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | None = None,
             dtype: str = "bfloat16", optimizer: str = "adamw", grad_accum: int = 1,
-            recompute: str = "none") -> dict[str, Any]:
+            recompute: str = "none", attention_kernel: str = "fused") -> dict[str, Any]:
     """The whole report as plain data (the `--format json` document)."""
     context = seq_len if context is None else context
     if isinstance(grad_accum, bool) or not isinstance(grad_accum, int) or grad_accum < 1 or batch % grad_accum:
@@ -105,6 +117,7 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
     counts = count_params(arch)
     by_convention = {conv: F.forward_flops(arch, batch, seq_len, conv) for conv in F.CONVENTIONS}
     forward = {conv: sum(parts.values()) for conv, parts in by_convention.items()}
+    backward = {conv: sum(F.backward_flops(parts, attention_kernel).values()) for conv, parts in by_convention.items()}
     recomputed = {conv: F.recompute_flops(parts, recompute) for conv, parts in by_convention.items()}
     prefill, decode = F.prefill_flops(arch, batch, seq_len), F.decode_flops(arch, batch, context)
     tokens = batch * seq_len
@@ -125,21 +138,22 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
             "tie_word_embeddings": arch.tie_word_embeddings,
         },
         "workload": {"batch": batch, "micro_batch": micro_batch, "grad_accum": grad_accum, "seq_len": seq_len,
-                     "context": context, "dtype": dtype, "optimizer": optimizer, "recompute": recompute},
+                     "context": context, "dtype": dtype, "optimizer": optimizer, "recompute": recompute,
+                     "attention_kernel": attention_kernel},
         "params": params_section(arch, counts),
         "flops": {
             "forward": forward["dense"], "forward_causal": forward["causal"],
-            "backward": 2 * forward["dense"], "backward_causal": 2 * forward["causal"],
+            "backward": backward["dense"], "backward_causal": backward["causal"],
             "recompute": recomputed["dense"], "recompute_causal": recomputed["causal"],
-            "train_step": 3 * forward["dense"] + recomputed["dense"],
-            "train_step_causal": 3 * forward["causal"] + recomputed["causal"],
+            "train_step": forward["dense"] + backward["dense"] + recomputed["dense"],
+            "train_step_causal": forward["causal"] + backward["causal"] + recomputed["causal"],
             "six_nd": F.six_n(counts.active_non_embedding, tokens),
             "palm": F.palm_flops_per_token(arch, counts.active_non_embedding, seq_len) * tokens,
             "prefill": sum(prefill.values()), "decode_per_token": sum(decode.values()),
             "components": {"dense": by_convention["dense"], "causal": by_convention["causal"],
                            "prefill": prefill, "decode_per_token": decode},
         },
-        "six_n_vs_detailed": six_n_table(arch, counts, seq_len),
+        "six_n_vs_detailed": six_n_table(arch, counts, seq_len, attention_kernel),
         "memory": {
             "weights": weights, "gradients": gradients, "optimizer": optimizer_state,
             "master_weights": M.master_weight_bytes(counts.total, dtype),
@@ -153,12 +167,15 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
     }
 
 
-def six_n_table(arch: ArchSpec, counts: ParamCounts, seq_len: int) -> list[dict[str, Any]]:
-    """Training FLOPs per token, detailed (3 x forward / S, both conventions) against 6N and PaLM, as S grows."""
+def six_n_table(arch: ArchSpec, counts: ParamCounts, seq_len: int,
+                attention_kernel: str = "fused") -> list[dict[str, Any]]:
+    """Training FLOPs per token, detailed ((forward + backward) / S, both conventions) against 6N and PaLM, as S
+    grows."""
     rows = []
     n = counts.active_non_embedding
     for s in sorted({*SCALING_SEQ_LENS, seq_len}):
-        detailed = {conv: 3 * sum(F.forward_flops(arch, 1, s, conv).values()) / s for conv in F.CONVENTIONS}
+        detailed = {conv: F.train_step_flops(arch, 1, s, conv, attention_kernel=attention_kernel) / s
+                    for conv in F.CONVENTIONS}
         rows.append({"seq_len": s, "six_n": F.six_n(n), "palm": F.palm_flops_per_token(arch, n, s),
                      "detailed_dense": detailed["dense"], "detailed_causal": detailed["causal"],
                      "dense_over_six_n": detailed["dense"] / F.six_n(n),
@@ -272,6 +289,13 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
             for row in report["six_n_vs_detailed"]]))
         out.append(("Memory", [{"quantity": key, "bytes": _exact(value), "human": human(value, "bytes")}
                                for key, value in report["memory"].items()]))
+    if "validation" in report:
+        check = report["validation"]
+        out.append((f"Validation against counted FLOPs ({check['device']}; {check['convention']}): max relative error "
+                    f"{check['max_rel_error']:.2e}, {'passed' if check['passed'] else 'FAILED'}", [
+            {"quantity": row["quantity"], "component": row["component"], "counter": row["counter"],
+             "analytic": _exact(row["analytic"]), "counted": "-" if row["counted"] is None else _exact(row["counted"]),
+             "status": row["status"]} for row in check["rows"]]))
     if "training_budget" in report:
         budget = report["training_budget"]
         rows = [{"quantity": path, "value": _exact(value)} for path, value in _flatten(budget)

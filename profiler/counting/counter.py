@@ -7,8 +7,11 @@
     counts.matmul("forward"), counts.matmul_causal("backward"), counts.other(), counts.by_module("forward")
 
 Each op call is priced by `registry.classify` (conventions there), filed under its phase (backward when autograd's
-engine is running it) and under the innermost module that was running (`torch.utils.module_tracker`), so the
-per-module figures add up to the totals. Ops the registry does not know are listed in `counts.unknown`.
+engine is running it) and under a module, so the per-module figures add up to the totals. A forward op goes to the
+innermost module that was running (`torch.utils.module_tracker`). A backward op goes to the module that was
+innermost when the forward created the autograd node now being run: every node a forward call creates is tagged
+with that module in its `metadata`. (The module tracker's own backward hooks misplace the backward of some modules,
+e.g. GPT-2's Conv1D projections and MoE routers.) Ops the registry does not know are listed in `counts.unknown`.
 
 Device independence: on the meta device PyTorch has no fused attention kernel and decomposes
 `F.scaled_dot_product_attention` into bmm + softmax, whose causal figure cannot be recovered and whose backward
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PHASES = ("forward", "backward")
 OUTSIDE_MODULES = "Global"  # ModuleTracker's name for code that runs outside every module
+MODULE_KEY = "profiler.module"  # key of the forward module in an autograd node's metadata
 _SDPA_ARGUMENTS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
 
 
@@ -113,24 +118,70 @@ def inclusive_by_module(exclusive: dict[str, int]) -> dict[str, int]:
     return dict(totals)
 
 
-class _MetaAttentionRouting(TorchFunctionMode):
-    """Send `F.scaled_dot_product_attention` on meta tensors to the CPU flash kernel's op (see module docstring).
-    A boolean mask becomes the additive float mask that F.scaled_dot_product_attention itself builds on CPU."""
+def exclusive_by_module(inclusive: dict[str, dict[str, int]], root: str) -> dict[str, dict[str, int]]:
+    """Undo `inclusive_by_module` for counters that report every module with its descendants' ops included
+    (torch's FlopCounterMode, fvcore): module path -> op -> FLOPs of the ops that ran directly in it. A path's
+    parent is its longest listed prefix (containers such as a ModuleList are never called, so not listed);
+    top-level paths belong to `root` ("Global" for FlopCounterMode, "" for fvcore)."""
+    exclusive = {path: Counter(ops) for path, ops in inclusive.items()}
+    for path, ops in inclusive.items():
+        if path != root:
+            exclusive[_listed_parent(path, inclusive, root)].subtract(ops)
+    return {path: {op: value for op, value in ops.items() if value} for path, ops in exclusive.items()}
+
+
+def _listed_parent(path: str, listed: dict[str, Any], root: str) -> str:
+    while "." in path:
+        path = path.rsplit(".", 1)[0]
+        if path in listed:
+            return path
+    return root
+
+
+class _ForwardCalls(TorchFunctionMode):
+    """Sees every torch call of the forward pass: routes attention on meta tensors, and tags new autograd nodes
+    with the module running them (see module docstring)."""
+
+    def __init__(self, innermost_module: Callable[[], str]) -> None:
+        super().__init__()
+        self._innermost_module = innermost_module
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is not F.scaled_dot_product_attention:
-            return func(*args, **kwargs)
-        call = {**dict(zip(_SDPA_ARGUMENTS, args)), **kwargs}
-        query, key, mask = call["query"], call["key"], call.get("attn_mask")
-        heads_match = query.shape[-3] == key.shape[-3] or call.get("enable_gqa", False)
-        if query.device.type != "meta" or call.get("dropout_p", 0.0) or not heads_match:
-            return func(*args, **kwargs)
-        if mask is not None and mask.dtype == torch.bool:
-            mask = torch.zeros((), dtype=query.dtype, device=mask.device).masked_fill(~mask, float("-inf"))
-        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query, key, call["value"], 0.0, bool(call.get("is_causal", False)), attn_mask=mask, scale=call.get("scale")
-        )[0]
+        out = _meta_attention(args, kwargs) if func is F.scaled_dot_product_attention else None
+        if out is None:
+            out = func(*args, **kwargs)
+        if torch.is_grad_enabled():
+            _tag_new_nodes(out, self._innermost_module())
+        return out
+
+
+def _meta_attention(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """`F.scaled_dot_product_attention` on meta tensors through the CPU flash kernel's op (see module docstring), or
+    None when the call is not on meta or the kernel cannot take it (dropout, unequal head counts without GQA). A
+    boolean mask becomes the additive float mask that F.scaled_dot_product_attention itself builds on CPU."""
+    call = {**dict(zip(_SDPA_ARGUMENTS, args)), **kwargs}
+    query, key, mask = call["query"], call["key"], call.get("attn_mask")
+    heads_match = query.shape[-3] == key.shape[-3] or call.get("enable_gqa", False)
+    if query.device.type != "meta" or call.get("dropout_p", 0.0) or not heads_match:
+        return None
+    if mask is not None and mask.dtype == torch.bool:
+        mask = torch.zeros((), dtype=query.dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        query, key, call["value"], 0.0, bool(call.get("is_causal", False)), attn_mask=mask, scale=call.get("scale")
+    )[0]
+
+
+def _tag_new_nodes(out: Any, module: str) -> None:
+    """Tag the autograd nodes behind `out` that no earlier call tagged (the ones this call created) with `module`."""
+    pending = [t.grad_fn for t in torch.utils._pytree.tree_leaves(out)
+               if isinstance(t, torch.Tensor) and t.grad_fn is not None]
+    while pending:
+        node = pending.pop()
+        if node is None or MODULE_KEY in node.metadata:
+            continue
+        node.metadata[MODULE_KEY] = module
+        pending.extend(parent for parent, _ in node.next_functions)
 
 
 class FlopCounter(TorchDispatchMode):
@@ -140,18 +191,18 @@ class FlopCounter(TorchDispatchMode):
         super().__init__()
         self.counts = FlopCounts()
         self._tracker = ModuleTracker()
-        self._routing = _MetaAttentionRouting()
+        self._forward_calls = _ForwardCalls(self._innermost_module)
 
     def __enter__(self) -> FlopCounter:
         self.counts = FlopCounts()
         self._tracker.__enter__()
-        self._routing.__enter__()
+        self._forward_calls.__enter__()
         super().__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         super().__exit__(*exc)
-        self._routing.__exit__(*exc)
+        self._forward_calls.__exit__(*exc)
         self._tracker.__exit__(*exc)
         if self.counts.unknown:
             log.warning("ops without a FLOP formula (not counted): %s", dict(self.counts.unknown))
@@ -163,9 +214,15 @@ class FlopCounter(TorchDispatchMode):
         if cost is None:
             self.counts.unknown[str(func.overloadpacket)] += 1
         else:
-            phase = "backward" if torch._C._current_graph_task_id() != -1 else "forward"
-            self.counts.tallies[(phase, self._innermost_module(), str(func.overloadpacket))].add(cost)
+            backward = torch._C._current_graph_task_id() != -1
+            module = self._backward_module() if backward else self._innermost_module()
+            self.counts.tallies[("backward" if backward else "forward", module, str(func.overloadpacket))].add(cost)
         return out
+
+    def _backward_module(self) -> str:
+        """The forward module of the autograd node being run (OUTSIDE_MODULES for nodes made outside the counter)."""
+        node = torch._C._current_autograd_node()
+        return OUTSIDE_MODULES if node is None else node.metadata.get(MODULE_KEY, OUTSIDE_MODULES)
 
     def _innermost_module(self) -> str:
         active = [name for name in self._tracker.parents if name != OUTSIDE_MODULES]

@@ -26,6 +26,8 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import get_shape
 
+from profiler.counting.counter import exclusive_by_module
+
 FLOPS_PER_MAC = 2  # one multiply-accumulate = one multiply + one add
 
 # Traced op names (fvcore strips "aten::" in by_operator) whose handles count MACs.
@@ -41,7 +43,7 @@ _ZERO_COST = ("embedding", "index_select", "argsort", "sort", "empty_like", "num
               "all", "any", "unsqueeze", "squeeze", "reshape", "view", "transpose", "permute", "slice", "select",
               "to", "type_as", "stack", "cumsum", "sub_", "ones", "zeros", "fill_", "scalar_tensor", "min", "item",
               "clone", "_to_copy", "bitwise_and", "bitwise_or", "__or__", "is_floating_point", "masked_fill_",
-              "lift_fresh", "baddbmm_unused")
+              "lift_fresh", "topk", "histc", "scatter_", "scatter")
 
 
 def sdpa_macs(inputs: list[Any], outputs: list[Any]) -> int:
@@ -105,12 +107,14 @@ def our_handles() -> dict[str, Any]:
 @dataclass
 class FvcoreCounts:
     """Forward-pass FLOPs as fvcore counted them: matmul (from MACs, × FLOPS_PER_MAC) and other, plus what fvcore
-    could not price (op name -> calls) and the raw per-operator figures (MACs for MAC_OPERATORS, else FLOPs)."""
+    could not price (op name -> calls), the raw per-operator figures (MACs for MAC_OPERATORS, else FLOPs) and the
+    matmul FLOPs of the ops that ran directly in each module (paths as in `model.named_modules()`, under "model.")."""
 
     matmul: int
     other: int
     unsupported: dict[str, int]
     raw_by_operator: dict[str, int] = field(default_factory=dict)
+    matmul_by_module: dict[str, dict[str, int]] = field(default_factory=dict)  # path -> op -> FLOPs, exclusive
 
 
 class _TensorOutput(torch.nn.Module):
@@ -135,5 +139,7 @@ def fvcore_counts(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Fvc
     by_operator = {name: int(value) for name, value in analysis.by_operator().items()}
     matmul = sum(FLOPS_PER_MAC * v for name, v in by_operator.items() if name in MAC_OPERATORS)
     other = sum(v for name, v in by_operator.items() if name not in MAC_OPERATORS)
+    inclusive = {path: {op: FLOPS_PER_MAC * int(v) for op, v in ops.items() if op in MAC_OPERATORS}
+                 for path, ops in analysis.by_module_and_operator().items()}
     return FvcoreCounts(matmul=matmul, other=other, unsupported=dict(analysis.unsupported_ops()),
-                        raw_by_operator=by_operator)
+                        raw_by_operator=by_operator, matmul_by_module=exclusive_by_module(inclusive, root=""))

@@ -9,6 +9,7 @@ random weights. Every model runs in eval mode (no dropout) with PyTorch SDPA att
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -24,8 +25,8 @@ _SCALED_DOWN = {
     "hidden_size": 64, "n_embd": 64, "intermediate_size": 128, "moe_intermediate_size": 32, "num_hidden_layers": 2,
     "n_layer": 2, "num_attention_heads": 4, "n_head": 4, "head_dim": 16, "vocab_size": 256, "n_positions": 256,
     "max_position_embeddings": 256, "q_lora_rank": 32, "kv_lora_rank": 16, "qk_nope_head_dim": 16,
-    "qk_rope_head_dim": 8, "v_head_dim": 16, "first_k_dense_replace": 1, "n_routed_experts": 8,
-    "num_local_experts": 4, "n_group": 2, "topk_group": 1,
+    "qk_rope_head_dim": 8, "v_head_dim": 16, "first_k_dense_replace": 1, "n_routed_experts": 32,
+    "num_local_experts": 4, "n_group": 4, "topk_group": 2,
 }
 
 
@@ -83,8 +84,13 @@ def component_of(module_path: str, op: str) -> str:
 
 def by_component(counts: FlopCounts, phase: str, bucket: str = "matmul") -> dict[str, int]:
     """Counted FLOPs of one phase per component of `COUNTED_COMPONENTS` (zeros included)."""
+    return components_of((module, op, getattr(tally, bucket))
+                         for (tally_phase, module, op), tally in counts.tallies.items() if tally_phase == phase)
+
+
+def components_of(flops: Iterable[tuple[str, str, int]]) -> dict[str, int]:
+    """(module path, op name, FLOPs) triples — from any counter — summed per component of `COUNTED_COMPONENTS`."""
     totals = dict.fromkeys(COUNTED_COMPONENTS, 0)
-    for (tally_phase, module, op), tally in counts.tallies.items():
-        if tally_phase == phase:
-            totals[component_of(module, op)] += getattr(tally, bucket)
+    for module, op, value in flops:
+        totals[component_of(module, op)] += value
     return totals

@@ -9,9 +9,9 @@ Attention conventions (both always reported):
 * `dense`: every one of the S×S query-key pairs, as unmasked kernels compute and `FlopCounterMode` counts.
 * `causal`: only the unmasked pairs — the causal triangle S(S+1)/2, cut further to a band by a sliding window.
 
-Backward = 2 × forward for every matmul: Y = XW needs dX = dY·Wᵀ and dW = Xᵀ·dY, each as large as the forward
-product (Kaplan et al. 2020, arXiv:2001.08361 §2.1; Epoch AI 2021, "What's the backward-forward FLOP ratio for
-neural networks?"). It is an assumption here; the validation issue measures it.
+Backward (`backward_flops`): 2 × forward for every weight matmul, and for the attention core 3 × the scores and
+2 × the values with a fused (FlashAttention-style) kernel, which recomputes the scores, or 2 × both with the math
+path. These are the counts `python -m profiler validate` measures on the real modules (docs/counting.md).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from profiler.formulas.params import expert_params
 
 CONVENTIONS = ("dense", "causal")
 RECOMPUTE = ("none", "selective", "full")
+ATTENTION_KERNELS = ("fused", "math")
 LAYER_COMPONENTS = ("attention_qkv", "attention_scores", "attention_values", "attention_out", "mlp", "router")
 COMPONENTS = LAYER_COMPONENTS + ("lm_head",)
 
@@ -97,9 +98,29 @@ def forward_flops(arch: ArchSpec, batch: int, seq_len: int, convention: str = "c
     return total
 
 
-def backward_flops(forward: dict[str, int]) -> dict[str, int]:
-    """Backward = 2 × forward, component by component (assumption; see module docstring)."""
-    return {name: 2 * flops for name, flops in forward.items()}
+def backward_flops(forward: dict[str, int], attention_kernel: str = "fused") -> dict[str, int]:
+    """Backward FLOPs by component, from the forward's (either attention convention).
+
+    Weight matmuls (attention_qkv, attention_out, mlp, router, lm_head): 2 × forward. Y = X·W needs dX = dY·Wᵀ
+    and dW = Xᵀ·dY, each as large as the forward product (Kaplan et al. 2020, arXiv:2001.08361 §2.1). The first
+    layer's dX is included: it is computed whenever the embedding table is trained, as the counter shows. The
+    embedding lookup and its gradient (a gather and a scatter-add) are no matmuls and appear in no component.
+
+    Attention core, per the kernel that ran it:
+    * `fused` (PyTorch's CPU flash kernel; CUDA flash, memory-efficient and cuDNN kernels): the kernel stores no
+      S×S probabilities, so its backward recomputes the scores S = Q·Kᵀ, then computes dV = Pᵀ·dO, dP = dO·Vᵀ,
+      dQ = dS·K and dK = dSᵀ·Q (Dao et al. 2022, arXiv:2205.14135, algorithm 4): three products shaped like the
+      scores and two like the values, i.e. backward scores = 3 × forward scores, values = 2 × forward values
+      (2.5 × the attention forward when d_qk = d_v).
+    * `math` (eager attention, PyTorch's decomposed SDPA on meta tensors or when no fused kernel takes the
+      shapes, e.g. MLA's d_qk ≠ d_v on CPU): the probabilities are stored, so dV, dP, dQ, dK: 2 × each.
+    """
+    if attention_kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"attention_kernel={attention_kernel!r} is not one of {ATTENTION_KERNELS}")
+    backward = {name: 2 * flops for name, flops in forward.items()}
+    if attention_kernel == "fused":
+        backward["attention_scores"] = 3 * forward["attention_scores"]
+    return backward
 
 
 def recompute_flops(forward: dict[str, int], mode: str) -> int:
@@ -116,10 +137,11 @@ def recompute_flops(forward: dict[str, int], mode: str) -> int:
 
 
 def train_step_flops(arch: ArchSpec, batch: int, seq_len: int, convention: str = "causal",
-                     recompute: str = "none") -> int:
-    """forward + backward (2 × forward) + recomputation, for one micro-batch of B×S tokens."""
+                     recompute: str = "none", attention_kernel: str = "fused") -> int:
+    """forward + backward (`backward_flops`) + recomputation, for one micro-batch of B×S tokens."""
     forward = forward_flops(arch, batch, seq_len, convention)
-    return sum(forward.values()) + sum(backward_flops(forward).values()) + recompute_flops(forward, recompute)
+    backward = backward_flops(forward, attention_kernel)
+    return sum(forward.values()) + sum(backward.values()) + recompute_flops(forward, recompute)
 
 
 def prefill_flops(arch: ArchSpec, batch: int, prompt_len: int) -> dict[str, int]:

@@ -94,12 +94,17 @@ def test_causal_never_exceeds_dense_and_equals_it_at_one_token(family, data):
 def test_training_flops_and_recomputation():
     arch = from_size("tiny")
     forward = F.forward_flops(arch, 2, 16, "causal")
-    assert F.backward_flops(forward) == {k: 2 * v for k, v in forward.items()}
-    fwd = sum(forward.values())
-    assert F.train_step_flops(arch, 2, 16, "causal") == 3 * fwd
+    assert F.backward_flops(forward, "math") == {k: 2 * v for k, v in forward.items()}
+    fused = F.backward_flops(forward)  # the fused kernel recomputes Q·Kᵀ: 3 score-shaped products, 2 value-shaped
+    assert fused == {**{k: 2 * v for k, v in forward.items()}, "attention_scores": 3 * forward["attention_scores"]}
+    fwd, scores = sum(forward.values()), forward["attention_scores"]
+    assert F.train_step_flops(arch, 2, 16, "causal", attention_kernel="math") == 3 * fwd
+    assert F.train_step_flops(arch, 2, 16, "causal") == 3 * fwd + scores
     selective = forward["attention_scores"] + forward["attention_values"]
-    assert F.train_step_flops(arch, 2, 16, "causal", "selective") == 3 * fwd + selective
-    assert F.train_step_flops(arch, 2, 16, "causal", "full") == 4 * fwd - forward["lm_head"]
+    assert F.train_step_flops(arch, 2, 16, "causal", "selective") == 3 * fwd + scores + selective
+    assert F.train_step_flops(arch, 2, 16, "causal", "full") == 4 * fwd + scores - forward["lm_head"]
+    with pytest.raises(ValueError, match="attention_kernel='flash'"):
+        F.backward_flops(forward, "flash")
     with pytest.raises(ValueError, match="recompute='some'"):
         F.recompute_flops(forward, "some")
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from complexity.models.utils import create_complexity_model
-from profiler.counting import FlopCounter, causal_pairs, inclusive_by_module
+from profiler.counting import FlopCounter, causal_pairs, exclusive_by_module, inclusive_by_module
 
 B, HQ, HKV, S, D = 2, 4, 2, 8, 16
 
@@ -143,3 +143,13 @@ def test_meta_stand_in_for_token_routed_mlp_has_the_real_matmul_flops():
     meta = count_training_step(zoo_model_for_counting(config, "meta"), ids.to("meta"))
     for phase in ("forward", "backward"):
         assert real.matmul(phase) == meta.matmul(phase)
+
+
+
+def test_exclusive_by_module_undoes_inclusive_counts_and_skips_unlisted_containers():
+    inclusive = {"Global": {"mm": 10, "bmm": 3}, "M": {"mm": 10, "bmm": 3}, "M.layers.0": {"mm": 6, "bmm": 3},
+                 "M.layers.0.q": {"mm": 4}, "M.head": {"mm": 2}}  # "M.layers" (a ModuleList) is never called
+    assert exclusive_by_module(inclusive, root="Global") == {
+        "Global": {}, "M": {"mm": 2}, "M.layers.0": {"mm": 2, "bmm": 3}, "M.layers.0.q": {"mm": 4},
+        "M.head": {"mm": 2}}
+    assert inclusive_by_module({"M.layers.0": 5, "M.layers.0.q": 4, "M.head": 2})["M"] == 11

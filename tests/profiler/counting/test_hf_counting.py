@@ -43,6 +43,18 @@ def test_scaled_down_mixtral_counts_top_k_experts_and_router():
     assert forward["router"] == 2 * 2 * 16 * 64 * 4
 
 
+def test_backward_of_each_projection_is_filed_under_its_component():
+    """GPT-2's Conv1D projections and Mixtral's router: dX and dW, 2 x forward, under the forward's component."""
+    gpt2 = {"model_type": "gpt2", "n_embd": 768, "n_head": 12, "n_layer": 12, "n_positions": 1024, "vocab_size": 50257}
+    for config, device in ((gpt2, "meta"), (MIXTRAL, "cpu")):
+        torch.manual_seed(0)
+        ids = torch.randint(0, 256, (1, 16)).to(device)
+        counts = count_training_step(build_hf_model(scaled_down(config), device), ids)
+        forward, backward = by_component(counts, "forward"), by_component(counts, "backward")
+        for name in ("attention_qkv", "attention_out", "mlp", "router", "lm_head"):
+            assert backward[name] == 2 * forward[name], name
+
+
 @pytest.mark.parametrize("path, op, component", [
     ("M.model.layers.0.self_attn.q_proj", "aten.mm", "attention_qkv"),
     ("M.transformer.h.0.attn.c_proj", "aten.addmm", "attention_out"),

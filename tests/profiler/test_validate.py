@@ -1,0 +1,176 @@
+"""`python -m profiler validate`: analytic == counted for the zoo and transformers' decoders, wrong formulas caught,
+stable JSON, one-line errors, and `analyze --counted`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from complexity.models.config import config_for_size
+from profiler import validate
+from profiler.cli import main
+from profiler.formulas import flops as F
+
+from conftest import shipped_config
+
+pytest.importorskip("transformers")
+
+RESULT_KEYS = {"model", "device", "batch", "seq_len", "tolerance", "convention", "attention_kernel", "unknown_ops",
+               "notes", "rows", "max_rel_error", "passed"}
+ROW_KEYS = {"quantity", "component", "analytic", "counted", "counter", "rel_error", "status", "note"}
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    """Write a config dict to a config.json and return its path."""
+
+    def write(config: dict, name: str = "model") -> str:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def tiny_zoo(config_file):
+    return config_file(config_for_size("tiny", num_hidden_layers=2, vocab_size=512).to_dict(), "tiny2")
+
+
+def run_json(capsys, *argv):
+    code = main(["validate", *argv, "--format", "json"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out else None), err
+
+
+def assert_exact(result):
+    """Every row that is not a known gap agrees exactly; parameters, forward and backward are all checked."""
+    assert result["passed"] and result["max_rel_error"] == 0
+    checked = [row for row in result["rows"] if row["status"] != "known_gap"]
+    assert all(row["status"] == "ok" and row["analytic"] == row["counted"] for row in checked)
+    assert {(row["quantity"], row["counter"]) for row in checked} >= {
+        ("params", "parameters"), ("forward", "ours"), ("backward", "ours"), ("forward", "fvcore"),
+        ("forward", "flop_counter_mode")}
+    assert result["unknown_ops"]["ours"] == {} and result["unknown_ops"]["fvcore"] == {}
+
+
+def test_tiny_zoo_model_passes_with_stable_json(capsys, tiny_zoo):
+    code, result, _ = run_json(capsys, tiny_zoo, "--batch", "2", "--seq-len", "16")
+    assert code == 0 and set(result) == RESULT_KEYS
+    assert all(set(row) == ROW_KEYS and row["status"] in validate.STATUSES for row in result["rows"])
+    assert all(row["counter"] in validate.COUNTERS for row in result["rows"])
+    assert (result["device"], result["batch"], result["seq_len"], result["tolerance"]) == ("meta", 2, 16, 1e-3)
+    assert_exact(result)
+    # our counter sees the fused CPU kernel (attention routed there on meta), FlopCounterMode the bmm decomposition
+    assert result["attention_kernel"] == {"ours": "fused", "flop_counter_mode": "math", "fvcore": None}
+    backward = {row["component"]: row["counted"] for row in result["rows"]
+                if row["quantity"] == "backward" and row["counter"] == "ours"}
+    forward = {row["component"]: row["counted"] for row in result["rows"]
+               if row["quantity"] == "forward" and row["counter"] == "ours"}
+    assert backward["attention_core"] * 2 == forward["attention_core"] * 5  # 5 products instead of 2
+    assert backward["mlp"] == 2 * forward["mlp"] and backward["lm_head"] == 2 * forward["lm_head"]
+    causal = {row["quantity"]: row["status"] for row in result["rows"] if row["quantity"].endswith("_causal")}
+    assert causal == {"forward_causal": "ok", "backward_causal": "ok"}  # is_causal: the triangle is known on meta
+
+
+@pytest.mark.parametrize("name, device, kernel", [
+    ("llama_7b", "meta", "fused"), ("qwen3_0.6b", "meta", "fused"),
+    ("mixtral_8x7b", "cpu", "fused"), ("deepseek_v3", "cpu", "math"),  # MLA's d_qk != d_v: PyTorch's math path
+])
+def test_scaled_down_transformers_configs_pass(capsys, config_file, name, device, kernel):
+    from profiler.counting.hf import scaled_down
+
+    code, result, _ = run_json(capsys, config_file(scaled_down(shipped_config(name)), name), "--seq-len", "16")
+    assert code == 0 and result["device"] == device and result["attention_kernel"]["ours"] == kernel
+    assert_exact(result)
+    gaps = {(row["quantity"], row["component"], row["counter"]) for row in result["rows"]
+            if row["status"] == "known_gap"}
+    assert ("backward", "total", "fvcore") in gaps
+    if device == "cpu":  # FlopCounterMode prices torch._grouped_mm (the experts) at 0
+        assert ("forward", "mlp", "flop_counter_mode") in gaps
+
+
+@pytest.mark.parametrize("zoo", [True, False])
+def test_sliding_window_causal_counts_on_cpu(capsys, config_file, zoo):
+    """On CPU the counter reads the window masks: the causal attention core matches W(W+1)/2 + (S-W)·W pairs."""
+    from profiler.counting.hf import scaled_down
+
+    if zoo:
+        config = config_for_size("tiny", num_hidden_layers=1, sliding_window=8, vocab_size=64).to_dict()
+    else:
+        config = scaled_down(shipped_config("mistral_7b"))  # window 8
+    path = config_file(config, "windowed")
+    code, result, _ = run_json(capsys, path, "--seq-len", "32", "--device", "cpu")
+    assert code == 0 and result["device"] == "cpu" and result["max_rel_error"] == 0
+    causal = [row for row in result["rows"] if row["quantity"].endswith("_causal") and row["counter"] == "ours"]
+    assert [row["status"] for row in causal] == ["ok", "ok"]
+    heads, head_dim, layers = (4, 64, 1) if zoo else (4, 16, 2)
+    pairs = 8 * 9 // 2 + (32 - 8) * 8
+    assert causal[0]["counted"] == layers * 4 * heads * pairs * head_dim  # Q·Kᵀ and P·V, 2 FLOPs per multiply-add
+    code, result, _ = run_json(capsys, path, "--seq-len", "32")  # on meta a mask has no values: a known gap
+    statuses = {row["status"] for row in result["rows"] if row["quantity"].endswith("_causal")}
+    assert code == 0 and statuses == {"known_gap"}
+
+
+def test_a_wrong_formula_is_over_tolerance_and_exits_1(capsys, monkeypatch, tiny_zoo):
+    def one_percent_high(arch, tokens):
+        return 2 * tokens * arch.hidden_size * arch.vocab_size * 101 // 100
+
+    monkeypatch.setattr(F, "lm_head_flops", one_percent_high)
+    code, result, _ = run_json(capsys, tiny_zoo, "--seq-len", "8")
+    assert code == 1 and not result["passed"]
+    over = {(row["quantity"], row["component"], row["counter"]) for row in result["rows"]
+            if row["status"] == "over_tolerance"}
+    assert ("forward", "lm_head", "ours") in over and ("backward", "lm_head", "ours") in over
+    assert ("forward", "lm_head", "fvcore") in over and ("forward", "total", "flop_counter_mode") in over
+    assert main(["validate", tiny_zoo, "--seq-len", "8", "--tolerance", "0.5"]) == 0  # 1% off is within 50%
+    assert "passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["no-such-model"], "MODEL='no-such-model' is neither a zoo size"),
+    (["tiny", "--seq-len", "0"], "seq_len=0 must be an integer >= 1"),
+    (["tiny", "--batch", "-1"], "batch=-1 must be an integer >= 1"),
+    (["tiny", "--tolerance", "2"], "tolerance=2.0 must be in [0, 1)"),
+    (["tiny", "--seq-len", "4096"], "seq_len=4096 must be <= 2048"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    assert main(["validate", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and message in err
+
+
+def test_gpt2_sequence_longer_than_its_position_table_is_rejected(capsys, config_file):
+    path = config_file(shipped_config("gpt2"), "gpt2")
+    assert main(["validate", path, "--seq-len", "1025"]) == 2
+    assert "seq_len=1025 must be <= 1024" in capsys.readouterr().err
+
+
+def test_analyze_counted_embeds_the_summary(capsys, tiny_zoo):
+    assert main(["analyze", tiny_zoo, "--seq-len", "8", "--counted", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["validation"]) == {"device", "convention", "tolerance", "max_rel_error", "passed", "rows"}
+    assert report["validation"]["passed"]
+    ours = {row["quantity"]: row["counted"] for row in report["validation"]["rows"]
+            if row["component"] == "total" and row["counter"] == "ours"}
+    assert ours == {"forward": report["flops"]["forward"], "backward": report["flops"]["backward"]}
+    assert main(["analyze", tiny_zoo, "--seq-len", "8", "--counted"]) == 0
+    assert "Validation against counted FLOPs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, component", [
+    ("model.embed_tokens.weight", "embeddings"), ("transformer.wpe.weight", "embeddings"),
+    ("lm_head.weight", "head"), ("model.layers.0.self_attn.q_norm.weight", "attention"),
+    ("transformer.h.0.attn.c_attn.bias", "attention"), ("model.layers.1.mlp.gate.weight", "router"),
+    ("model.layers.1.mlp.gate.e_score_correction_bias", "router"), ("model.layers.1.mlp.gate_proj.weight", "mlp"),
+    ("model.layers.1.mlp.experts.gate_up_proj", "mlp"), ("model.layers.0.input_layernorm.weight", "norms"),
+    ("transformer.ln_f.bias", "norms"), ("model.norm.weight", "norms"), ("model.extra.weight", "unattributed"),
+])
+def test_param_component(name, component):
+    assert validate.param_component(name) == component
+
+
+def test_relative_error():
+    assert validate.relative_error(1000, 1001) == pytest.approx(1e-3)
+    assert validate.relative_error(0, 0) == 0 and validate.relative_error(0, 5) == 1.0

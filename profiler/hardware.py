@@ -139,6 +139,10 @@ class Efficiency:
                    elementwise_bytes_per_s=Spread.from_dict(data["elementwise_bytes_per_s"],
                                                             f"{where}.elementwise_bytes_per_s", MAX_BANDWIDTH))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form `from_dict` reads back."""
+        return {**asdict(self), "matmul": [asdict(p) for p in self.matmul]}
+
 
 @dataclass(frozen=True)
 class HardwareProfile:
@@ -188,7 +192,7 @@ class HardwareProfile:
         """The JSON document `profile_from_dict` reads back (tuples become lists)."""
         data = asdict(self)
         data["memory_bytes"] = list(self.memory_bytes)
-        data["efficiency"]["matmul"] = [asdict(p) for p in self.efficiency.matmul]
+        data["efficiency"] = self.efficiency.to_dict()
         return data
 
 

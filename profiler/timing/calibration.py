@@ -149,10 +149,21 @@ def device_memory_bytes(device: Device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else (platform.processor() or platform.machine())
+
+
 def describe_hardware(device: Device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device.torch_device)
-    return f"{platform.processor() or platform.machine()} ({platform.system()}), {torch.get_num_threads()} threads"
+    return (f"{cpu_name()} ({platform.system()}, {os.cpu_count()} logical CPUs), "
+            f"torch using {torch.get_num_threads()} thread(s)")
 
 
 def _assumed_power(device: Device) -> tuple[float, str]:

@@ -297,6 +297,7 @@ def measure(model: str, mode: str = "forward", batches: list[int] | None = None,
     if top > 0 and last_ok is not None:
         ids = torch.randint(arch.vocab_size, (last_ok, seq_len), generator=torch.Generator().manual_seed(seed))
         step, _ = make_step(module, mode, ids.to(dev.torch_device), new_tokens)
+        step()  # warm-up: a fresh optimizer allocates its state on the first step
         report["breakdown"] = {"batch": last_ok, **module_breakdown(module, step, dev, top)}
     return report
 

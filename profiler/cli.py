@@ -15,7 +15,9 @@ import sys
 from collections.abc import Sequence
 
 # Modules that define a command, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("profiler.analyze", "profiler.validate", "profiler.simulator.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "profiler.analyze", "profiler.validate", "profiler.measure", "profiler.calibrate", "profiler.simulator.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from complexity.atomic import write_atomically
 from complexity.models.config import ComplexityConfig, config_for_size
 from complexity.models.modeling import ComplexityForCausalLM
 
@@ -55,8 +55,8 @@ def save_pretrained(model: ComplexityForCausalLM, directory: str | os.PathLike) 
     if len(dtypes) != 1:
         raise ValueError(f"all weights must share one dtype to be saved, found {sorted(dtypes)}")
     config = ComplexityConfig.from_dict({**model.config.to_dict(), "torch_dtype": dtypes.pop()})
-    _write_atomically(directory / WEIGHTS_NAME, lambda path: save_file(state, path, metadata={"format": "pt"}))
-    _write_atomically(directory / CONFIG_NAME, lambda path: Path(path).write_text(config.to_json_string()))
+    write_atomically(directory / WEIGHTS_NAME, lambda path: save_file(state, path, metadata={"format": "pt"}))
+    write_atomically(directory / CONFIG_NAME, lambda path: Path(path).write_text(config.to_json_string()))
 
 
 def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "cpu") -> ComplexityForCausalLM:
@@ -96,17 +96,3 @@ def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "
     model.load_state_dict(state, assign=True)
     model.tie_weights()
     return model
-
-
-def _write_atomically(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary readable file
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

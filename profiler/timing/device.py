@@ -1,0 +1,273 @@
+"""One interface over the devices we time on — CPU, CUDA, Apple MPS: synchronise, time with events, track memory.
+
+GPU work is asynchronous: a Python call returns once the kernels are queued. A timing is only sound if the device
+has finished, so every timed region ends with `synchronize()` (CUDA: `torch.cuda.synchronize`; MPS:
+`torch.mps.synchronize`; CPU: nothing to wait for, eager CPU ops return when done).
+
+Peak memory, per device:
+
+* **CUDA**: the caching allocator's `max_memory_allocated` after `reset_peak_memory_stats` — bytes of live tensors
+  (rounded to the allocator's 512-byte blocks), not the larger reserved/cached pool.
+* **MPS**: torch.mps has no peak counter. We report `current_allocated_memory` (live tensors) at the start and
+  end, and `driver_allocated_memory` (what Metal holds, caches included) at the end as an upper bound of the peak.
+* **CPU**: PyTorch keeps no statistics for CPU memory. The process RSS (resident set size) is no good measure:
+  glibc's malloc keeps freed blocks, RSS counts the interpreter and libraries, and its high-water mark cannot be
+  reset portably. We count tensors instead: `_CpuAllocationTracker`, a TorchDispatchMode, sees every aten op's
+  outputs, adds the bytes of each storage it has not seen, and notices a storage's release through a weak
+  reference to it; the peak is the highest total of live storages at any op boundary. The baseline (weights,
+  optimizer state present before the region) is the bytes of distinct storages of every CPU tensor the garbage
+  collector knows. Like CUDA's figure it counts tensor bytes; unlike it, it misses scratch memory a kernel
+  allocates and frees inside one op (e.g. oneDNN workspaces) and rounds nothing. It slows every op, so measure
+  memory in a separate pass from timing.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+@dataclass
+class MemoryStats:
+    """Bytes of live tensors on one device around a region: at the start, at the highest point, at the end.
+    `upper_bound` is set where the peak is not observed directly (MPS: memory the driver holds); `method` says
+    how the numbers were obtained."""
+
+    start_bytes: int = 0
+    peak_bytes: int = 0
+    end_bytes: int = 0
+    upper_bound_bytes: int | None = None
+    method: str = ""
+
+    @property
+    def peak_delta_bytes(self) -> int:
+        """The most the region added on top of what was live when it began (activations, gradients, state)."""
+        return self.peak_bytes - self.start_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start_bytes": self.start_bytes, "peak_bytes": self.peak_bytes, "end_bytes": self.end_bytes,
+                "peak_delta_bytes": self.peak_delta_bytes, "upper_bound_bytes": self.upper_bound_bytes,
+                "method": self.method}
+
+
+def _cpu_storage(value: Any) -> torch.UntypedStorage | None:
+    """The storage behind a CPU tensor holding real memory; None for anything else — other devices, sparse
+    tensors, and tensor subclasses without real data (FakeTensor reports device cpu over a meta storage;
+    FunctionalTensor's storage has no data allocated)."""
+    if not isinstance(value, torch.Tensor) or value.device.type != "cpu" or value.is_sparse:
+        return None
+    try:
+        storage = value.untyped_storage()
+        if storage.device.type != "cpu":
+            return None
+        storage.data_ptr()  # raises for storage whose data was never allocated
+    except (RuntimeError, NotImplementedError):
+        return None
+    return storage
+
+
+class _CpuAllocationTracker(TorchDispatchMode):
+    """Bytes of live CPU tensor storages created inside the mode, and their highest total (see module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._live: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.current = 0
+        self.peak = 0
+
+    def _release_dead(self) -> None:
+        for key, (ref, nbytes) in list(self._live.items()):
+            if ref.expired():
+                del self._live[key]
+                self.current -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self._release_dead()
+        for value in tree_flatten(out)[0]:
+            storage = _cpu_storage(value)
+            if storage is not None and storage.data_ptr() not in self._live and storage.nbytes() > 0:
+                self._live[storage.data_ptr()] = (StorageWeakRef(storage), storage.nbytes())
+                self.current += storage.nbytes()
+        self.peak = max(self.peak, self.current)
+        return out
+
+
+def live_cpu_tensor_bytes() -> int:
+    """Bytes of the distinct storages of every CPU tensor the garbage collector tracks (weights, buffers,
+    optimizer state, cached inputs). Views share a storage and count once."""
+    storages: dict[int, int] = {}
+    for obj in gc.get_objects():
+        # type(), not isinstance(): isinstance reads obj.__class__, which some lazy module proxies warn about.
+        storage = _cpu_storage(obj) if issubclass(type(obj), torch.Tensor) else None
+        if storage is not None:
+            storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values())
+
+
+@dataclass
+class Device:
+    """A torch device we can time on. Build with `get_device`; subclasses fill in synchronisation and memory."""
+
+    torch_device: torch.device
+    clock: Callable[[], float] = field(default=time.perf_counter, repr=False)
+
+    @property
+    def type(self) -> str:
+        return self.torch_device.type
+
+    def synchronize(self) -> None:
+        """Wait until every queued kernel has finished."""
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        """Seconds `fn()` took until the device finished: `clock` around the call and a synchronize here; CUDA
+        and MPS time on the device with events instead."""
+        start = self.clock()
+        fn()
+        self.synchronize()
+        return self.clock() - start
+
+    @contextmanager
+    def track_memory(self) -> Iterator[MemoryStats]:
+        """Memory of the region in the `with` block; the stats object is filled in when the block exits."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.type, "name": str(self.torch_device)}
+
+
+class CpuDevice(Device):
+    @contextmanager
+    def track_memory(self) -> Iterator[MemoryStats]:
+        stats = MemoryStats(method="cpu: live tensor storages via a TorchDispatchMode + gc baseline "
+                                   "(tensor bytes only; kernel-internal scratch not seen)")
+        stats.start_bytes = live_cpu_tensor_bytes()
+        tracker = _CpuAllocationTracker()
+        with tracker:
+            yield stats
+        stats.peak_bytes = stats.start_bytes + tracker.peak
+        stats.end_bytes = live_cpu_tensor_bytes()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "threads": torch.get_num_threads()}
+
+
+class CudaDevice(Device):
+    def synchronize(self) -> None:
+        torch.cuda.synchronize(self.torch_device)
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
+
+    @contextmanager
+    def track_memory(self) -> Iterator[MemoryStats]:
+        stats = MemoryStats(method="cuda: torch.cuda.max_memory_allocated after reset_peak_memory_stats")
+        self.synchronize()
+        torch.cuda.reset_peak_memory_stats(self.torch_device)
+        stats.start_bytes = torch.cuda.memory_allocated(self.torch_device)
+        yield stats
+        self.synchronize()
+        stats.peak_bytes = torch.cuda.max_memory_allocated(self.torch_device)
+        stats.end_bytes = torch.cuda.memory_allocated(self.torch_device)
+        stats.upper_bound_bytes = torch.cuda.max_memory_reserved(self.torch_device)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "gpu": torch.cuda.get_device_name(self.torch_device),
+                "cuda": torch.version.cuda}
+
+
+class MpsDevice(Device):
+    def synchronize(self) -> None:
+        torch.mps.synchronize()
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        start, end = torch.mps.Event(enable_timing=True), torch.mps.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3  # milliseconds
+
+    @contextmanager
+    def track_memory(self) -> Iterator[MemoryStats]:
+        stats = MemoryStats(method="mps: current_allocated_memory at start/end (no peak counter in torch.mps); "
+                                   "upper bound = driver_allocated_memory at the end (includes Metal's cache)")
+        self.synchronize()
+        stats.start_bytes = torch.mps.current_allocated_memory()
+        yield stats
+        self.synchronize()
+        stats.end_bytes = torch.mps.current_allocated_memory()
+        stats.peak_bytes = max(stats.start_bytes, stats.end_bytes)
+        stats.upper_bound_bytes = torch.mps.driver_allocated_memory()
+
+
+_DEVICE_CLASSES = {"cpu": CpuDevice, "cuda": CudaDevice, "mps": MpsDevice}
+
+
+def default_device_name() -> str:
+    """cuda if available, else mps if available, else cpu."""
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
+
+
+def get_device(name: str = "auto") -> Device:
+    """The `Device` for "cpu", "cuda", "cuda:N", "mps" or "auto" (see `default_device_name`); ValueError when the
+    device does not exist on this machine."""
+    name = default_device_name() if name == "auto" else name
+    try:
+        torch_device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"device={name!r} must be one of auto, {', '.join(DEVICE_TYPES)} (or cuda:N)") from err
+    if torch_device.type not in _DEVICE_CLASSES:
+        raise ValueError(f"device={name!r} must be one of auto, {', '.join(DEVICE_TYPES)} (or cuda:N)")
+    if torch_device.type == "mps" and not torch.backends.mps.is_available():
+        reason = ("this torch build has no MPS support" if not torch.backends.mps.is_built()
+                  else "MPS needs Apple silicon and macOS 12.3 or later")
+        raise ValueError(f"device='mps' is not available here: {reason}; use --device cpu or cuda")
+    if torch_device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={name!r} is not available: torch.cuda.is_available() is False; use --device cpu")
+        if torch_device.index is not None and torch_device.index >= torch.cuda.device_count():
+            raise ValueError(f"device={name!r}: index must be in [0, {torch.cuda.device_count() - 1}]")
+        if torch_device.index is None:
+            torch_device = torch.device("cuda", torch.cuda.current_device())
+    return _DEVICE_CLASSES[torch_device.type](torch_device)
+
+
+# Messages of allocation failures that are not raised as torch.OutOfMemoryError: MPS ("MPS backend out of
+# memory"), the CPU allocator ("DefaultCPUAllocator: can't allocate memory", "not enough memory").
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for an allocation failure on any device: torch.OutOfMemoryError (CUDA) or a RuntimeError whose
+    message says memory ran out."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and any(m in str(err).lower() for m in _OOM_MESSAGES)
+
+
+def release_cached_memory(device: Device) -> None:
+    """Give the allocator's cached blocks back after an out-of-memory failure, so the next attempt starts clean."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()

@@ -1,0 +1,140 @@
+"""Hardware profiles: every shipped file loads and validates, round trips, and bad values name field and range."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from profiler.hardware import (DEVICE_TYPES, HardwareProfile, available_profiles, load_profile, profile_from_dict,
+                               save_profile)
+
+SHIPPED = ("apple_m4", "apple_m4_pro", "apple_m4_max", "nvidia_h100_sxm", "nvidia_a100", "cpu_generic")
+
+
+def _point(dtype: str, m: int, n: int, k: int, rate: float) -> dict:
+    return {"dtype": dtype, "shape": "test", "m": m, "n": n, "k": k,
+            "flops_per_s": {"min": rate / 2, "median": rate, "max": rate * 2}}
+
+
+def valid() -> dict:
+    return {
+        "name": "test", "device_type": "cpu", "description": "a test device",
+        "peak_flops_per_s": {"float32": 1e12}, "memory_bandwidth_bytes_per_s": 1e11, "memory_bytes": [2**30, 2**31],
+        "power_watts": 10, "op_overhead_s": 0,
+        "efficiency": {"calibrated": True, "source": "made up",
+                       "matmul": [_point("float32", 64, 64, 64, 1e9), _point("float32", 4096, 4096, 4096, 5e11)],
+                       "elementwise_bytes_per_s": {"min": 1, "median": 2, "max": 3}},
+        "sources": {"peak_flops_per_s": "made up"},
+    }
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_profiles_load_with_sources(name):
+    profile = load_profile(name)
+    assert profile.name == name and profile.device_type in DEVICE_TYPES
+    assert "peak_flops_per_s" in profile.sources  # every profile says where its peaks come from
+    assert profile.efficiency.source
+
+
+def test_shipped_list_is_complete():
+    assert set(SHIPPED) <= set(available_profiles())
+
+
+def test_m4_pro_figures():
+    profile = load_profile("apple_m4_pro")
+    assert profile.memory_bandwidth_bytes_per_s == 273e9
+    assert profile.peak("float32") == 20 * 128 * 2 * 1.47e9  # cores x ALUs x 2 FLOPs per FMA x clock
+    assert profile.memory_bytes == (24 * 2**30, 48 * 2**30, 64 * 2**30)
+    assert profile.details["gpu_cores"] == [16, 20] and "38 TOPS" in profile.details["neural_engine"]
+
+
+def test_h100_dense_bf16_is_half_the_sparse_datasheet_figure():
+    assert load_profile("nvidia_h100_sxm").peak("bfloat16") == pytest.approx(1979e12 / 2, rel=1e-3)
+
+
+def test_save_load_round_trip(tmp_path):
+    profile = profile_from_dict(valid())
+    path = tmp_path / "p.json"
+    save_profile(profile, path)
+    assert load_profile(str(path)) == profile
+    assert json.loads(path.read_text())["memory_bytes"] == [2**30, 2**31]
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]  # no temp file left behind
+
+
+def test_matmul_lookup_takes_nearest_point_in_log_space_and_the_estimate_end():
+    profile = profile_from_dict(valid())
+    assert profile.matmul_flops_per_s("float32", 100, 50, 80) == 1e9
+    assert profile.matmul_flops_per_s("float32", 3000, 5000, 2048, "optimistic") == 1e12
+    assert profile.matmul_flops_per_s("float32", 3000, 5000, 2048, "conservative") == 2.5e11
+    assert profile.elementwise_bytes_per_s("likely") == 2
+
+
+def test_unknown_dtype_and_estimate_are_clear_errors():
+    profile = profile_from_dict(valid())
+    with pytest.raises(ValueError, match=r"dtype='bfloat16'.*known: \['float32'\]"):
+        profile.matmul_flops_per_s("bfloat16", 1, 1, 1)
+    with pytest.raises(ValueError, match="estimate='best'.*optimistic"):
+        profile.elementwise_bytes_per_s("best")
+    with pytest.raises(ValueError, match="dtype='float16' has no peak"):
+        profile.peak("float16")
+
+
+def _set(path: str, value):
+    data = valid()
+    *parents, last = path.split(".")
+    target = data
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    if value is KeyError:
+        del target[last]
+    else:
+        target[last] = value
+    return data
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("memory_bandwidth_bytes_per_s", -1, r"memory_bandwidth_bytes_per_s=-1 must be a number in \(0, 1e\+14\]"),
+    ("memory_bandwidth_bytes_per_s", 1e20, r"memory_bandwidth_bytes_per_s=1e\+20 must be a number in \(0"),
+    ("device_type", "tpu", r"device_type='tpu' must be one of \['cpu', 'cuda', 'mps'\]"),
+    ("power_watts", True, r"power_watts=True must be a number"),
+    ("op_overhead_s", -1e-6, r"op_overhead_s=-1e-06 must be a number in \[0, 1\]"),
+    ("peak_flops_per_s", {"fp32": 1e12}, r"peak_flops_per_s key='fp32' must be one of"),
+    ("peak_flops_per_s", {"float32": 0}, r"peak_flops_per_s.float32=0 must be a number in \(0, 1e\+18\]"),
+    ("memory_bytes", [2**31, 2**30], r"memory_bytes=.* must be a non-empty ascending list"),
+    ("efficiency.matmul.0.m", 0, r"efficiency.matmul\[0\].m=0 must be an integer in \[1, 1048576\]"),
+    ("efficiency.matmul.1.flops_per_s", {"min": 3, "median": 2, "max": 4},
+     r"efficiency.matmul\[1\].flops_per_s must satisfy min <= median <= max"),
+    ("efficiency.calibrated", "yes", r"efficiency.calibrated='yes' must be true or false"),
+    ("efficiency.matmul", [], r"efficiency.matmul must be a non-empty list"),
+    ("sources", KeyError, r"missing field\(s\) \['sources'\]"),
+    ("bandwidth", 1, r"unknown field\(s\) \['bandwidth'\]"),
+])
+def test_bad_profile_names_field_and_range(path, value, message):
+    with pytest.raises(ValueError, match=message):
+        profile_from_dict(_set(path, value))
+
+
+def test_bad_json_and_unknown_name(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_profile(str(bad))
+    with pytest.raises(ValueError, match="neither a file nor one of .*apple_m4_pro"):
+        load_profile("apple_m9")
+
+
+def test_save_refuses_an_invalid_profile(tmp_path):
+    profile = profile_from_dict(valid())
+    broken = HardwareProfile(**{**profile.__dict__, "power_watts": -5.0})
+    with pytest.raises(ValueError, match="power_watts=-5.0"):
+        save_profile(broken, tmp_path / "x.json")
+    assert not list(tmp_path.iterdir())
+
+
+def test_validation_does_not_mutate_input():
+    data = valid()
+    before = copy.deepcopy(data)
+    profile_from_dict(data)
+    assert data == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 
@@ -75,7 +76,7 @@ def test_table_format(capsys, micro_config):
 
 def test_hf_config_builds_transformers_model(tmp_path):
     path = tmp_path / "llama.json"
-    path.write_text(json.dumps(random_hf_config("llama", 0)))
+    path.write_text(json.dumps(random_hf_config("llama", random.Random(0))))
     module, arch = load_model(str(path), get_device("cpu"), "float32")
     assert type(module).__module__.startswith("transformers.") and arch.model_type == "llama"
     step, prefill = make_step(module, "generate", torch.zeros(1, 3, dtype=torch.long), new_tokens=2)

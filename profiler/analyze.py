@@ -291,8 +291,9 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
                                for key, value in report["memory"].items()]))
     if "validation" in report:
         check = report["validation"]
-        out.append((f"Validation against counted FLOPs ({check['device']}; {check['convention']}): max relative error "
-                    f"{check['max_rel_error']:.2e}, {'passed' if check['passed'] else 'FAILED'}", [
+        notes = "".join(f"; note: {note}" for note in check["notes"])
+        out.append((f"Validation against counted FLOPs ({check['device']}; {check['convention']}{notes}): max "
+                    f"relative error {check['max_rel_error']:.2e}, {'passed' if check['passed'] else 'FAILED'}", [
             {"quantity": row["quantity"], "component": row["component"], "counter": row["counter"],
              "analytic": _exact(row["analytic"]), "counted": "-" if row["counted"] is None else _exact(row["counted"]),
              "status": row["status"]} for row in check["rows"]]))

@@ -3,6 +3,7 @@ stable JSON, one-line errors, and `analyze --counted`."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -150,7 +151,7 @@ def test_gpt2_sequence_longer_than_its_position_table_is_rejected(capsys, config
 def test_analyze_counted_embeds_the_summary(capsys, tiny_zoo):
     assert main(["analyze", tiny_zoo, "--seq-len", "8", "--counted", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["validation"]) == {"device", "convention", "tolerance", "max_rel_error", "passed", "rows"}
+    assert set(report["validation"]) == {"device", "convention", "tolerance", "max_rel_error", "passed", "notes", "rows"}
     assert report["validation"]["passed"]
     ours = {row["quantity"]: row["counted"] for row in report["validation"]["rows"]
             if row["component"] == "total" and row["counter"] == "ours"}
@@ -174,3 +175,12 @@ def test_param_component(name, component):
 def test_relative_error():
     assert validate.relative_error(1000, 1001) == pytest.approx(1e-3)
     assert validate.relative_error(0, 0) == 0 and validate.relative_error(0, 5) == 1.0
+
+
+def test_validate_without_fvcore_leaves_its_rows_out(monkeypatch):
+    """The main job installs the package without the dev extra: validation still runs, and says fvcore is absent."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fvcore" else find_spec(name, *a))
+    result = validate.validate("tiny", batch=1, seq_len=8)
+    assert result["passed"] and not any(row["counter"] == "fvcore" for row in result["rows"])
+    assert any("fvcore is not installed" in note for note in result["notes"])

@@ -236,6 +236,10 @@ def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
         * cfg.grad_accum * rt.world_size
     global_batch = cfg.micro_batch_size * cfg.grad_accum * rt.world_size
     result = TrainResult(losses={}, eval_losses={}, checkpoint=ckpt.latest_checkpoint(output))
+    if start_step == 0:  # the held-out loss of the initialised model, the baseline the run improves on
+        result.eval_losses[0] = _evaluate(model, data, eval_batches, cfg, rt)
+        metrics.write({"step": 0, "eval_loss": result.eval_losses[0],
+                       "eval_perplexity": math.exp(result.eval_losses[0])})
     bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not (cfg.progress and rt.is_main), unit="step")
     with bar:
         for step in range(start_step, cfg.max_steps):

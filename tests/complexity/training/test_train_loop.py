@@ -15,7 +15,7 @@ def test_a_few_steps_lower_the_loss(make_train_config):
     losses = list(result.losses.values())
     assert len(losses) == 12 and all(math.isfinite(x) for x in losses)
     assert sum(losses[-3:]) / 3 < losses[0] - 0.5  # from ~ln(320) = 5.8 nats
-    assert result.eval_losses[12] < result.eval_losses[1] - 0.5
+    assert result.eval_losses[12] < result.eval_losses[0] - 0.5
 
 
 def test_metrics_jsonl_records_every_step_and_eval(make_train_config):
@@ -26,7 +26,7 @@ def test_metrics_jsonl_records_every_step_and_eval(make_train_config):
     steps = [r["step"] for r in records if "loss" in r]
     assert steps == [1, 2, 3, 4, 5, 6]
     evals = [r for r in records if "eval_loss" in r]
-    assert [r["step"] for r in evals] == [3, 6]
+    assert [r["step"] for r in evals] == [0, 3, 6]
     assert evals[-1]["eval_perplexity"] == pytest.approx(math.exp(evals[-1]["eval_loss"]))
     assert all(r["tokens_per_s"] > 0 and r["tflops"] > 0 and "mfu" not in r for r in records if "loss" in r)
 
@@ -52,17 +52,17 @@ def test_resume_reproduces_the_uninterrupted_losses_exactly(make_train_config, m
     a, b = load_checkpoint(reference.checkpoint.parents[1]), load_checkpoint(resumed.checkpoint.parents[1])
     assert all(torch.equal(a.model_state[k], b.model_state[k]) for k in a.model_state)
     steps = [json.loads(line).get("step") for line in open(resumed.checkpoint.parents[1] / "metrics.jsonl")]
-    assert [s for s in steps if s is not None] == [1, 2, 3, 3, 4, 5, 6, 6]  # train and eval records, no duplicates
+    assert [s for s in steps if s is not None] == [0, 1, 2, 3, 3, 4, 5, 6, 6]  # train and eval records, no duplicates
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(make_train_config, monkeypatch):
     real_forward = ComplexityForCausalLM.forward
     calls = []
 
-    def nan_after_step_3(self, *args, **kwargs):  # steps 1-3: 2 micro-batches each, then 2 evaluation batches
+    def nan_after_step_3(self, *args, **kwargs):  # 2 evaluation batches at step 0 and 3, 2 micro-batches a step
         calls.append(1)
         out = real_forward(self, *args, **kwargs)
-        if len(calls) > 3 * 2 + 2:
+        if len(calls) > 2 + 3 * 2 + 2:
             out.loss = out.loss * float("nan")
         return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -69,6 +70,8 @@ def tokenizer_main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     result = train(TrainConfig(**vars(args)))
+    if not _is_main_process():
+        return 0
     for step, loss in result.eval_losses.items():
         print(f"step {step}: held-out loss {loss:.4f} nats/token")
     print(f"checkpoint: {result.checkpoint}")
@@ -90,8 +93,13 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_main_process() -> bool:
+    """True unless torchrun started this process with a rank other than 0."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _run(command: Callable[[], int]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO if _is_main_process() else logging.WARNING, format="%(message)s")
     try:
         return command()
     except ValueError as err:

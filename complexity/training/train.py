@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import (
@@ -313,7 +314,7 @@ def _evaluate(model, data: PackedData, batches: int, cfg: TrainConfig, rt: _Runt
     rows = cfg.micro_batch_size * rt.world_size
     for b in range(batches):
         first = data.num_train + b * rows + rt.rank * cfg.micro_batch_size
-        ids = data.sequences(range(first, first + cfg.micro_batch_size)).to(rt.device)
+        ids = data.sequences(np.arange(first, first + cfg.micro_batch_size)).to(rt.device)
         with _autocast(rt):
             total += model(ids, labels=ids).loss.float()
     if rt.world_size > 1:

@@ -18,6 +18,14 @@ def test_a_few_steps_lower_the_loss(make_train_config):
     assert result.eval_losses[12] < result.eval_losses[0] - 0.5
 
 
+def test_bf16_autocast_trains_with_fp32_weights(make_train_config):
+    cfg = make_train_config(precision="bf16", max_steps=4, eval_interval=4, save_interval=4)
+    result = train(cfg)
+    assert result.losses[4] < result.losses[1] and math.isfinite(result.eval_losses[4])
+    state = load_checkpoint(cfg.output_dir)
+    assert state.config.torch_dtype == "float32" and state.model_state["model.norm.weight"].dtype == torch.float32
+
+
 def test_metrics_jsonl_records_every_step_and_eval(make_train_config):
     cfg = make_train_config()
     train(cfg)

@@ -203,8 +203,7 @@ def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
     output = Path(cfg.output_dir)
     if rt.is_main:
         output.mkdir(parents=True, exist_ok=True)
-    resume_from = ckpt.latest_checkpoint(output)
-    if resume_from is not None and not cfg.resume:
+    if ckpt.latest_checkpoint(output) is not None and not cfg.resume:
         raise ValueError(f"output_dir={str(output)!r} already holds checkpoints; pass resume to continue the run "
                          "or choose another output_dir")
     tokenizer_path, meta = _prepare_data(cfg, rt)
@@ -229,18 +228,20 @@ def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
                          "eval_fraction or add data")
 
     metrics = _MetricsLog(output / METRICS_NAME, start_step, enabled=rt.is_main)
+    result = TrainResult(losses={}, eval_losses={}, checkpoint=ckpt.latest_checkpoint(output))
+
+    def evaluate(step: int) -> None:
+        result.eval_losses[step] = loss = _evaluate(model, data, eval_batches, cfg, rt)
+        metrics.write({"step": step, "eval_loss": loss, "eval_perplexity": math.exp(loss)})
+
     if start_step == 0:
         metrics.write({"event": "start", "model": config.to_dict(), "train": asdict(cfg),
                        "world_size": rt.world_size, "train_sequences": data.num_train,
                        "eval_sequences": data.num_eval, "tokens": meta["num_tokens"]})
+        evaluate(0)  # the initialised model: the baseline the run improves on
     step_flops = train_step_flops(from_complexity_config(config), cfg.micro_batch_size, cfg.seq_len, "causal") \
         * cfg.grad_accum * rt.world_size
     global_batch = cfg.micro_batch_size * cfg.grad_accum * rt.world_size
-    result = TrainResult(losses={}, eval_losses={}, checkpoint=ckpt.latest_checkpoint(output))
-    if start_step == 0:  # the held-out loss of the initialised model, the baseline the run improves on
-        result.eval_losses[0] = _evaluate(model, data, eval_batches, cfg, rt)
-        metrics.write({"step": 0, "eval_loss": result.eval_losses[0],
-                       "eval_perplexity": math.exp(result.eval_losses[0])})
     bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not (cfg.progress and rt.is_main), unit="step")
     with bar:
         for step in range(start_step, cfg.max_steps):
@@ -262,9 +263,7 @@ def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
             bar.set_postfix(_progress_fields(record), refresh=False)
             bar.update()
             if done % cfg.eval_interval == 0 or done == cfg.max_steps:
-                eval_loss = _evaluate(model, data, eval_batches, cfg, rt)
-                result.eval_losses[done] = eval_loss
-                metrics.write({"step": done, "eval_loss": eval_loss, "eval_perplexity": math.exp(eval_loss)})
+                evaluate(done)
             if done % cfg.save_interval == 0 or done == cfg.max_steps:
                 result.checkpoint = _save(model, optimizer, config, output, done, done * global_batch,
                                           run_settings, rt)

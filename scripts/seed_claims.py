@@ -163,7 +163,7 @@ def _run(args, work: Path, tokenizer: Path, name: str, model: dict, **overrides)
     settings = dict(data=args.data, output_dir=str(out), config=str(config), tokenizer=str(tokenizer),
                     seq_len=128, micro_batch_size=8, max_steps=args.steps, warmup_steps=args.steps // 10,
                     eval_interval=args.steps, save_interval=args.steps, eval_batches=8, precision="fp32",
-                    progress=False)
+                    seed=args.seed, progress=False)
     try:
         result = train(TrainConfig(**{**settings, **overrides}))
     except NonFiniteLossError as err:
@@ -256,6 +256,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300, help="optimizer steps of each training run (8 x 128 tokens)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak lr of the routed-vs-dense runs")
     p.add_argument("--qk-lrs", type=float, nargs="+", default=[2e-3, 3e-2], help="peak lrs of the QK-norm runs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the training runs (initialisation, data order)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = p.parse_args()

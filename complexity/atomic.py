@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def write_atomically(path: Path, write: Callable[[str], None]) -> None:
+def write_atomically(path: str | os.PathLike, write: Callable[[str], object]) -> None:
     """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename it over `path`.
 
     A reader sees either the old file or the complete new one, never a partial write (os.replace is atomic on
     POSIX and Windows when both names are on one filesystem, which a sibling temp file guarantees)."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -41,20 +41,27 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 def save_pretrained(model: ComplexityForCausalLM, directory: str | os.PathLike) -> None:
-    """Write config.json and model.safetensors into `directory`, each atomically (temp file, fsync, rename).
+    """Write config.json and model.safetensors into `directory`, each atomically (see `save_state_dict`)."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_state_dict(state, model.config, directory)
 
-    A tied LM head is stored once (as the embedding). The weights are written before the config, so a crash in
-    between leaves either the old pair or new weights that `from_pretrained` checks against the old config.
+
+def save_state_dict(state: dict[str, torch.Tensor], config: ComplexityConfig, directory: str | os.PathLike) -> None:
+    """Write a full (unsharded, CPU) state dict of a `ComplexityForCausalLM` and its config, as `save_pretrained`.
+
+    Each file is written atomically (`write_atomically`). A tied LM head is stored once (as the embedding). The
+    weights are written before the config, so a crash in between leaves either the old pair or new weights that
+    `from_pretrained` checks against the old config.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    if model.config.tie_word_embeddings:
-        state.pop("lm_head.weight")
+    state = {k: v.detach().contiguous() for k, v in state.items()}
+    if config.tie_word_embeddings:
+        state.pop("lm_head.weight", None)
     dtypes = {str(v.dtype).removeprefix("torch.") for v in state.values()}
     if len(dtypes) != 1:
         raise ValueError(f"all weights must share one dtype to be saved, found {sorted(dtypes)}")
-    config = ComplexityConfig.from_dict({**model.config.to_dict(), "torch_dtype": dtypes.pop()})
+    config = ComplexityConfig.from_dict({**config.to_dict(), "torch_dtype": dtypes.pop()})
     write_atomically(directory / WEIGHTS_NAME, lambda path: save_file(state, path, metadata={"format": "pt"}))
     write_atomically(directory / CONFIG_NAME, lambda path: Path(path).write_text(config.to_json_string()))
 

@@ -1,0 +1,41 @@
+import pytest
+
+from complexity.training.cli import tokenizer_main, train_main
+
+
+def test_tokenizer_cli_writes_and_reports(corpus, tmp_path, capsys):
+    out = tmp_path / "tok.json"
+    assert tokenizer_main(["--data", str(corpus), "--vocab-size", "300", "--output", str(out), "--num-experts", "4"]) == 0
+    text = capsys.readouterr().out
+    assert out.is_file() and "300 tokens" in text
+    assert "Spearman correlation of token id with frequency" in text
+    assert "range  routing" in text and "modulo routing" in text
+
+
+def test_train_cli_one_command_builds_tokenizer_and_trains(corpus, model_config_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--data", str(corpus), "--output-dir", str(out), "--config", str(model_config_file), "--vocab-size", "300",
+            "--seq-len", "16", "--micro-batch-size", "2", "--max-steps", "2", "--warmup-steps", "1",
+            "--eval-interval", "2", "--save-interval", "2", "--eval-batches", "1", "--no-progress",
+            "--peak-tflops", "1"]
+    assert train_main(argv) == 0
+    assert (out / "tokenizer.json").is_file() and (out / "checkpoints" / "step-00000002").is_dir()
+    assert "step 2: held-out loss" in capsys.readouterr().out
+    assert '"mfu"' in (out / "metrics.jsonl").read_text()
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--max-steps", "0", "max_steps=0 must be an integer >= 1"),
+    ("--lr", "-1", "lr=-1.0 must be a number in (0.0, inf]"),
+    ("--grad-accum", "0", "grad_accum=0 must be an integer >= 1"),
+])
+def test_bad_values_exit_2_with_one_line(corpus, tmp_path, capsys, flag, value, message):
+    assert train_main(["--data", str(corpus), "--output-dir", str(tmp_path), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n"
+
+
+def test_bad_choice_is_rejected_by_argparse(corpus, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        train_main(["--data", str(corpus), "--output-dir", str(tmp_path), "--precision", "fp8"])
+    assert exc.value.code == 2

@@ -1,0 +1,318 @@
+"""The ops a decoder-only model executes, built from its `ArchSpec`: what the time predictor prices one by one.
+
+Each `Op` is one kind of kernel (a projection, a norm, the attention kernel, the optimizer update) with the totals
+it contributes to one forward pass, backward pass or optimizer step: FLOPs, bytes moved and kernel launches.
+
+Conventions:
+* FLOPs: 2 per multiply-add for matrix products, taken from `profiler.formulas.flops` (a test checks that the
+  matmul ops of each component add up to `forward_flops` exactly); element-wise and reduction ops count 1 FLOP
+  per element they write (the counting issue's `other` convention). Attention is the causal count (the CPU and
+  GPU fused kernels skip fully masked blocks).
+* Bytes: what the op reads plus what it writes, each tensor once — a matmul [m,k]@[k,n] moves (mk + kn + mn)
+  elements; an element-wise op moves `passes` full tensors (reads + writes). Weights are read once per launch.
+* Launches: aten kernels the eager PyTorch implementation of the zoo issues (counted with a dispatch mode on
+  torch 2.13, CPU, float32); views are free and not counted.
+* Backward: every matmul Y = X·W becomes dX = dY·Wᵀ and dW = Xᵀ·dY, each the forward's FLOPs (flops.py's 2×);
+  the fused attention kernel recomputes the scores, 5 products for the forward's 2 (FlashAttention, Dao et al.
+  2022, Alg. 4) and reads q, k, v, out, d_out, writes dq, dk, dv. Element-wise ops: the backward reads the saved
+  input(s) and the output gradient and writes the input gradient(s) — assumed twice the forward's traffic and
+  launches. Extra backward-only ops are listed where the implementation has them (embedding and expert-weight
+  gradients, the tied head's gradient sum, gradient sums where the residual stream forks).
+* Optimizer: torch's AdamW on CPU (single-tensor loop): per parameter tensor 11 launches; per parameter 12 reads
+  and 8 writes of fp32 numbers (weight decay, both moment updates, sqrt, bias-correction divide, eps add, update).
+* Token-routed and MoE experts: tokens are assumed spread evenly over the experts (`split_evenly`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
+from profiler.formulas import flops as F
+from profiler.formulas.memory import dtype_bytes
+
+PHASES = ("forward", "backward", "optimizer")
+KINDS = ("matmul", "attention", "memory")
+MODES = ("forward", "train", "decode")
+
+# Launches and full-tensor passes (reads + writes) of the zoo's eager element-wise blocks, float32.
+RMSNORM_LAUNCHES, RMSNORM_PASSES = 6, 7  # pow, mean, add eps, rsqrt, scale, weight: 4 reads + 3 writes
+LAYERNORM_LAUNCHES, LAYERNORM_PASSES = 1, 2  # native_layer_norm
+ROPE_LAUNCHES, ROPE_PASSES = 5, 10  # x·cos, neg of a half, cat, ·sin, add
+ADAMW_LAUNCHES_PER_TENSOR, ADAMW_PASSES = 11, 20
+BACKWARD_ELEMENTWISE_FACTOR = 2  # backward traffic and launches of an element-wise op, relative to its forward
+ROUTING_LAUNCHES = 11  # token-routed: min/max checks, expert ids, stable sort, inverse permutation, bincount
+
+
+@dataclass(frozen=True)
+class Op:
+    """One kind of kernel and its totals over the pass. `mnk` is one product's shape [m,k]@[k,n] for matmul and
+    attention ops (the shape whose achieved FLOP/s prices it); `component` is the flops.py component a matmul
+    belongs to ('' for others); `repeats` how many identical launches of it the totals cover (for display)."""
+
+    name: str
+    phase: str
+    kind: str
+    flops: int
+    bytes: int
+    launches: int
+    mnk: tuple[int, int, int] | None = None
+    component: str = ""
+    repeats: int = 1
+
+    def scaled(self, factor: int) -> Op:
+        """The same op repeated `factor` times (identical layers)."""
+        return Op(self.name, self.phase, self.kind, self.flops * factor, self.bytes * factor,
+                  self.launches * factor, self.mnk, self.component, self.repeats * factor)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """B sequences of S tokens (forward/train), or one new token per sequence at context C = seq_len (decode)."""
+
+    mode: str
+    batch: int
+    seq_len: int
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r} is not one of {MODES}")
+        for name in ("batch", "seq_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**24:
+                raise ValueError(f"{name}={value!r} must be an integer in [1, {2**24}]")
+        dtype_bytes(self.dtype)
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    """`total` items over `parts` bins as evenly as integers allow (the first total % parts bins get one more)."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+# ------------------------------------------------------------------------------------------------ builders
+def matmul(name: str, m: int, k: int, n: int, b: int, component: str = "", phase: str = "forward") -> Op:
+    """[m,k]@[k,n]: 2mkn FLOPs, (mk + kn + mn)·b bytes, one launch."""
+    return Op(name, phase, "matmul", 2 * m * k * n, (m * k + k * n + m * n) * b, 1, (m, k, n), component)
+
+
+def elementwise(name: str, elements: int, passes: int, launches: int, b: int, phase: str = "forward") -> Op:
+    """`launches` kernels that together move `passes` tensors of `elements` numbers; 1 FLOP per written element
+    (taken as half the passes: about one read per write)."""
+    return Op(name, phase, "memory", elements * max(passes // 2, 1), elements * passes * b, launches)
+
+
+def norm_op(name: str, arch: ArchSpec, elements: int, b: int) -> Op:
+    if arch.norm == "layernorm":
+        return elementwise(name, elements, LAYERNORM_PASSES, LAYERNORM_LAUNCHES, b)
+    return elementwise(name, elements, RMSNORM_PASSES, RMSNORM_LAUNCHES, b)
+
+
+def projection_ops(att: AttentionSpec, hidden: int, tokens: int, b: int) -> list[Op]:
+    """q, k, v projections (MLA: its whole explicit q/kv path as one product of the same FLOPs), then o_proj."""
+    if att.is_mla:
+        qkv = [matmul("attention.qkv_proj", tokens, hidden, F.qkv_weights(att, hidden) // hidden, b,
+                      "attention_qkv")]
+    else:
+        qkv = [matmul(f"attention.{p}_proj", tokens, hidden, width, b, "attention_qkv") for p, width in
+               (("q", att.num_heads * att.head_dim), ("k", att.num_kv_heads * att.head_dim),
+                ("v", att.num_kv_heads * att.v_head_dim))]
+    return qkv + [matmul("attention.o_proj", tokens, att.num_heads * att.v_head_dim, hidden, b, "attention_out")]
+
+
+def attention_core(att: AttentionSpec, batch: int, queries: int, keys: int, pairs: int, b: int) -> Op:
+    """The fused attention kernel: scores and weighted sum over `pairs` (query, key) pairs per head
+    (flops.py's attention_scores + attention_values), reading q, k, v and writing the output once."""
+    flops = 2 * batch * att.num_heads * pairs * (att.head_dim + att.v_head_dim)
+    kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
+    elements = batch * (queries * att.num_heads * (att.head_dim + att.v_head_dim)
+                        + keys * kv_heads * (att.head_dim + att.v_head_dim))
+    return Op("attention.sdpa", "forward", "attention", flops, elements * b, 1, (queries, att.head_dim, keys),
+              "attention_core")
+
+
+def mlp_ops(group: LayerGroup, hidden: int, tokens: int, b: int) -> list[Op]:
+    """Dense: gate/up (or fc1), activation, product, down. Routed: tokens gathered by expert, each expert's
+    products on its share (`split_evenly`), outputs concatenated and scattered back; MoE adds its router."""
+    mlp = group.mlp
+    width = mlp.intermediate_size
+
+    def expert(rows: int, label: str, w: int) -> list[Op]:
+        inner = [matmul(f"mlp.{label}up_proj", rows, hidden, w, b, "mlp")]
+        if mlp.gated:
+            inner += [matmul(f"mlp.{label}gate_proj", rows, hidden, w, b, "mlp"),
+                      elementwise(f"mlp.{label}act_mul", rows * w, 5, 2, b)]  # silu r1 w1, product r2 w1
+        else:
+            inner += [elementwise(f"mlp.{label}act", rows * w, 2, 1, b)]
+        return inner + [matmul(f"mlp.{label}down_proj", rows, w, hidden, b, "mlp")]
+
+    ops: list[Op] = []
+    if mlp.kind == "dense":
+        ops += expert(tokens, "", width)
+    else:
+        visits = tokens * mlp.experts_per_token
+        ops += [elementwise("mlp.dispatch", visits * hidden, 4, 3, b)]  # gather by expert, cat, scatter back
+        if mlp.kind == "moe":
+            ops += [matmul("mlp.router", tokens, hidden, mlp.num_experts, b, "router"),
+                    elementwise("mlp.router_topk", tokens * mlp.num_experts, 3, 3, b)]
+        for rows in split_evenly(visits, mlp.num_experts):
+            if rows:
+                ops += expert(rows, "expert_", width)
+    for _ in range(mlp.num_shared_experts):
+        ops += expert(tokens, "shared_", mlp.shared_intermediate_size)
+    return ops
+
+
+def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: int, keys: int, pairs: int,
+                      b: int) -> list[Op]:
+    """One layer, B sequences of `queries` new tokens attending `keys` keys over `pairs` pairs per head."""
+    att, h, tokens = group.attention, arch.hidden_size, batch * queries
+    kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
+    ops = [norm_op("norm.attention_in", arch, tokens * h, b)]
+    projections = projection_ops(att, h, tokens, b)
+    ops += projections[:-1]
+    if att.qk_norm:
+        qk_norm = norm_op("attention.qk_norm", arch, tokens * (att.num_heads + kv_heads) * att.head_dim, b)
+        ops += [replace(qk_norm, launches=2 * qk_norm.launches)]  # one norm for q, one for k
+    if arch.learned_positions == 0:
+        rope_width = att.rope_head_dim if att.is_mla else att.head_dim
+        rope = elementwise("attention.rope", tokens * (att.num_heads + kv_heads) * rope_width, ROPE_PASSES,
+                           2 * ROPE_LAUNCHES, b)
+        ops += [rope]
+    ops += [attention_core(att, batch, queries, keys, pairs, b), projections[-1],
+            elementwise("residual.add", tokens * h, 3, 1, b), norm_op("norm.mlp_in", arch, tokens * h, b)]
+    ops += mlp_ops(group, h, tokens, b)
+    ops += [elementwise("residual.add", tokens * h, 3, 1, b)]
+    return ops
+
+
+def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32", with_loss: bool = False) -> list[Op]:
+    """Every op of one forward pass over B sequences of S tokens (logits for all B·S tokens, as the zoo's
+    forward computes them; `with_loss` adds the fp32 log-softmax and NLL of cross-entropy)."""
+    b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
+    ops = [elementwise("embedding", tokens * h, 2, 1, b)]
+    if arch.learned_positions:
+        ops += [elementwise("position_embedding", tokens * h, 3, 2, b)]
+    if any(g.mlp.kind == "token_routed" for g in arch.layer_groups):
+        ops += [Op("routing", "forward", "memory", 0, tokens * 8 * ROUTING_LAUNCHES, ROUTING_LAUNCHES)]
+    for group in arch.layer_groups:
+        pairs = F.attended_pairs(seq_len, "causal", group.attention.sliding_window)
+        ops += [op.scaled(group.count)
+                for op in layer_forward_ops(arch, group, batch, seq_len, seq_len, pairs, b)]
+    ops += [norm_op("norm.final", arch, tokens * h, b), matmul("lm_head", tokens, h, vocab, b, "lm_head")]
+    if with_loss:
+        ops += [elementwise("loss.log_softmax", tokens * vocab, 2, 1, 4),
+                elementwise("loss.nll", tokens, 2, 3, 8)]
+    return merge(ops)
+
+
+def decode_ops(arch: ArchSpec, batch: int, context: int, dtype: str = "float32") -> list[Op]:
+    """One decoding step: B new tokens, each attending its own and min(C, W-1) cached keys; the KV cache is read
+    once per layer (inside the attention op's bytes) and the new keys/values appended (a copy of the cache, as the
+    zoo's torch.cat does)."""
+    b, h = dtype_bytes(dtype), arch.hidden_size
+    ops = [elementwise("embedding", batch * h, 2, 1, b)]
+    if any(g.mlp.kind == "token_routed" for g in arch.layer_groups):
+        ops += [Op("routing", "forward", "memory", 0, batch * 8 * ROUTING_LAUNCHES, ROUTING_LAUNCHES)]
+    for group in arch.layer_groups:
+        att = group.attention
+        keys = context + 1 if att.sliding_window is None else min(context + 1, att.sliding_window)
+        kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
+        cache_append = elementwise("attention.kv_cache_append", batch * keys * kv_heads * (att.head_dim + att.v_head_dim),
+                                   2, 2, b)
+        layer = layer_forward_ops(arch, group, batch, 1, keys, keys, b) + [cache_append]
+        ops += [op.scaled(group.count) for op in layer]
+    ops += [norm_op("norm.final", arch, batch * h, b), matmul("lm_head", batch, h, arch.vocab_size, b, "lm_head")]
+    return merge(ops)
+
+
+def backward_op(op: Op) -> list[Op]:
+    """The backward kernels of one forward op (see the module docstring)."""
+    if op.kind == "matmul":
+        m, k, n = op.mnk
+        dx = Op(f"{op.name}.grad_input", "backward", "matmul", op.flops, op.bytes, op.launches, (m, n, k),
+                op.component, op.repeats)
+        dw = Op(f"{op.name}.grad_weight", "backward", "matmul", op.flops, op.bytes, op.launches, (k, m, n),
+                op.component, op.repeats)
+        return [dx, dw]
+    if op.kind == "attention":
+        # 5 products instead of 2; reads q, k, v, out, d_out and writes dq, dk, dv: about twice the forward bytes.
+        return [Op(f"{op.name}.backward", "backward", "attention", op.flops * 5 // 2, 2 * op.bytes, op.launches,
+                   op.mnk, op.component, op.repeats)]
+    if op.name == "routing":
+        return []
+    factor = BACKWARD_ELEMENTWISE_FACTOR
+    return [Op(f"{op.name}.backward", "backward", "memory", op.flops * factor, op.bytes * factor,
+               op.launches * factor, None, "", op.repeats)]
+
+
+def backward_extra_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> list[Op]:
+    """Backward-only kernels: gradient sums where the residual stream forks (2 per layer), the embedding's
+    gradient (a zeroed V×h table plus an index-add), the tied head's two gradients summed, and the stacked
+    expert weights' gradients (each expert's slice written into a zeroed full tensor, then summed)."""
+    b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
+    ops = [elementwise("residual.grad_sum", tokens * h, 3, 1, b).scaled(2 * arch.num_layers),
+           elementwise("embedding.grad_table", vocab * h + 2 * tokens * h, 1, 2, b)]
+    if arch.tie_word_embeddings:
+        ops += [elementwise("lm_head.tied_grad_sum", vocab * h, 3, 1, b)]
+    for group in arch.layer_groups:
+        mlp = group.mlp
+        if mlp.kind == "token_routed":
+            stacked = mlp.num_experts * mlp.intermediate_size * h  # one stacked parameter [E, h, I]
+            per_param = elementwise("mlp.expert_grad_scatter", mlp.num_experts * stacked, 2, 3 * mlp.num_experts, b)
+            ops += [per_param.scaled(3 * group.count)]  # gate, up, down
+    return [replace(op, phase="backward") for op in ops]
+
+
+def parameter_tensors(arch: ArchSpec) -> int:
+    """Parameter tensors the optimizer loops over: embedding (+ positions, + untied head), final norm, and per
+    layer two norms, the projections (+ biases, + QK-norm), the MLP's matrices (+ biases; stacked per kind for
+    the zoo's token-routed experts, one set per expert for MoE) and the router."""
+    tensors = 2 + (1 if arch.learned_positions else 0) + (0 if arch.tie_word_embeddings else 1)
+    per_norm = 2 if arch.norm == "layernorm" else 1
+    for group in arch.layer_groups:
+        att, mlp = group.attention, group.mlp
+        attention = (4 if not att.is_mla else 5 + (2 if att.q_lora_rank else 0))
+        attention += 3 * att.qkv_bias + att.o_bias + 2 * att.qk_norm
+        matrices = 3 if mlp.gated else 2
+        expert_sets = 1 if mlp.kind in ("dense", "token_routed") else mlp.num_experts
+        mlp_tensors = expert_sets * matrices * (2 if mlp.bias else 1) + mlp.num_shared_experts * matrices
+        mlp_tensors += (1 + mlp.router_bias) if mlp.kind == "moe" else 0
+        tensors += group.count * (2 * per_norm + attention + mlp_tensors)
+    return tensors + (per_norm - 1)
+
+
+def optimizer_ops(params: int, tensors: int) -> list[Op]:
+    """AdamW over `params` fp32 numbers in `tensors` tensors (see the module docstring)."""
+    return [Op("optimizer.adamw", "optimizer", "memory", params * ADAMW_PASSES // 2, params * ADAMW_PASSES * 4,
+               tensors * ADAMW_LAUNCHES_PER_TENSOR)]
+
+
+def gradient_accumulation_op(params: int, dtype: str) -> Op:
+    """A later micro-batch's gradient added into the existing .grad tensors: N reads twice, N writes."""
+    return Op("grad_accumulate", "backward", "memory", params, 3 * params * dtype_bytes(dtype), 0)
+
+
+def merge(ops: list[Op]) -> list[Op]:
+    """Identical-shape ops of the same name summed into one row (keeps tables short; totals unchanged)."""
+    merged: dict[tuple, Op] = {}
+    for op in ops:
+        key = (op.name, op.phase, op.kind, op.mnk, op.component)
+        if key in merged:
+            old = merged[key]
+            op = Op(op.name, op.phase, op.kind, old.flops + op.flops, old.bytes + op.bytes,
+                    old.launches + op.launches, op.mnk, op.component, old.repeats + op.repeats)
+        merged[key] = op
+    return list(merged.values())
+
+
+def model_ops(arch: ArchSpec, workload: Workload, params: int) -> list[Op]:
+    """All ops of the workload: forward; train = forward with loss + backward + AdamW; decode = one token step."""
+    if workload.mode == "decode":
+        return decode_ops(arch, workload.batch, workload.seq_len, workload.dtype)
+    forward = forward_ops(arch, workload.batch, workload.seq_len, workload.dtype, with_loss=workload.mode == "train")
+    if workload.mode == "forward":
+        return forward
+    backward = [bw for op in forward for bw in backward_op(op)]
+    backward += backward_extra_ops(arch, workload.batch, workload.seq_len, workload.dtype)
+    return forward + merge(backward) + optimizer_ops(params, parameter_tensors(arch))

@@ -122,12 +122,14 @@ def projection_ops(att: AttentionSpec, hidden: int, tokens: int, b: int) -> list
 
 def attention_core(att: AttentionSpec, batch: int, queries: int, keys: int, pairs: int, b: int) -> Op:
     """The fused attention kernel: scores and weighted sum over `pairs` (query, key) pairs per head
-    (flops.py's attention_scores + attention_values), reading q, k, v and writing the output once."""
+    (flops.py's attention_scores + attention_values), reading q, k, v and writing the output once. Its shape
+    for pricing is (B·H·queries, head_dim, keys): every query row of every head against the keys."""
     flops = 2 * batch * att.num_heads * pairs * (att.head_dim + att.v_head_dim)
     kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
     elements = batch * (queries * att.num_heads * (att.head_dim + att.v_head_dim)
                         + keys * kv_heads * (att.head_dim + att.v_head_dim))
-    return Op("attention.sdpa", "forward", "attention", flops, elements * b, 1, (queries, att.head_dim, keys),
+    rows = batch * att.num_heads * queries
+    return Op("attention.sdpa", "forward", "attention", flops, elements * b, 1, (rows, att.head_dim, keys),
               "attention_core")
 
 
@@ -264,28 +266,55 @@ def backward_extra_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> 
     return [replace(op, phase="backward") for op in ops]
 
 
-def parameter_tensors(arch: ArchSpec) -> int:
-    """Parameter tensors the optimizer loops over: embedding (+ positions, + untied head), final norm, and per
-    layer two norms, the projections (+ biases, + QK-norm), the MLP's matrices (+ biases; stacked per kind for
-    the zoo's token-routed experts, one set per expert for MoE) and the router."""
-    tensors = 2 + (1 if arch.learned_positions else 0) + (0 if arch.tie_word_embeddings else 1)
-    per_norm = 2 if arch.norm == "layernorm" else 1
+def parameter_tensor_sizes(arch: ArchSpec) -> list[int]:
+    """Numbers in each parameter tensor the optimizer loops over (they add up to `count_params(arch).total`):
+    token embedding (+ position table, + untied head), per layer the norms, projections (+ biases, QK-norm, MLA's
+    latent norms), MLP matrices (+ biases; the zoo's token-routed experts stacked into one tensor per matrix, MoE
+    experts one tensor each) and router (+ DeepSeek-V3's correction bias), and the final norm."""
+    h, vocab = arch.hidden_size, arch.vocab_size
+    norm = [h, h] if arch.norm == "layernorm" else [h]
+    sizes = [vocab * h] + ([arch.learned_positions * h] if arch.learned_positions else [])
+    sizes += [] if arch.tie_word_embeddings else [vocab * h]
     for group in arch.layer_groups:
         att, mlp = group.attention, group.mlp
-        attention = (4 if not att.is_mla else 5 + (2 if att.q_lora_rank else 0))
-        attention += 3 * att.qkv_bias + att.o_bias + 2 * att.qk_norm
-        matrices = 3 if mlp.gated else 2
-        expert_sets = 1 if mlp.kind in ("dense", "token_routed") else mlp.num_experts
-        mlp_tensors = expert_sets * matrices * (2 if mlp.bias else 1) + mlp.num_shared_experts * matrices
-        mlp_tensors += (1 + mlp.router_bias) if mlp.kind == "moe" else 0
-        tensors += group.count * (2 * per_norm + attention + mlp_tensors)
-    return tensors + (per_norm - 1)
+        heads, d_qk, d_v = att.num_heads, att.head_dim, att.v_head_dim
+        layer = 2 * norm
+        if att.is_mla:
+            r_kv, d_nope = att.kv_lora_rank, d_qk - att.rope_head_dim
+            layer += ([h * heads * d_qk] if att.q_lora_rank is None
+                      else [h * att.q_lora_rank, att.q_lora_rank, att.q_lora_rank * heads * d_qk])
+            layer += [h * (r_kv + att.rope_head_dim), r_kv, r_kv * heads * (d_nope + d_v)]
+        else:
+            widths = [heads * d_qk, att.num_kv_heads * d_qk, att.num_kv_heads * d_v]
+            layer += [h * w for w in widths] + (widths if att.qkv_bias else [])
+            layer += [d_qk, d_qk] if att.qk_norm else []
+        layer += [heads * d_v * h] + ([h] if att.o_bias else [])
+
+        def expert(width: int) -> list[int]:
+            matrices = [h * width] * (3 if mlp.gated else 2)
+            biases = ([width] * (2 if mlp.gated else 1) + [h]) if mlp.bias else []
+            return matrices + biases
+
+        if mlp.kind == "token_routed":
+            layer += [mlp.num_experts * size for size in expert(mlp.intermediate_size)]
+        else:
+            layer += expert(mlp.intermediate_size) * (mlp.num_experts if mlp.kind == "moe" else 1)
+        layer += expert(mlp.shared_intermediate_size) * mlp.num_shared_experts
+        if mlp.kind == "moe":
+            layer += [mlp.num_experts * h] + ([mlp.num_experts] if mlp.router_bias else [])
+        sizes += layer * group.count
+    return sizes + norm
 
 
-def optimizer_ops(params: int, tensors: int) -> list[Op]:
-    """AdamW over `params` fp32 numbers in `tensors` tensors (see the module docstring)."""
-    return [Op("optimizer.adamw", "optimizer", "memory", params * ADAMW_PASSES // 2, params * ADAMW_PASSES * 4,
-               tensors * ADAMW_LAUNCHES_PER_TENSOR)]
+def optimizer_ops(tensor_sizes: list[int]) -> list[Op]:
+    """AdamW (see the module docstring), one op per distinct tensor size so each is priced at its own working
+    set: a 32 MB embedding streams from DRAM while a layer's small tensors stay in cache between the 11 kernels."""
+    ops = []
+    for size in sorted(set(tensor_sizes)):
+        count = tensor_sizes.count(size)
+        ops.append(Op(f"optimizer.adamw[{size}]", "optimizer", "memory", count * size * ADAMW_PASSES // 2,
+                      count * size * ADAMW_PASSES * 4, count * ADAMW_LAUNCHES_PER_TENSOR, None, "", count))
+    return ops
 
 
 def gradient_accumulation_op(params: int, dtype: str) -> Op:
@@ -306,7 +335,7 @@ def merge(ops: list[Op]) -> list[Op]:
     return list(merged.values())
 
 
-def model_ops(arch: ArchSpec, workload: Workload, params: int) -> list[Op]:
+def model_ops(arch: ArchSpec, workload: Workload) -> list[Op]:
     """All ops of the workload: forward; train = forward with loss + backward + AdamW; decode = one token step."""
     if workload.mode == "decode":
         return decode_ops(arch, workload.batch, workload.seq_len, workload.dtype)
@@ -315,4 +344,4 @@ def model_ops(arch: ArchSpec, workload: Workload, params: int) -> list[Op]:
         return forward
     backward = [bw for op in forward for bw in backward_op(op)]
     backward += backward_extra_ops(arch, workload.batch, workload.seq_len, workload.dtype)
-    return forward + merge(backward) + optimizer_ops(params, parameter_tensors(arch))
+    return forward + merge(backward) + optimizer_ops(parameter_tensor_sizes(arch))

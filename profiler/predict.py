@@ -4,7 +4,9 @@ from the model's ops (`profiler.ops`) and a hardware profile, op by op on a roof
 Each op takes max(FLOPs ÷ the FLOP/s achievable at its shape, bytes ÷ bandwidth) + launches × per-op overhead
 (Williams, Waterman & Patterson 2009, "Roofline"; the overhead term is the fixed cost of issuing one kernel). The
 achievable FLOP/s of a matmul or attention op is the profile's calibrated point nearest its product shape; the
-bandwidth is the achieved element-wise bandwidth (both at the `--estimate` end of their calibrated spread). The
+bandwidth is the achieved element-wise bandwidth at the bytes one launch of the op moves (cache-resident working
+sets run faster; both at the `--estimate` end of their calibrated spread). The fused attention kernel is priced at
+points labelled "attention" / "attention_backward" when the profile has them, else as a plain matmul. The
 prediction is the sum over the ops: a single device stream runs them one after another.
 
 MFU (model FLOPs utilisation, Chowdhery et al. 2022 App. B) = matmul FLOPs of the pass ÷ (time × peak FLOP/s of the
@@ -19,12 +21,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from profiler.arch import ArchSpec, load_arch
-from profiler.formulas.params import count_params
 from profiler.hardware import ESTIMATES, HardwareProfile, load_profile
 from profiler.ops import MODES, Op, Workload, model_ops
 
 FORMATS = ("table", "json")
 BOUNDS = ("compute", "memory", "overhead")
+# Calibrated points of the fused attention kernel carry these shape labels (see profiler.compare).
+ATTENTION_LABELS = {"forward": "attention", "backward": "attention_backward"}
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,10 @@ def op_time(op: Op, profile: HardwareProfile, dtype: str, estimate: str = "likel
     compute = 0.0
     if op.kind in ("matmul", "attention") and op.flops:
         m, k, n = op.mnk
-        compute = op.flops / profile.matmul_flops_per_s(dtype, m, n, k, estimate)
-    memory = op.bytes / profile.elementwise_bytes_per_s(estimate)
+        label = ATTENTION_LABELS[op.phase] if op.kind == "attention" else None
+        compute = op.flops / profile.matmul_flops_per_s(dtype, m, n, k, estimate, label)
+    per_launch = op.bytes // max(op.launches, 1)
+    memory = op.bytes / profile.elementwise_bytes_per_s(estimate, per_launch)
     return OpTime(op, compute, memory, op.launches * profile.op_overhead_s)
 
 
@@ -76,8 +81,7 @@ def predict(arch: ArchSpec, profile: HardwareProfile, workload: Workload, estima
     """The prediction as plain data (the `--format json` document; keys documented in docs/estimating.md)."""
     if estimate not in ESTIMATES:
         raise ValueError(f"estimate={estimate!r} must be one of {list(ESTIMATES)}")
-    params = count_params(arch).total
-    ops = model_ops(arch, workload, params)
+    ops = model_ops(arch, workload)
     times = [op_time(op, profile, workload.dtype, estimate) for op in ops]
     seconds = sum(t.seconds for t in times)
     flops = matmul_flops(ops)

@@ -1,0 +1,344 @@
+"""The benchmark harness behind `python -m profiler measure`: time a real model the way a benchmark should.
+
+Warm-up calls, then N timed repeats that each end after the device has finished (`profiler.timing`); mean ± std
+and p50/p95/p99; tokens/s and sequences/s; an optional batch sweep (the latency-vs-throughput curve, where a batch
+that runs out of memory is recorded, not fatal); peak memory in a separate untimed pass; model size; an energy
+estimate (time × the hardware profile's power); and a per-module breakdown of one forward pass. The JSON output
+(`--format json`) is a stable interface documented in docs/measuring.md.
+
+Modes: `forward` (no autograd), `train` (forward with the next-token loss, backward, AdamW step), `generate`
+(greedy: prefill latency and decode tokens/s).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from profiler.analyze import render_rows
+from profiler.arch import ArchSpec, load_arch
+from profiler.hardware import HardwareProfile, load_profile
+from profiler.measure import MODES
+from profiler.timing.device import Device, get_device, is_out_of_memory, release_cached_memory
+from profiler.timing.timer import time_callable
+
+log = logging.getLogger(__name__)
+
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Bytes per parameter when the weights are stored in a dtype (int8: one byte, scales not counted).
+SIZE_DTYPES = {"float32": 4, "bfloat16": 2, "int8": 1}
+# Default profile per device for the energy estimate: the CPU example; GPUs matched by name.
+_GPU_PROFILES = {"H100": "nvidia_h100_sxm", "A100": "nvidia_a100"}
+
+ASSUMPTIONS = (
+    "Each timing starts on an idle device and ends after it has finished (CUDA/MPS: device events, then a "
+    "synchronize; CPU: perf_counter); warm-up calls are not timed.",
+    "Percentiles interpolate linearly between closest ranks (numpy 'linear'); with few repeats p95/p99 approach "
+    "the maximum.",
+    "tokens/s = batch x seq_len / mean step time; generate: decode tokens/s = batch x new tokens / (mean generate "
+    "time - mean prefill time), prefill = one forward over the prompt plus choosing the first token.",
+    "Peak memory comes from one extra untimed call (the CPU tracker slows every op); see memory.method.",
+    "Energy = mean time x the hardware profile's power_watts: an assumed sustained power, not a measurement.",
+    "The module breakdown times one forward pass with a synchronize at every module boundary (which adds "
+    "overhead); self time excludes child modules; time outside the forward (backward, optimizer) is one row.",
+)
+
+
+def parse_batches(sweep: str | None, batch: int) -> list[int]:
+    """The batch sizes to run: the sweep's comma-separated list, else [batch]; each an integer >= 1."""
+    if sweep is None:
+        values = [batch]
+    else:
+        try:
+            values = [int(v) for v in sweep.split(",") if v.strip()]
+        except ValueError as err:
+            raise ValueError(f"--batch-sweep={sweep!r} must be comma-separated integers >= 1, e.g. 1,2,4") from err
+    if not values or any(v < 1 for v in values):
+        raise ValueError(f"batch sizes {values} must be integers >= 1")
+    return values
+
+
+# ---------------------------------------------------------------------------------------------- the model
+def load_model(model: str, device: Device, dtype: str) -> tuple[nn.Module, ArchSpec]:
+    """A real, randomly initialised module for MODEL (a zoo size or a config.json) on `device` in `dtype`, and
+    its ArchSpec. Zoo configs build the zoo model; other model_types build transformers' class."""
+    arch = load_arch(model)
+    if dtype not in TORCH_DTYPES:
+        raise ValueError(f"dtype={dtype!r} must be one of {sorted(TORCH_DTYPES)}")
+    if arch.model_type == "complexity":
+        from complexity.models.config import SIZES, ComplexityConfig, config_for_size
+        from complexity.models.modeling import ComplexityForCausalLM
+
+        if model in SIZES:
+            config = config_for_size(model)
+        else:
+            with open(model, encoding="utf-8") as f:
+                config = ComplexityConfig.from_dict(json.load(f))
+        with torch.device(device.torch_device):
+            module = ComplexityForCausalLM(config)
+        module.init_weights()
+    else:
+        from profiler.counting.hf import build_hf_model
+
+        with open(model, encoding="utf-8") as f:
+            module = build_hf_model(json.load(f), device=str(device.torch_device))
+    return module.to(TORCH_DTYPES[dtype]), arch
+
+
+def model_size(module: nn.Module) -> dict[str, Any]:
+    """Distinct parameters (a tied matrix once) and their bytes if stored in fp32, bf16 or int8."""
+    params = sum(p.numel() for p in module.parameters())
+    return {"params": params, "bytes": {name: params * size for name, size in SIZE_DTYPES.items()}}
+
+
+def _is_zoo(module: nn.Module) -> bool:
+    return type(module).__module__.startswith("complexity.")
+
+
+def make_step(module: nn.Module, mode: str, input_ids: torch.Tensor,
+              new_tokens: int = 0) -> tuple[Callable[[], Any], Callable[[], Any] | None]:
+    """The call to time for `mode`, and for generate also the prefill-only call.
+
+    forward: logits under torch.no_grad in eval mode. train: zero the gradients, loss = next-token cross-entropy
+    with labels = input_ids, backward, AdamW step (lr 1e-4; the optimizer state is created by the first, warm-up
+    call). generate: greedy decoding of `new_tokens` tokens with a KV cache; prefill decodes one."""
+    if mode == "train":
+        module.train()
+        optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
+
+        def train_step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            module(input_ids, labels=input_ids).loss.backward()
+            optimizer.step()
+        return train_step, None
+    module.eval()
+    if mode == "forward":
+        return torch.no_grad()(lambda: module(input_ids)), None
+    if mode != "generate":
+        raise ValueError(f"mode={mode!r} must be one of {list(MODES)}")
+    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 1:
+        raise ValueError(f"new_tokens={new_tokens!r} must be an integer >= 1")
+
+    def generate(n: int) -> Callable[[], Any]:
+        if _is_zoo(module):  # greedy, no eos: exactly n tokens
+            return torch.no_grad()(lambda: module.generate(input_ids, max_new_tokens=n))
+        return torch.no_grad()(lambda: module.generate(input_ids, max_new_tokens=n, min_new_tokens=n,
+                                                       do_sample=False, pad_token_id=0))
+    return generate(new_tokens), generate(1)
+
+
+# ---------------------------------------------------------------------------------------------- one batch
+def measure_batch(module: nn.Module, mode: str, device: Device, batch: int, seq_len: int, vocab_size: int,
+                  new_tokens: int, warmup: int, repeats: int, power_watts: float | None, seed: int = 0,
+                  progress: bool | None = False) -> dict[str, Any]:
+    """Timing, throughput, peak memory and energy of one batch size (raises on out-of-memory)."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(vocab_size, (batch, seq_len), generator=generator).to(device.torch_device)
+    step, prefill = make_step(module, mode, input_ids, new_tokens)
+    timing = time_callable(step, device, warmup, repeats, progress=progress, desc=f"{mode} batch {batch}")
+    result: dict[str, Any] = {"batch": batch, "status": "ok", "error": None, "timing": timing.to_dict()}
+    if mode == "generate":
+        prefill_timing = time_callable(prefill, device, warmup, repeats, progress=progress, desc=f"prefill b{batch}")
+        decode_s = max(timing.mean - prefill_timing.mean, 0.0)
+        result["prefill"] = prefill_timing.to_dict()
+        result["prefill_tokens_per_s"] = batch * seq_len / prefill_timing.mean
+        result["decode_s_per_token"] = decode_s / new_tokens
+        result["decode_tokens_per_s"] = batch * new_tokens / decode_s if decode_s > 0 else None
+        result["tokens_per_s"] = result["decode_tokens_per_s"]
+    else:
+        result["tokens_per_s"] = batch * seq_len / timing.mean
+    result["sequences_per_s"] = batch / timing.mean
+    with device.track_memory() as memory:
+        step()
+    result["memory"] = memory.to_dict()
+    tokens = batch * (new_tokens if mode == "generate" else seq_len)
+    result["energy_j"] = None if power_watts is None else timing.mean * power_watts
+    result["energy_j_per_token"] = None if power_watts is None else timing.mean * power_watts / tokens
+    return result
+
+
+def sweep(run_batch: Callable[[int], dict[str, Any]], batches: list[int], device: Device,
+          progress: bool | None = False) -> list[dict[str, Any]]:
+    """`run_batch` for each batch size in turn. An out-of-memory failure is recorded as status "oom" with its
+    message, the allocator's cache is released, and larger batches are recorded as "skipped" (they would fail
+    too); the sweep itself never fails on memory. Other errors propagate."""
+    results: list[dict[str, Any]] = []
+    failed_at: int | None = None
+    for batch in tqdm(batches, desc="batch sweep", disable=None if progress is None else not progress or len(batches) == 1):
+        if failed_at is not None and batch >= failed_at:
+            results.append({"batch": batch, "status": "skipped", "error": f"batch {failed_at} ran out of memory"})
+            continue
+        try:
+            results.append(run_batch(batch))
+        except (RuntimeError, torch.OutOfMemoryError) as err:
+            if not is_out_of_memory(err):
+                raise
+            log.warning("batch %d ran out of memory: %s", batch, str(err).splitlines()[0])
+            release_cached_memory(device)
+            failed_at = batch if failed_at is None else min(failed_at, batch)
+            results.append({"batch": batch, "status": "oom", "error": str(err).splitlines()[0]})
+    return results
+
+
+# ---------------------------------------------------------------------------------------------- breakdown
+_LAYER_INDEX = re.compile(r"\.\d+(?=\.|$)")
+
+
+def module_breakdown(module: nn.Module, call: Callable[[], Any], device: Device, top: int = 10) -> dict[str, Any]:
+    """Self time per module during one `call`, summed over modules that differ only in a layer index
+    (`model.layers.*.mlp`), the `top` largest first.
+
+    Hooks before and after every module's forward synchronise the device and read its clock, so a module's
+    inclusive time covers exactly its own kernels; self time = inclusive - the inclusive time of the submodules
+    that ran inside it (containers like nn.ModuleList, never called themselves, are looked through).
+    The root's self time holds ops outside every child (e.g. the loss); `(outside forward)` is the rest of the
+    call (backward and optimizer step in train mode, the decoding loop's glue in generate mode)."""
+    names = {m: name for name, m in module.named_modules()}
+    children = {name: [names[c] for c in m.children()] for m, name in names.items()}
+    inclusive: dict[str, float] = defaultdict(float)
+    calls: Counter[str] = Counter()
+    starts: dict[str, list[float]] = defaultdict(list)
+
+    def before(mod: nn.Module, *_: Any) -> None:
+        device.synchronize()
+        starts[names[mod]].append(device.clock())
+
+    def after(mod: nn.Module, *_: Any) -> None:
+        device.synchronize()
+        name = names[mod]
+        inclusive[name] += device.clock() - starts[name].pop()
+        calls[name] += 1
+
+    handles = [h for m in names for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    try:
+        total = device.time_call(call)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    def called_below(name: str) -> list[str]:
+        """The nearest descendants that ran; containers never called (nn.ModuleList) are looked through."""
+        return [d for c in children[name] for d in ([c] if c in inclusive else called_below(c))]
+
+    self_time: dict[str, float] = defaultdict(float)
+    group_calls: Counter[str] = Counter()
+    for name, seconds in inclusive.items():
+        group = _LAYER_INDEX.sub(".*", name) or "(model)"
+        self_time[group] += seconds - sum(inclusive[c] for c in called_below(name))
+        group_calls[group] += calls[name]
+    self_time["(outside forward)"] = max(total - inclusive.get("", 0.0), 0.0)
+    rows = sorted(self_time.items(), key=lambda item: -item[1])[:top]
+    return {"total_s": total, "modules": [{"module": name, "self_s": s, "share": s / total if total else 0.0,
+                                           "calls": group_calls.get(name, 0)} for name, s in rows]}
+
+
+# ---------------------------------------------------------------------------------------------- the report
+def environment(device: Device, dtype: str) -> dict[str, Any]:
+    return {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "device": device.describe(),
+            "threads": torch.get_num_threads(), "dtype": dtype}
+
+
+def default_profile(device: Device) -> str | None:
+    """The shipped profile for this device's energy estimate: cpu_generic on CPU, by GPU name on CUDA, else None."""
+    if device.type == "cpu":
+        return "cpu_generic"
+    if device.type == "cuda":
+        gpu = torch.cuda.get_device_name(device.torch_device)
+        return next((profile for key, profile in _GPU_PROFILES.items() if key in gpu), None)
+    return None
+
+
+def measure(model: str, mode: str = "forward", batches: list[int] | None = None, seq_len: int = 128,
+            new_tokens: int = 32, device: str = "auto", dtype: str = "float32", warmup: int = 2, repeats: int = 10,
+            threads: int | None = None, hardware: str | None = None, top: int = 10, seed: int = 0,
+            progress: bool | None = False) -> dict[str, Any]:
+    """The whole `measure` report as plain data (the `--format json` document)."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} must be one of {list(MODES)}")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise ValueError(f"seq_len={seq_len!r} must be an integer >= 1")
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads={threads!r} must be an integer >= 1")
+        torch.set_num_threads(threads)
+    batches = batches or [1]
+    dev = get_device(device)
+    torch.manual_seed(seed)
+    module, arch = load_model(model, dev, dtype)
+    profile_name = hardware or default_profile(dev)
+    profile: HardwareProfile | None = load_profile(profile_name) if profile_name else None
+    power = profile.power_watts if profile else None
+
+    def run_batch(batch: int) -> dict[str, Any]:
+        return measure_batch(module, mode, dev, batch, seq_len, arch.vocab_size, new_tokens, warmup, repeats,
+                             power, seed, progress)
+
+    runs = sweep(run_batch, batches, dev, progress)
+    report: dict[str, Any] = {
+        "model": arch.name, "model_type": arch.model_type, "mode": mode,
+        "workload": {"batches": batches, "seq_len": seq_len, "new_tokens": new_tokens if mode == "generate" else None,
+                     "dtype": dtype, "warmup": warmup, "repeats": repeats, "seed": seed},
+        "environment": environment(dev, dtype),
+        "model_size": model_size(module),
+        "hardware_profile": profile.name if profile else None, "power_watts": power,
+        "runs": runs, "breakdown": None, "assumptions": list(ASSUMPTIONS),
+    }
+    last_ok = next((r["batch"] for r in reversed(runs) if r["status"] == "ok"), None)
+    if top > 0 and last_ok is not None:
+        ids = torch.randint(arch.vocab_size, (last_ok, seq_len), generator=torch.Generator().manual_seed(seed))
+        step, _ = make_step(module, mode, ids.to(dev.torch_device), new_tokens)
+        report["breakdown"] = {"batch": last_ok, **module_breakdown(module, step, dev, top)}
+    return report
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:,.3f}"
+
+
+def _num(value: float | None, digits: str = ",.1f") -> str:
+    return "-" if value is None else format(value, digits)
+
+
+def render_table(report: dict[str, Any]) -> str:
+    env, size = report["environment"], report["model_size"]
+    head = (f"{report['model']} ({report['model_type']}), mode {report['mode']}, seq_len {report['workload']['seq_len']}, "
+            f"{env['dtype']} on {env['device']['name']} ({env['threads']} threads), torch {env['torch']}\n"
+            f"params {size['params']:,}; weights {size['bytes']['float32'] / 2**20:,.1f} MiB fp32, "
+            f"{size['bytes']['bfloat16'] / 2**20:,.1f} MiB bf16, {size['bytes']['int8'] / 2**20:,.1f} MiB int8")
+    rows = []
+    for r in report["runs"]:
+        if r["status"] != "ok":
+            rows.append({"batch": str(r["batch"]), "mean ms": r["status"], "std ms": "", "p50 ms": "", "p95 ms": "",
+                         "p99 ms": "", "tokens/s": "", "seq/s": "", "peak MiB": "", "energy J": ""})
+            continue
+        t = r["timing"]
+        rows.append({"batch": str(r["batch"]), "mean ms": _ms(t["mean_s"]), "std ms": _ms(t["std_s"]),
+                     "p50 ms": _ms(t["p50_s"]), "p95 ms": _ms(t["p95_s"]), "p99 ms": _ms(t["p99_s"]),
+                     "tokens/s": _num(r["tokens_per_s"]), "seq/s": _num(r["sequences_per_s"], ",.2f"),
+                     "peak MiB": f"{r['memory']['peak_bytes'] / 2**20:,.1f}",
+                     "energy J": _num(r["energy_j"], ",.4g")})
+    blocks = [head, render_rows(rows, "table")]
+    if report["mode"] == "generate":
+        blocks.append(render_rows([{"batch": str(r["batch"]), "prefill ms": _ms(r["prefill"]["mean_s"]),
+                                    "prefill tokens/s": _num(r["prefill_tokens_per_s"]),
+                                    "decode ms/token": _ms(r["decode_s_per_token"]),
+                                    "decode tokens/s": _num(r["decode_tokens_per_s"])}
+                                   for r in report["runs"] if r["status"] == "ok"], "table"))
+    if report["breakdown"]:
+        b = report["breakdown"]
+        blocks.append(f"Top modules by self time (one call, batch {b['batch']}, total {_ms(b['total_s'])} ms)\n\n"
+                      + render_rows([{"module": m["module"], "self ms": _ms(m["self_s"]), "share": f"{m['share']:.1%}",
+                                      "calls": str(m["calls"])} for m in b["modules"]], "table"))
+    if report["power_watts"] is not None:
+        blocks.append(f"Energy assumes {report['power_watts']:g} W sustained ({report['hardware_profile']} profile).")
+    return "\n\n".join(blocks)

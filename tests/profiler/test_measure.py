@@ -1,0 +1,140 @@
+"""`python -m profiler measure`: stable JSON keys, modes, the OOM-tolerant sweep, the module breakdown."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import random_hf_config
+from profiler.cli import main
+from profiler.timing.harness import load_model, make_step, module_breakdown, parse_batches, sweep
+from profiler.timing.device import get_device
+
+RUN_KEYS = {"batch", "status", "error", "timing", "tokens_per_s", "sequences_per_s", "memory", "energy_j",
+            "energy_j_per_token"}
+TIMING_KEYS = {"n", "mean_s", "std_s", "min_s", "max_s", "p50_s", "p95_s", "p99_s"}
+
+
+@pytest.fixture(scope="module")
+def micro_config(tmp_path_factory) -> str:
+    """A two-layer zoo model small enough to build and run in milliseconds."""
+    path = tmp_path_factory.mktemp("micro") / "config.json"
+    path.write_text(json.dumps({"model_type": "complexity", "vocab_size": 64, "hidden_size": 32,
+                                "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                "num_key_value_heads": 1, "num_experts": 2}))
+    return str(path)
+
+
+def run_json(capsys, *argv: str) -> dict:
+    assert main(["measure", *argv, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_tiny_forward_json_keys(capsys):
+    report = run_json(capsys, "tiny", "--seq-len", "8", "--warmup", "0", "--repeats", "1", "--device", "cpu",
+                      "--top", "3")
+    assert set(report) == {"model", "model_type", "mode", "workload", "environment", "model_size",
+                           "hardware_profile", "power_watts", "runs", "breakdown", "assumptions"}
+    assert report["model_size"] == {"params": 12_914_688, "bytes": {"float32": 4 * 12_914_688,
+                                                                   "bfloat16": 2 * 12_914_688, "int8": 12_914_688}}
+    assert {"torch", "device", "threads", "dtype"} <= set(report["environment"])
+    (run,) = report["runs"]
+    assert set(run) == RUN_KEYS and set(run["timing"]) == TIMING_KEYS and run["timing"]["n"] == 1
+    assert run["tokens_per_s"] == pytest.approx(8 / run["timing"]["mean_s"])
+    assert run["memory"]["peak_bytes"] >= 4 * 12_914_688  # the weights are live
+    assert run["energy_j"] == pytest.approx(run["timing"]["mean_s"] * report["power_watts"])
+    assert len(report["breakdown"]["modules"]) == 3
+
+
+def test_train_and_sweep(capsys, micro_config):
+    report = run_json(capsys, micro_config, "--mode", "train", "--batch-sweep", "1,2", "--seq-len", "4",
+                      "--warmup", "1", "--repeats", "2", "--device", "cpu")
+    assert [r["batch"] for r in report["runs"]] == [1, 2] and all(r["status"] == "ok" for r in report["runs"])
+    assert report["runs"][1]["tokens_per_s"] == pytest.approx(8 / report["runs"][1]["timing"]["mean_s"])
+    names = [m["module"] for m in report["breakdown"]["modules"]]
+    assert "(outside forward)" in names  # backward + optimizer step
+
+
+def test_generate_reports_prefill_and_decode(capsys, micro_config):
+    report = run_json(capsys, micro_config, "--mode", "generate", "--new-tokens", "3", "--seq-len", "4",
+                      "--warmup", "0", "--repeats", "1", "--device", "cpu", "--top", "0")
+    (run,) = report["runs"]
+    assert {"prefill", "prefill_tokens_per_s", "decode_s_per_token", "decode_tokens_per_s"} <= set(run)
+    assert report["breakdown"] is None
+
+
+def test_table_format(capsys, micro_config):
+    assert main(["measure", micro_config, "--seq-len", "4", "--warmup", "0", "--repeats", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "p99 ms" in out and "Top modules by self time" in out
+
+
+def test_hf_config_builds_transformers_model(tmp_path):
+    path = tmp_path / "llama.json"
+    path.write_text(json.dumps(random_hf_config("llama", 0)))
+    module, arch = load_model(str(path), get_device("cpu"), "float32")
+    assert type(module).__module__.startswith("transformers.") and arch.model_type == "llama"
+    step, prefill = make_step(module, "generate", torch.zeros(1, 3, dtype=torch.long), new_tokens=2)
+    assert step().shape == (1, 5) and prefill().shape == (1, 4)
+
+
+def test_sweep_records_out_of_memory_and_skips_larger_batches():
+    def run_batch(batch: int) -> dict:
+        if batch >= 4:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+        return {"batch": batch, "status": "ok"}
+
+    results = sweep(run_batch, [1, 2, 4, 8], get_device("cpu"))
+    assert [r["status"] for r in results] == ["ok", "ok", "oom", "skipped"]
+    assert results[2]["error"].startswith("CUDA out of memory")
+
+
+def test_sweep_records_mps_style_oom_runtime_error_but_not_other_errors():
+    def oom(batch: int) -> dict:
+        raise RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)")
+
+    assert sweep(oom, [2], get_device("cpu"))[0]["status"] == "oom"
+
+    def bug(batch: int) -> dict:
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        sweep(bug, [1], get_device("cpu"))
+
+
+def test_breakdown_self_times_add_up_to_the_call(micro_config):
+    device = get_device("cpu")
+    module, _ = load_model(micro_config, device, "float32")
+    step, _ = make_step(module, "train", torch.zeros(1, 4, dtype=torch.long))
+    step()
+    breakdown = module_breakdown(module, step, device, top=100)
+    assert sum(m["self_s"] for m in breakdown["modules"]) == pytest.approx(breakdown["total_s"])
+    layers = next(m for m in breakdown["modules"] if m["module"] == "model.layers.*.mlp")
+    assert layers["calls"] == 2  # two layers folded into one row
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-sweep", "1,x"], "--batch-sweep='1,x' must be comma-separated integers"),
+    (["--batch", "0"], r"batch sizes \[0\] must be integers >= 1"),
+    (["--device", "tpu"], "device='tpu' must be one of"),
+    (["--seq-len", "0"], "seq_len=0 must be an integer >= 1"),
+])
+def test_bad_arguments_are_one_line_errors(capsys, micro_config, argv, message):
+    assert main(["measure", micro_config, *argv]) == 2
+    assert message.replace("\\", "") in capsys.readouterr().err or pytest.fail(capsys.readouterr().err)
+
+
+def test_parse_batches():
+    assert parse_batches("1, 2,4", 7) == [1, 2, 4]
+    assert parse_batches(None, 7) == [7]
+
+
+def test_registering_the_command_imports_no_torch():
+    """`python -m profiler analyze` builds every command's parser; measure's must not pull in torch."""
+    code = "import sys; from profiler.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

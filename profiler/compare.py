@@ -1,0 +1,263 @@
+"""`python -m profiler compare`: predicted against measured time over a grid of (size, batch, seq, mode) on this
+machine, with the calibration done in the same run.
+
+Steps: (1) calibrate the device (`--hardware` profile as the starting point, then `profiler.timing.model_shapes`
+adds the grid's own product shapes, the attention kernel and bandwidth by working-set size); (2) measure every
+grid point with the `measure` harness; (3) predict it with `profiler.predict` from the analytic op list; (4) report
+the relative error (predicted − measured) ÷ measured, a table, JSON, and two PNG plots: predicted against
+measured with the y = x line, and a roofline with one workload's ops placed on it. Training points also compare
+the measured peak of live tensor bytes with `profiler.formulas.memory` (weights + gradients + AdamW state +
+`implementation_activation_bytes`).
+
+Timing statistic: `--statistic min` (default) compares the fastest of the repeats with the prediction at the
+fastest end of the calibrated spreads (`optimistic`); `p50` compares medians with `likely`. On a machine shared
+with other processes the minimum is the reproducible figure: interference only ever adds time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from profiler.arch import load_arch
+from profiler.formulas import memory as M
+from profiler.formulas.params import count_params
+from profiler.hardware import HardwareProfile, load_profile, save_profile
+from profiler.ops import Workload, model_ops
+from profiler.predict import op_time, predict
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZES, DEFAULT_BATCHES, DEFAULT_SEQ_LENS, DEFAULT_MODES = ("tiny", "20m", "small"), (1, 4), (128, 512), \
+    ("forward", "train")
+STATISTICS = {"min": ("min_s", "optimistic"), "p50": ("p50_s", "likely")}
+FORMATS = ("table", "json")
+# Measure function: (model, mode, batch, seq_len) -> {"min_s", "p50_s", "peak_bytes", "start_bytes"}.
+MeasureFn = Callable[[str, str, int, int], dict[str, Any]]
+
+
+def grid(sizes: list[str], batches: list[int], seq_lens: list[int], modes: list[str]) -> list[tuple[str, str, int, int]]:
+    """Every (size, mode, batch, seq_len), sizes outermost so each model is built once."""
+    return [(size, mode, batch, seq) for size in sizes for mode in modes for batch in batches for seq in seq_lens]
+
+
+def relative_error(predicted: float, measured: float) -> float:
+    """(predicted − measured) ÷ measured."""
+    if measured <= 0:
+        raise ValueError(f"measured={measured!r} must be > 0 seconds")
+    return (predicted - measured) / measured
+
+
+def train_memory_prediction(model: str, batch: int, seq_len: int, dtype: str) -> dict[str, int]:
+    """Analytic bytes of a float training step: weights, gradients, AdamW moments, activations."""
+    arch = load_arch(model)
+    params = count_params(arch).total
+    parts = {"weights": M.weight_bytes(params, dtype), "gradients": M.gradient_bytes(params, dtype),
+             "optimizer": M.optimizer_bytes(params, "adamw", dtype),
+             "activations": M.implementation_activation_bytes(arch, batch, seq_len, dtype)}
+    return {**parts, "total": sum(parts.values())}
+
+
+def compare_points(points: list[tuple[str, str, int, int]], profile: HardwareProfile, measure_fn: MeasureFn,
+                   dtype: str = "float32", statistic: str = "min") -> list[dict[str, Any]]:
+    """One row per grid point: measured and predicted seconds, relative error, bound, MFU, and for training the
+    measured peak against the analytic memory."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic={statistic!r} must be one of {list(STATISTICS)}")
+    key, estimate = STATISTICS[statistic]
+    rows = []
+    for model, mode, batch, seq_len in points:
+        measured = measure_fn(model, mode, batch, seq_len)
+        result = predict(load_arch(model), profile, Workload(mode, batch, seq_len, dtype), estimate)
+        row = {"model": model, "mode": mode, "batch": batch, "seq_len": seq_len,
+               "measured_s": measured[key], "predicted_s": result["seconds"],
+               "error": relative_error(result["seconds"], measured[key]), "bound": result["bound"],
+               "mfu": result["mfu"], "seconds_by_phase": result["seconds_by_phase"]}
+        if mode == "train" and measured.get("peak_bytes"):
+            analytic = train_memory_prediction(model, batch, seq_len, dtype)
+            row["memory"] = {"measured_peak_bytes": measured["peak_bytes"], "predicted_peak_bytes": analytic["total"],
+                             "predicted_activation_bytes": analytic["activations"],
+                             "error": relative_error(analytic["total"], measured["peak_bytes"])}
+        rows.append(row)
+        log.info("%s %s B=%d S=%d: measured %.4g s, predicted %.4g s (%+.1f%%)", model, mode, batch, seq_len,
+                 row["measured_s"], row["predicted_s"], 100 * row["error"])
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    errors = [abs(r["error"]) for r in rows]
+    memory = [abs(r["memory"]["error"]) for r in rows if "memory" in r]
+    out = {"points": len(rows), "median_abs_error": statistics.median(errors), "max_abs_error": max(errors)}
+    if memory:
+        out.update(memory_median_abs_error=statistics.median(memory), memory_max_abs_error=max(memory))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- plots
+def plot_scatter(rows: list[dict[str, Any]], path: Path) -> None:
+    """Predicted against measured seconds, log-log, one marker per mode, with the y = x line and ±25 % band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for mode, marker in (("forward", "o"), ("train", "s"), ("decode", "^")):
+        chosen = [r for r in rows if r["mode"] == mode]
+        if chosen:
+            ax.scatter([r["measured_s"] for r in chosen], [r["predicted_s"] for r in chosen], marker=marker,
+                       label=mode)
+    values = [v for r in rows for v in (r["measured_s"], r["predicted_s"])]
+    low, high = min(values) / 1.5, max(values) * 1.5
+    ax.plot([low, high], [low, high], "k-", lw=1, label="y = x")
+    ax.fill_between([low, high], [low * 0.75, high * 0.75], [low * 1.25, high * 1.25], color="grey", alpha=0.15,
+                    label="±25 %")
+    ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high), xlabel="measured (s)",
+           ylabel="predicted (s)", title="Predicted vs measured step time")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_roofline(model: str, workload: Workload, profile: HardwareProfile, estimate: str, path: Path) -> None:
+    """Each op of one workload at (FLOPs ÷ bytes, FLOPs ÷ predicted seconds) under the device's ceilings: the
+    fastest calibrated matmul rate and the fastest calibrated bandwidth (a line of slope 1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = [op_time(op, profile, workload.dtype, estimate) for op in model_ops(load_arch(model), workload)]
+    peak = max(p.flops_per_s.pick(estimate) for p in profile.efficiency.matmul if p.dtype == workload.dtype)
+    table = profile.efficiency.elementwise_by_size
+    bandwidth = max((p.bytes_per_s.pick(estimate) for p in table), default=profile.elementwise_bytes_per_s(estimate))
+    fig, ax = plt.subplots(figsize=(7, 5))
+    intensities = [t.op.flops / t.op.bytes for t in times if t.op.flops and t.op.bytes]
+    x = [min(intensities) / 2, max(intensities) * 2]
+    ax.plot(x, [min(peak, bandwidth * i) for i in x], "k-", lw=1)
+    ridge = peak / bandwidth
+    if x[0] < ridge < x[1]:
+        ax.plot([x[0], ridge, x[1]], [bandwidth * x[0], peak, peak], "k-", lw=1.5, label="roofline")
+    for kind, marker in (("matmul", "o"), ("attention", "D"), ("memory", "x")):
+        chosen = [t for t in times if t.op.kind == kind and t.op.flops and t.op.bytes]
+        ax.scatter([t.op.flops / t.op.bytes for t in chosen], [t.op.flops / t.seconds for t in chosen],
+                   marker=marker, label=kind)
+    ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP/byte)", ylabel="FLOP/s (predicted)",
+           title=f"{model} {workload.mode} B={workload.batch} S={workload.seq_len} on {profile.name}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("compare", help="predicted vs measured time over a grid, calibrated in the run",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(DEFAULT_SIZES), help="comma-separated zoo sizes or config paths")
+    parser.add_argument("--batches", default=",".join(map(str, DEFAULT_BATCHES)))
+    parser.add_argument("--seq-lens", default=",".join(map(str, DEFAULT_SEQ_LENS)))
+    parser.add_argument("--modes", default=",".join(DEFAULT_MODES), help="forward and/or train")
+    parser.add_argument("--hardware", default="cpu_generic", help="profile to start the calibration from")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per point and per shape (default 5)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--statistic", default="min", choices=list(STATISTICS))
+    parser.add_argument("--out", default="compare_out", help="directory for the JSON, plots and calibrated profile")
+    parser.add_argument("--format", default="table", choices=FORMATS)
+    parser.set_defaults(func=run)
+
+
+def _ints(text: str, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError as err:
+        raise ValueError(f"{name}={text!r} must be comma-separated integers >= 1") from err
+    if not values or min(values) < 1:
+        raise ValueError(f"{name}={text!r} must be comma-separated integers >= 1")
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from profiler.timing import model_shapes
+    from profiler.timing.device import get_device
+
+    sizes, modes = args.sizes.split(","), args.modes.split(",")
+    bad = [m for m in modes if m not in ("forward", "train")]
+    if bad:
+        raise ValueError(f"modes={args.modes!r}: each must be forward or train")
+    points = grid(sizes, _ints(args.batches, "batches"), _ints(args.seq_lens, "seq_lens"), modes)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"threads={args.threads!r} must be an integer >= 1")
+        torch.set_num_threads(args.threads)
+    device = get_device(args.device)
+    workloads = [(load_arch(m), Workload(mode, b, s)) for m, mode, b, s in points]
+    profile = model_shapes.calibrate_for_workloads(load_profile(args.hardware), workloads, device, args.repeats,
+                                                   progress=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_profile(profile, out / "calibrated_profile.json")
+    rows = compare_points(points, profile, harness_measure_fn(device, args.warmup, args.repeats))
+    report = write_outputs(rows, profile, points, out, args.statistic)
+    print(json.dumps(report, indent=2) if args.format == "json" else render_table(report))
+    return 0
+
+
+def harness_measure_fn(device: Any, warmup: int, repeats: int) -> MeasureFn:
+    """The `measure` harness as a `MeasureFn` (one model built per size and reused)."""
+    from profiler.timing import harness
+
+    models: dict[str, Any] = {}
+
+    def measure(model: str, mode: str, batch: int, seq_len: int) -> dict[str, Any]:
+        if model not in models:
+            models.clear()
+            models[model] = harness.load_model(model, device, "float32")
+        module, arch = models[model]
+        result = harness.measure_batch(module, mode, device, batch, seq_len, arch.vocab_size, 0, warmup, repeats,
+                                       None)
+        return {**result["timing"], "peak_bytes": result["memory"]["peak_bytes"],
+                "start_bytes": result["memory"]["start_bytes"]}
+
+    return measure
+
+
+def write_outputs(rows: list[dict[str, Any]], profile: HardwareProfile, points: list, out: Path,
+                  statistic: str) -> dict[str, Any]:
+    """compare.json, predicted_vs_measured.png and roofline.png (of the largest training point) in `out`."""
+    report = {"hardware": profile.name, "statistic": statistic, "summary": summary(rows), "rows": rows,
+              "files": {"json": str(out / "compare.json"), "scatter": str(out / "predicted_vs_measured.png"),
+                        "roofline": str(out / "roofline.png"), "profile": str(out / "calibrated_profile.json")}}
+    (out / "compare.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot_scatter(rows, out / "predicted_vs_measured.png")
+    model, mode, batch, seq = max(points, key=lambda p: (p[1] == "train", p[2] * p[3]))
+    plot_roofline(model, Workload(mode, batch, seq), profile, STATISTICS[statistic][1], out / "roofline.png")
+    return report
+
+
+def render_table(report: dict[str, Any]) -> str:
+    lines = [f"{'model':<8} {'mode':<8} {'B':>3} {'S':>5} {'measured ms':>12} {'predicted ms':>13} {'error':>8} "
+             f"{'bound':<8} {'MFU':>6} {'mem err':>8}"]
+    for r in report["rows"]:
+        memory = f"{r['memory']['error']:+.1%}" if "memory" in r else "-"
+        lines.append(f"{r['model']:<8} {r['mode']:<8} {r['batch']:>3} {r['seq_len']:>5} {r['measured_s'] * 1e3:>12.2f} "
+                     f"{r['predicted_s'] * 1e3:>13.2f} {r['error']:>+8.1%} {r['bound']:<8} {r['mfu']:>6.1%} "
+                     f"{memory:>8}")
+    s = report["summary"]
+    lines.append(f"\n{s['points']} points ({report['statistic']}): median |error| {s['median_abs_error']:.1%}, "
+                 f"max {s['max_abs_error']:.1%}")
+    if "memory_median_abs_error" in s:
+        lines.append(f"train peak memory: median |error| {s['memory_median_abs_error']:.1%}, "
+                     f"max {s['memory_max_abs_error']:.1%}")
+    lines.append("files: " + ", ".join(report["files"].values()))
+    return "\n".join(lines)

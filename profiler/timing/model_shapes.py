@@ -1,0 +1,131 @@
+"""Calibrate a hardware profile at the shapes a set of workloads actually runs.
+
+A generic calibration measures a handful of square and skinny products; a model's time is dominated by its own
+shapes (a 128-row product against a 32,000-wide LM head, 32-row expert slices, the fused attention kernel at its
+sequence length), whose achieved FLOP/s can differ from the generic points by several times on a CPU. This module
+times every distinct product shape the workloads' ops use (`profiler.ops`), the fused attention kernel forward and
+backward at each (batch, heads, sequence) the workloads use, and element-wise bandwidth across working-set sizes
+(cache-resident to DRAM), and returns the profile with those points added. Each rate is net of the per-op overhead
+the profile already holds (the predictor adds that overhead per launch), and carries the min/median/max spread of
+the repeats. Nothing is fitted to the models' measured times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from profiler.arch import ArchSpec
+from profiler.hardware import BandwidthPoint, HardwareProfile, MatmulPoint, Spread
+from profiler.ops import Workload, model_ops
+from profiler.predict import ATTENTION_LABELS
+from profiler.timing.device import Device
+from profiler.timing.harness import TORCH_DTYPES
+from profiler.timing.timer import time_callable
+
+log = logging.getLogger(__name__)
+
+# Bytes one element-wise kernel moves (reads + writes), 4 KiB to 768 MiB in steps of 4x.
+BANDWIDTH_SIZES = tuple(3 * 2**p for p in range(12, 29, 2))
+
+
+def rate_spread(work: float, samples_s: Iterable[float], overhead_s: float) -> Spread:
+    """Rates work ÷ (t − overhead) over the samples as min/median/max; t − overhead is floored at t/2 so a
+    sample barely above the overhead cannot give an absurd rate."""
+    rates = sorted(work / max(t - overhead_s, t / 2) for t in samples_s)
+    return Spread(rates[0], rates[len(rates) // 2], rates[-1])
+
+
+def workload_shapes(workloads: Iterable[tuple[ArchSpec, Workload]]) -> tuple[set, dict]:
+    """Distinct matmul shapes (m, k, n), and attention ops keyed by (phase, mnk) with what it takes to rebuild them
+    (batch, heads, kv_heads, queries, keys, head_dim), over all the workloads' ops."""
+    matmuls, attention = set(), {}
+    for arch, workload in workloads:
+        for op in model_ops(arch, workload):
+            if op.kind == "matmul":
+                matmuls.add(op.mnk)
+            elif op.kind == "attention":
+                att = next(g.attention for g in arch.layer_groups)
+                rows, head_dim, keys = op.mnk
+                queries = rows // (workload.batch * att.num_heads)
+                attention[(op.phase, op.mnk)] = (workload.batch, att.num_heads, att.num_kv_heads, queries, keys,
+                                                 head_dim, op.flops // op.repeats)
+    return matmuls, attention
+
+
+def _timed(fn: Callable[[], Any], device: Device, repeats: int) -> tuple[float, ...]:
+    return time_callable(fn, device, warmup=2, repeats=repeats).samples_s
+
+
+def time_matmul(m: int, k: int, n: int, dtype: torch.dtype, device: Device, repeats: int) -> tuple[float, ...]:
+    a = torch.randn(m, k, dtype=dtype, device=device.torch_device)
+    b = torch.randn(k, n, dtype=dtype, device=device.torch_device)
+    return _timed(lambda: torch.mm(a, b), device, repeats)
+
+
+def time_attention(batch: int, heads: int, kv_heads: int, queries: int, keys: int, head_dim: int,
+                   dtype: torch.dtype, device: Device, repeats: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Samples of the causal fused attention forward, and of its backward (forward + backward minus the median
+    forward), with the zoo's call (GQA through enable_gqa)."""
+    make = lambda h, s: torch.randn(batch, h, s, head_dim, dtype=dtype, device=device.torch_device,  # noqa: E731
+                                    requires_grad=True)
+    q, k, v = make(heads, queries), make(kv_heads, keys), make(kv_heads, keys)
+    causal = queries == keys and queries > 1
+
+    def forward() -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=kv_heads != heads)
+
+    grad = torch.randn(batch, heads, queries, head_dim, dtype=dtype, device=device.torch_device)
+    with torch.no_grad():
+        forward_samples = _timed(forward, device, repeats)
+    both = _timed(lambda: torch.autograd.backward(forward(), grad), device, repeats)
+    forward_median = sorted(forward_samples)[len(forward_samples) // 2]
+    return forward_samples, tuple(max(t - forward_median, t / 10) for t in both)
+
+
+def time_elementwise(bytes_moved: int, dtype: torch.dtype, device: Device, repeats: int) -> tuple[float, ...]:
+    """Samples of an out-of-place add that moves `bytes_moved` bytes (two reads, one write)."""
+    n = max(bytes_moved // (3 * torch.finfo(dtype).bits // 8), 1)
+    a, b, out = (torch.randn(n, dtype=dtype, device=device.torch_device) for _ in range(3))
+    return _timed(lambda: torch.add(a, b, out=out), device, repeats)
+
+
+def calibrate_for_workloads(profile: HardwareProfile, workloads: list[tuple[ArchSpec, Workload]], device: Device,
+                            repeats: int = 5, progress: bool = False) -> HardwareProfile:
+    """`profile` with matmul points (label "model") at every product shape of the workloads, attention points
+    (labels `ATTENTION_LABELS`) and an element-wise bandwidth-by-size table, measured on `device`."""
+    dtypes = {w.dtype for _, w in workloads}
+    if len(dtypes) != 1:
+        raise ValueError(f"workloads must share one dtype, got {sorted(dtypes)}")
+    dtype_name = dtypes.pop()
+    dtype, overhead = TORCH_DTYPES[dtype_name], profile.op_overhead_s
+    matmuls, attention = workload_shapes(workloads)
+    points = []
+    for m, k, n in tqdm(sorted(matmuls), desc="matmul shapes", disable=not progress, leave=False):
+        samples = time_matmul(m, k, n, dtype, device, repeats)
+        points.append(MatmulPoint(dtype_name, "model", m, n, k, rate_spread(2 * m * k * n, samples, overhead)))
+    seen = {}
+    for (phase, (rows, head_dim, keys)), spec in tqdm(sorted(attention.items()), desc="attention",
+                                                      disable=not progress, leave=False):
+        key = spec[:6]
+        if key not in seen:
+            seen[key] = time_attention(*key, dtype, device, repeats)
+        forward_samples, backward_samples = seen[key]
+        samples = forward_samples if phase == "forward" else backward_samples
+        points.append(MatmulPoint(dtype_name, ATTENTION_LABELS[phase], rows, keys, head_dim,
+                                  rate_spread(spec[6], samples, overhead)))
+    bandwidth = tuple(BandwidthPoint(size, rate_spread(size, time_elementwise(size, dtype, device, repeats), overhead))
+                      for size in tqdm(BANDWIDTH_SIZES, desc="bandwidth", disable=not progress, leave=False))
+    log.info("calibrated %d matmul shapes, %d attention points, %d bandwidth sizes", len(matmuls),
+             len(points) - len(matmuls), len(bandwidth))
+    efficiency = replace(profile.efficiency, matmul=profile.efficiency.matmul + tuple(points),
+                         elementwise_by_size=bandwidth,
+                         source=profile.efficiency.source + "; plus the compared workloads' own shapes "
+                                "(profiler.timing.model_shapes)")
+    return replace(profile, efficiency=efficiency)

@@ -9,6 +9,10 @@ measured with the y = x line, and a roofline with one workload's ops placed on i
 the measured peak of live tensor bytes with `profiler.formulas.memory` (weights + gradients + AdamW state +
 `implementation_activation_bytes`).
 
+Clock: `--clock wall` times elapsed seconds; `--clock cpu` (CPU device) the process's CPU seconds, which with
+`--threads 1` is the time the work itself took even when other processes share the cores (they lengthen elapsed
+time but not our CPU time). Calibration and measurement always use the same clock.
+
 Timing statistic: `--statistic min` (default) compares the fastest of the repeats with the prediction at the
 fastest end of the calibrated spreads (`optimistic`); `p50` compares medians with `likely`. On a machine shared
 with other processes the minimum is the reproducible figure: interference only ever adds time.
@@ -17,9 +21,11 @@ with other processes the minimum is the reproducible figure: interference only e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,7 @@ DEFAULT_SIZES, DEFAULT_BATCHES, DEFAULT_SEQ_LENS, DEFAULT_MODES = ("tiny", "20m"
     ("forward", "train")
 STATISTICS = {"min": ("min_s", "optimistic"), "p50": ("p50_s", "likely")}
 FORMATS = ("table", "json")
+CLOCKS = ("wall", "cpu")
 # Measure function: (model, mode, batch, seq_len) -> {"min_s", "p50_s", "peak_bytes", "start_bytes"}.
 MeasureFn = Callable[[str, str, int, int], dict[str, Any]]
 
@@ -170,6 +177,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per point and per shape (default 5)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--statistic", default="min", choices=list(STATISTICS))
+    parser.add_argument("--clock", default="wall", choices=CLOCKS,
+                        help="wall: elapsed time; cpu: CPU time of this process (CPU device only; with --threads 1 "
+                             "the time the work took, without the time other processes held the cores)")
     parser.add_argument("--out", default="compare_out", help="directory for the JSON, plots and calibrated profile")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.set_defaults(func=run)
@@ -201,6 +211,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"threads={args.threads!r} must be an integer >= 1")
         torch.set_num_threads(args.threads)
     device = get_device(args.device)
+    if args.clock == "cpu":
+        if device.type != "cpu":
+            raise ValueError(f"clock='cpu' needs device='cpu', got device={args.device!r}")
+        device = dataclasses.replace(device, clock=time.process_time)
     workloads = [(load_arch(m), Workload(mode, b, s)) for m, mode, b, s in points]
     profile = model_shapes.calibrate_for_workloads(load_profile(args.hardware), workloads, device, args.repeats,
                                                    progress=True)
@@ -209,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
     save_profile(profile, out / "calibrated_profile.json")
     rows = compare_points(points, profile, harness_measure_fn(device, args.warmup, args.repeats))
     report = write_outputs(rows, profile, points, out, args.statistic)
+    report["environment"] = {"device": device.describe(), "clock": args.clock, "torch": torch.__version__}
     print(json.dumps(report, indent=2) if args.format == "json" else render_table(report))
     return 0
 

@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 
 # Modules that define a command, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("profiler.analyze", "profiler.measure", "profiler.predict", "profiler.compare")
+COMMAND_MODULES: tuple[str, ...] = ("profiler.analyze", "profiler.measure", "profiler.calibrate", "profiler.predict",
+                                     "profiler.compare")
 
 
 def build_parser() -> argparse.ArgumentParser:

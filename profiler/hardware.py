@@ -160,6 +160,11 @@ class Efficiency:
                    elementwise_by_size=_bandwidth_points(data.get("elementwise_by_size", []),
                                                          f"{where}.elementwise_by_size"))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form `from_dict` reads back."""
+        return {**asdict(self), "matmul": [asdict(p) for p in self.matmul],
+                "elementwise_by_size": [asdict(p) for p in self.elementwise_by_size]}
+
 
 def _bandwidth_points(data: Any, where: str) -> tuple[BandwidthPoint, ...]:
     if not isinstance(data, list):
@@ -237,8 +242,7 @@ class HardwareProfile:
         """The JSON document `profile_from_dict` reads back (tuples become lists)."""
         data = asdict(self)
         data["memory_bytes"] = list(self.memory_bytes)
-        data["efficiency"]["matmul"] = [asdict(p) for p in self.efficiency.matmul]
-        data["efficiency"]["elementwise_by_size"] = [asdict(p) for p in self.efficiency.elementwise_by_size]
+        data["efficiency"] = self.efficiency.to_dict()
         return data
 
 

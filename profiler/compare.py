@@ -1,8 +1,9 @@
 """`python -m profiler compare`: predicted against measured time over a grid of (size, batch, seq, mode) on this
 machine, with the calibration done in the same run.
 
-Steps: (1) calibrate the device (`--hardware` profile as the starting point, then `profiler.timing.model_shapes`
-adds the grid's own product shapes, the attention kernel and bandwidth by working-set size); (2) measure every
+Steps: (1) calibrate the device (`profiler.timing.calibration.calibrate`, as `python -m profiler calibrate`; then
+`profiler.timing.model_shapes` adds the grid's own product shapes, the attention kernel and bandwidth by
+working-set size); (2) measure every
 grid point with the `measure` harness; (3) predict it with `profiler.predict` from the analytic op list; (4) report
 the relative error (predicted − measured) ÷ measured, a table, JSON, and two PNG plots: predicted against
 measured with the y = x line, and a roofline with one workload's ops placed on it. Training points also compare
@@ -33,7 +34,7 @@ from typing import Any
 from profiler.arch import load_arch
 from profiler.formulas import memory as M
 from profiler.formulas.params import count_params
-from profiler.hardware import HardwareProfile, load_profile, save_profile
+from profiler.hardware import HardwareProfile, save_profile
 from profiler.ops import Workload, model_ops
 from profiler.predict import op_time, predict
 
@@ -171,7 +172,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batches", default=",".join(map(str, DEFAULT_BATCHES)))
     parser.add_argument("--seq-lens", default=",".join(map(str, DEFAULT_SEQ_LENS)))
     parser.add_argument("--modes", default=",".join(DEFAULT_MODES), help="forward and/or train")
-    parser.add_argument("--hardware", default="cpu_generic", help="profile to start the calibration from")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per point and per shape (default 5)")
@@ -199,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from profiler.timing import model_shapes
+    from profiler.timing.calibration import calibrate
     from profiler.timing.device import get_device
 
     sizes, modes = args.sizes.split(","), args.modes.split(",")
@@ -216,8 +217,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"clock='cpu' needs device='cpu', got device={args.device!r}")
         device = dataclasses.replace(device, clock=time.process_time)
     workloads = [(load_arch(m), Workload(mode, b, s)) for m, mode, b, s in points]
-    profile = model_shapes.calibrate_for_workloads(load_profile(args.hardware), workloads, device, args.repeats,
-                                                   progress=True)
+    profile = calibrate(device, name="compare_calibrated", progress=True)
+    profile = model_shapes.calibrate_for_workloads(profile, workloads, device, args.repeats, progress=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_profile(profile, out / "calibrated_profile.json")

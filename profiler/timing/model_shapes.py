@@ -26,7 +26,9 @@ from profiler.hardware import BandwidthPoint, HardwareProfile, MatmulPoint, Spre
 from profiler.ops import Workload, model_ops
 from profiler.predict import ATTENTION_LABELS
 from profiler.timing.device import Device
+from profiler.timing.calibration import rate_spread
 from profiler.timing.harness import TORCH_DTYPES
+from profiler.timing.stats import TimingStats
 from profiler.timing.timer import time_callable
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,16 @@ log = logging.getLogger(__name__)
 BANDWIDTH_SIZES = tuple(3 * 2**p for p in range(12, 29, 2))
 
 
-def rate_spread(work: float, samples_s: Iterable[float], overhead_s: float) -> Spread:
-    """Rates work ÷ (t − overhead) over the samples as min/median/max; t − overhead is floored at t/2 so a
-    sample barely above the overhead cannot give an absurd rate."""
-    rates = sorted(work / max(t - overhead_s, t / 2) for t in samples_s)
-    return Spread(rates[0], rates[len(rates) // 2], rates[-1])
+# Weight copies a matmul cycles through add up to at least this many bytes, more than any last-level cache, so
+# each call reads its weights from memory as a model does (its other weights have evicted them since last use).
+COLD_WEIGHT_BYTES = 256 * 2**20
+MAX_WEIGHT_COPIES = 1024
+
+
+def net_rate_spread(work: float, samples_s: Iterable[float], overhead_s: float) -> Spread:
+    """`calibration.rate_spread` of the samples less the per-op overhead (the predictor adds it per launch);
+    t − overhead is floored at t/2 so a sample barely above the overhead cannot give an absurd rate."""
+    return rate_spread(work, TimingStats.from_samples([max(t - overhead_s, t / 2) for t in samples_s]))
 
 
 def workload_shapes(workloads: Iterable[tuple[ArchSpec, Workload]]) -> tuple[set, dict]:
@@ -64,9 +71,14 @@ def _timed(fn: Callable[[], Any], device: Device, repeats: int) -> tuple[float, 
 
 
 def time_matmul(m: int, k: int, n: int, dtype: torch.dtype, device: Device, repeats: int) -> tuple[float, ...]:
+    """Samples of [m,k] @ [k,n] with a cache-hot left operand (the activation a previous op just wrote) and a
+    cold right one (the weight: a different copy each call, see COLD_WEIGHT_BYTES)."""
     a = torch.randn(m, k, dtype=dtype, device=device.torch_device)
-    b = torch.randn(k, n, dtype=dtype, device=device.torch_device)
-    return _timed(lambda: torch.mm(a, b), device, repeats)
+    weight_bytes = k * n * torch.finfo(dtype).bits // 8
+    copies = min(max(-(-COLD_WEIGHT_BYTES // weight_bytes), 1), MAX_WEIGHT_COPIES)
+    weights = [torch.randn(k, n, dtype=dtype, device=device.torch_device) for _ in range(copies)]
+    turn = iter(range(2**62))
+    return _timed(lambda: torch.mm(a, weights[next(turn) % copies]), device, repeats)
 
 
 def time_attention(batch: int, heads: int, kv_heads: int, queries: int, keys: int, head_dim: int,
@@ -109,7 +121,7 @@ def calibrate_for_workloads(profile: HardwareProfile, workloads: list[tuple[Arch
     points = []
     for m, k, n in tqdm(sorted(matmuls), desc="matmul shapes", disable=not progress, leave=False):
         samples = time_matmul(m, k, n, dtype, device, repeats)
-        points.append(MatmulPoint(dtype_name, "model", m, n, k, rate_spread(2 * m * k * n, samples, overhead)))
+        points.append(MatmulPoint(dtype_name, "model", m, n, k, net_rate_spread(2 * m * k * n, samples, overhead)))
     seen = {}
     for (phase, (rows, head_dim, keys)), spec in tqdm(sorted(attention.items()), desc="attention",
                                                       disable=not progress, leave=False):
@@ -119,8 +131,8 @@ def calibrate_for_workloads(profile: HardwareProfile, workloads: list[tuple[Arch
         forward_samples, backward_samples = seen[key]
         samples = forward_samples if phase == "forward" else backward_samples
         points.append(MatmulPoint(dtype_name, ATTENTION_LABELS[phase], rows, keys, head_dim,
-                                  rate_spread(spec[6], samples, overhead)))
-    bandwidth = tuple(BandwidthPoint(size, rate_spread(size, time_elementwise(size, dtype, device, repeats), overhead))
+                                  net_rate_spread(spec[6], samples, overhead)))
+    bandwidth = tuple(BandwidthPoint(size, net_rate_spread(size, time_elementwise(size, dtype, device, repeats), overhead))
                       for size in tqdm(BANDWIDTH_SIZES, desc="bandwidth", disable=not progress, leave=False))
     log.info("calibrated %d matmul shapes, %d attention points, %d bandwidth sizes", len(matmuls),
              len(points) - len(matmuls), len(bandwidth))

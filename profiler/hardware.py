@@ -142,11 +142,12 @@ class Efficiency:
     matmul: tuple[MatmulPoint, ...]
     elementwise_bytes_per_s: Spread
     elementwise_by_size: tuple[BandwidthPoint, ...] = ()  # optional; ascending in bytes
+    exp_per_s: Spread | None = None  # optional; elements per second through an exponential (torch.exp)
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Efficiency:
         _check_keys(where, data, {"calibrated", "source", "matmul", "elementwise_bytes_per_s"},
-                    {"elementwise_by_size"})
+                    {"elementwise_by_size", "exp_per_s"})
         if not isinstance(data["calibrated"], bool):
             raise ValueError(f"{where}.calibrated={data['calibrated']!r} must be true or false")
         if not isinstance(data["source"], str) or not data["source"]:
@@ -158,7 +159,9 @@ class Efficiency:
                    elementwise_bytes_per_s=Spread.from_dict(data["elementwise_bytes_per_s"],
                                                             f"{where}.elementwise_bytes_per_s", MAX_BANDWIDTH),
                    elementwise_by_size=_bandwidth_points(data.get("elementwise_by_size", []),
-                                                         f"{where}.elementwise_by_size"))
+                                                         f"{where}.elementwise_by_size"),
+                   exp_per_s=None if data.get("exp_per_s") is None else
+                   Spread.from_dict(data["exp_per_s"], f"{where}.exp_per_s", MAX_FLOPS))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form `from_dict` reads back."""

@@ -59,11 +59,13 @@ class Op:
     mnk: tuple[int, int, int] | None = None
     component: str = ""
     repeats: int = 1
+    exps: int = 0  # elements that go through an exponential (softmax, log-softmax, SiLU)
+    linear: bool = True  # matmul weight stored [out, in] as nn.Linear; False: [in, out] (a plain x @ W)
 
     def scaled(self, factor: int) -> Op:
         """The same op repeated `factor` times (identical layers)."""
-        return Op(self.name, self.phase, self.kind, self.flops * factor, self.bytes * factor,
-                  self.launches * factor, self.mnk, self.component, self.repeats * factor)
+        return replace(self, flops=self.flops * factor, bytes=self.bytes * factor, launches=self.launches * factor,
+                       repeats=self.repeats * factor, exps=self.exps * factor)
 
 
 @dataclass(frozen=True)
@@ -91,15 +93,16 @@ def split_evenly(total: int, parts: int) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------ builders
-def matmul(name: str, m: int, k: int, n: int, b: int, component: str = "", phase: str = "forward") -> Op:
+def matmul(name: str, m: int, k: int, n: int, b: int, component: str = "", linear: bool = True) -> Op:
     """[m,k]@[k,n]: 2mkn FLOPs, (mk + kn + mn)·b bytes, one launch."""
-    return Op(name, phase, "matmul", 2 * m * k * n, (m * k + k * n + m * n) * b, 1, (m, k, n), component)
+    return Op(name, "forward", "matmul", 2 * m * k * n, (m * k + k * n + m * n) * b, 1, (m, k, n), component,
+              linear=linear)
 
 
-def elementwise(name: str, elements: int, passes: int, launches: int, b: int, phase: str = "forward") -> Op:
+def elementwise(name: str, elements: int, passes: int, launches: int, b: int, exps: int = 0) -> Op:
     """`launches` kernels that together move `passes` tensors of `elements` numbers; 1 FLOP per written element
-    (taken as half the passes: about one read per write)."""
-    return Op(name, phase, "memory", elements * max(passes // 2, 1), elements * passes * b, launches)
+    (taken as half the passes: about one read per write); `exps` elements through an exponential."""
+    return Op(name, "forward", "memory", elements * max(passes // 2, 1), elements * passes * b, launches, exps=exps)
 
 
 def norm_op(name: str, arch: ArchSpec, elements: int, b: int) -> Op:
@@ -139,14 +142,16 @@ def mlp_ops(group: LayerGroup, hidden: int, tokens: int, b: int) -> list[Op]:
     mlp = group.mlp
     width = mlp.intermediate_size
 
+    linear = mlp.kind != "token_routed"  # the zoo's stacked experts multiply by [E, h, I] slices directly
+
     def expert(rows: int, label: str, w: int) -> list[Op]:
-        inner = [matmul(f"mlp.{label}up_proj", rows, hidden, w, b, "mlp")]
+        inner = [matmul(f"mlp.{label}up_proj", rows, hidden, w, b, "mlp", linear)]
         if mlp.gated:
-            inner += [matmul(f"mlp.{label}gate_proj", rows, hidden, w, b, "mlp"),
-                      elementwise(f"mlp.{label}act_mul", rows * w, 5, 2, b)]  # silu r1 w1, product r2 w1
+            inner += [matmul(f"mlp.{label}gate_proj", rows, hidden, w, b, "mlp", linear),
+                      elementwise(f"mlp.{label}act_mul", rows * w, 5, 2, b, exps=rows * w)]  # silu r1 w1, product r2 w1
         else:
-            inner += [elementwise(f"mlp.{label}act", rows * w, 2, 1, b)]
-        return inner + [matmul(f"mlp.{label}down_proj", rows, w, hidden, b, "mlp")]
+            inner += [elementwise(f"mlp.{label}act", rows * w, 2, 1, b, exps=rows * w)]
+        return inner + [matmul(f"mlp.{label}down_proj", rows, w, hidden, b, "mlp", linear)]
 
     ops: list[Op] = []
     if mlp.kind == "dense":
@@ -203,7 +208,7 @@ def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32"
                 for op in layer_forward_ops(arch, group, batch, seq_len, seq_len, pairs, b)]
     ops += [norm_op("norm.final", arch, tokens * h, b), matmul("lm_head", tokens, h, vocab, b, "lm_head")]
     if with_loss:
-        ops += [elementwise("loss.log_softmax", tokens * vocab, 2, 1, 4),
+        ops += [elementwise("loss.log_softmax", tokens * vocab, 2, 1, 4, exps=tokens * vocab),
                 elementwise("loss.nll", tokens, 2, 3, 8)]
     return merge(ops)
 
@@ -232,20 +237,20 @@ def backward_op(op: Op) -> list[Op]:
     """The backward kernels of one forward op (see the module docstring)."""
     if op.kind == "matmul":
         m, k, n = op.mnk
-        dx = Op(f"{op.name}.grad_input", "backward", "matmul", op.flops, op.bytes, op.launches, (m, n, k),
-                op.component, op.repeats)
-        dw = Op(f"{op.name}.grad_weight", "backward", "matmul", op.flops, op.bytes, op.launches, (k, m, n),
-                op.component, op.repeats)
+        dx = replace(op, name=f"{op.name}.grad_input", phase="backward", mnk=(m, n, k))
+        # nn.Linear (weight [n, k]) computes dW = dYᵀ·X, [n,m]@[m,k]; a plain x @ W (weight [k, n]) Xᵀ·dY.
+        dw = replace(op, name=f"{op.name}.grad_weight", phase="backward", mnk=(n, m, k) if op.linear else (k, m, n))
         return [dx, dw]
     if op.kind == "attention":
         # 5 products instead of 2; reads q, k, v, out, d_out and writes dq, dk, dv: about twice the forward bytes.
-        return [Op(f"{op.name}.backward", "backward", "attention", op.flops * 5 // 2, 2 * op.bytes, op.launches,
-                   op.mnk, op.component, op.repeats)]
+        return [replace(op, name=f"{op.name}.backward", phase="backward", flops=op.flops * 5 // 2,
+                        bytes=2 * op.bytes)]
     if op.name == "routing":
         return []
+    # Backward of an exponential op recomputes or reads it once more: exps as many as the forward.
     factor = BACKWARD_ELEMENTWISE_FACTOR
-    return [Op(f"{op.name}.backward", "backward", "memory", op.flops * factor, op.bytes * factor,
-               op.launches * factor, None, "", op.repeats)]
+    return [replace(op, name=f"{op.name}.backward", phase="backward", flops=op.flops * factor,
+                    bytes=op.bytes * factor, launches=op.launches * factor)]
 
 
 def backward_extra_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> list[Op]:
@@ -326,11 +331,11 @@ def merge(ops: list[Op]) -> list[Op]:
     """Identical-shape ops of the same name summed into one row (keeps tables short; totals unchanged)."""
     merged: dict[tuple, Op] = {}
     for op in ops:
-        key = (op.name, op.phase, op.kind, op.mnk, op.component)
+        key = (op.name, op.phase, op.kind, op.mnk, op.component, op.linear)
         if key in merged:
             old = merged[key]
-            op = Op(op.name, op.phase, op.kind, old.flops + op.flops, old.bytes + op.bytes,
-                    old.launches + op.launches, op.mnk, op.component, old.repeats + op.repeats)
+            op = replace(op, flops=old.flops + op.flops, bytes=old.bytes + op.bytes, launches=old.launches + op.launches,
+                         repeats=old.repeats + op.repeats, exps=old.exps + op.exps)
         merged[key] = op
     return list(merged.values())
 

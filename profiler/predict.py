@@ -32,7 +32,8 @@ ATTENTION_LABELS = {"forward": "attention", "backward": "attention_backward"}
 
 @dataclass(frozen=True)
 class OpTime:
-    """An op with its roofline terms in seconds: compute = FLOPs ÷ achievable FLOP/s (0 for memory ops), memory =
+    """An op with its roofline terms in seconds: compute = FLOPs ÷ achievable FLOP/s (memory ops: elements through
+    an exponential ÷ the calibrated exp rate, when the profile has one, else 0), memory =
     bytes ÷ bandwidth, overhead = launches × per-op overhead; seconds = max(compute, memory) + overhead."""
 
     op: Op
@@ -59,6 +60,8 @@ def op_time(op: Op, profile: HardwareProfile, dtype: str, estimate: str = "likel
         m, k, n = op.mnk
         label = ATTENTION_LABELS[op.phase] if op.kind == "attention" else None
         compute = op.flops / profile.matmul_flops_per_s(dtype, m, n, k, estimate, label)
+    elif op.exps and profile.efficiency.exp_per_s is not None:
+        compute = op.exps / profile.efficiency.exp_per_s.pick(estimate)
     per_launch = op.bytes // max(op.launches, 1)
     memory = op.bytes / profile.elementwise_bytes_per_s(estimate, per_launch)
     return OpTime(op, compute, memory, op.launches * profile.op_overhead_s)

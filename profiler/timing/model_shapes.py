@@ -4,8 +4,8 @@ A generic calibration measures a handful of square and skinny products; a model'
 shapes (a 128-row product against a 32,000-wide LM head, 32-row expert slices, the fused attention kernel at its
 sequence length), whose achieved FLOP/s can differ from the generic points by several times on a CPU. This module
 times every distinct product shape the workloads' ops use (`profiler.ops`), the fused attention kernel forward and
-backward at each (batch, heads, sequence) the workloads use, and element-wise bandwidth across working-set sizes
-(cache-resident to DRAM), and returns the profile with those points added. Each rate is net of the per-op overhead
+backward at each (batch, heads, sequence) the workloads use, element-wise bandwidth across working-set sizes
+(cache-resident to DRAM, outputs freshly allocated as in eager mode) and the rate of exponentials, and returns the profile with those points added. Each rate is net of the per-op overhead
 the profile already holds (the predictor adds that overhead per launch), and carries the min/median/max spread of
 the repeats. Nothing is fitted to the models' measured times.
 """
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 # Bytes one element-wise kernel moves (reads + writes), 4 KiB to 768 MiB in steps of 4x.
 BANDWIDTH_SIZES = tuple(3 * 2**p for p in range(12, 29, 2))
+EXP_ELEMENTS = 2**20
 
 
 # Weight copies a matmul cycles through add up to at least this many bytes, more than any last-level cache, so
@@ -102,10 +103,17 @@ def time_attention(batch: int, heads: int, kv_heads: int, queries: int, keys: in
 
 
 def time_elementwise(bytes_moved: int, dtype: torch.dtype, device: Device, repeats: int) -> tuple[float, ...]:
-    """Samples of an out-of-place add that moves `bytes_moved` bytes (two reads, one write)."""
+    """Samples of an add that moves `bytes_moved` bytes (two reads, one write) into a newly allocated output, as
+    eager ops do: a large output costs fresh pages from the operating system on every call."""
     n = max(bytes_moved // (3 * torch.finfo(dtype).bits // 8), 1)
-    a, b, out = (torch.randn(n, dtype=dtype, device=device.torch_device) for _ in range(3))
-    return _timed(lambda: torch.add(a, b, out=out), device, repeats)
+    a, b = (torch.randn(n, dtype=dtype, device=device.torch_device) for _ in range(2))
+    return _timed(lambda: torch.add(a, b), device, repeats)
+
+
+def time_exp(elements: int, dtype: torch.dtype, device: Device, repeats: int) -> tuple[float, ...]:
+    """Samples of torch.exp over `elements` numbers into a new output."""
+    x = torch.randn(elements, dtype=dtype, device=device.torch_device)
+    return _timed(lambda: torch.exp(x), device, repeats)
 
 
 def calibrate_for_workloads(profile: HardwareProfile, workloads: list[tuple[ArchSpec, Workload]], device: Device,
@@ -136,8 +144,9 @@ def calibrate_for_workloads(profile: HardwareProfile, workloads: list[tuple[Arch
                       for size in tqdm(BANDWIDTH_SIZES, desc="bandwidth", disable=not progress, leave=False))
     log.info("calibrated %d matmul shapes, %d attention points, %d bandwidth sizes", len(matmuls),
              len(points) - len(matmuls), len(bandwidth))
+    exp_rate = net_rate_spread(EXP_ELEMENTS, time_exp(EXP_ELEMENTS, dtype, device, repeats), overhead)
     efficiency = replace(profile.efficiency, matmul=profile.efficiency.matmul + tuple(points),
-                         elementwise_by_size=bandwidth,
+                         elementwise_by_size=bandwidth, exp_per_s=exp_rate,
                          source=profile.efficiency.source + "; plus the compared workloads' own shapes "
                                 "(profiler.timing.model_shapes)")
     return replace(profile, efficiency=efficiency)

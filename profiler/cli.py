@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 # Modules that define a command, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = ("profiler.analyze", "profiler.measure", "profiler.calibrate", "profiler.predict",
-                                     "profiler.compare")
+                                     "profiler.compare", "profiler.estimate")
 
 
 def build_parser() -> argparse.ArgumentParser:

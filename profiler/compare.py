@@ -8,7 +8,8 @@ grid point with the `measure` harness; (3) predict it with `profiler.predict` fr
 the relative error (predicted − measured) ÷ measured, a table, JSON, and two PNG plots: predicted against
 measured with the y = x line, and a roofline with one workload's ops placed on it. Training points also compare
 the measured peak of live tensor bytes with `profiler.formulas.memory` (weights + gradients + AdamW state +
-`implementation_activation_bytes`).
+`implementation_activation_bytes`), and what the step added on top of the live state it started from with
+activations + gradients.
 
 Clock: `--clock wall` times elapsed seconds; `--clock cpu` (CPU device) the process's CPU seconds, which with
 `--threads 1` is the time the work itself took even when other processes share the cores (they lengthen elapsed
@@ -88,9 +89,12 @@ def compare_points(points: list[tuple[str, str, int, int]], profile: HardwarePro
                "mfu": result["mfu"], "seconds_by_phase": result["seconds_by_phase"]}
         if mode == "train" and measured.get("peak_bytes"):
             analytic = train_memory_prediction(model, batch, seq_len, dtype)
+            added = measured["peak_bytes"] - measured["start_bytes"]
             row["memory"] = {"measured_peak_bytes": measured["peak_bytes"], "predicted_peak_bytes": analytic["total"],
-                             "predicted_activation_bytes": analytic["activations"],
-                             "error": relative_error(analytic["total"], measured["peak_bytes"])}
+                             "error": relative_error(analytic["total"], measured["peak_bytes"]),
+                             "measured_added_bytes": added,
+                             "predicted_added_bytes": analytic["activations"] + analytic["gradients"],
+                             "added_error": relative_error(analytic["activations"] + analytic["gradients"], added)}
         rows.append(row)
         log.info("%s %s B=%d S=%d: measured %.4g s, predicted %.4g s (%+.1f%%)", model, mode, batch, seq_len,
                  row["measured_s"], row["predicted_s"], 100 * row["error"])

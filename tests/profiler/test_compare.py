@@ -29,11 +29,12 @@ def test_compare_rows_summary_and_files(tmp_path):
     def fake_measure(model, mode, batch, seq_len):
         # 20 % slower than the optimistic prediction, and a made-up memory peak
         seconds = 1.2 * predict(from_size(model), profile, Workload(mode, batch, seq_len), "optimistic")["seconds"]
-        return {"min_s": seconds, "p50_s": seconds, "peak_bytes": 10**9, "start_bytes": 0}
+        return {"min_s": seconds, "p50_s": seconds, "peak_bytes": 10**9, "start_bytes": 10**8}
 
     rows = compare_points(points, profile, fake_measure)
     assert len(rows) == 4 and all(r["error"] == pytest.approx(1 / 1.2 - 1) for r in rows)
     assert all(("memory" in r) == (r["mode"] == "train") for r in rows)
+    assert rows[-1]["memory"]["measured_added_bytes"] == 9 * 10**8
     stats = summary(rows)
     assert stats["points"] == 4 and stats["median_abs_error"] == pytest.approx(1 - 1 / 1.2)
     report = write_outputs(rows, profile, points, tmp_path, "min")

@@ -255,11 +255,13 @@ def backward_op(op: Op) -> list[Op]:
 
 def backward_extra_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> list[Op]:
     """Backward-only kernels: gradient sums where the residual stream forks (2 per layer), the embedding's
-    gradient (a zeroed V×h table plus an index-add), the tied head's two gradients summed, and the stacked
+    gradient (a zeroed V×h table plus an index-add), the NLL loss's gradient (a zeroed fp32 T×V table with one
+    entry per row set), the tied head's two gradients summed, and the stacked
     expert weights' gradients (each expert's slice written into a zeroed full tensor, then summed)."""
     b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
     ops = [elementwise("residual.grad_sum", tokens * h, 3, 1, b).scaled(2 * arch.num_layers),
-           elementwise("embedding.grad_table", vocab * h + 2 * tokens * h, 1, 2, b)]
+           elementwise("embedding.grad_table", vocab * h + 2 * tokens * h, 1, 2, b),
+           elementwise("loss.nll_grad_table", tokens * vocab, 1, 2, 4)]  # zeroed fp32 T×V, one -1/T per row
     if arch.tie_word_embeddings:
         ops += [elementwise("lm_head.tied_grad_sum", vocab * h, 3, 1, b)]
     for group in arch.layer_groups:

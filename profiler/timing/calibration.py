@@ -34,7 +34,7 @@ from tqdm import tqdm
 from profiler.hardware import Efficiency, HardwareProfile, MatmulPoint, Spread, load_profile, profile_from_dict
 from profiler.timing.device import Device, get_device
 from profiler.timing.stats import TimingStats
-from profiler.timing.timer import time_callable
+from profiler.timing.timer import time_callable, tqdm_disable
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +189,8 @@ def calibrate(device: str | Device = "auto", quick: bool = False, base: str | No
     jobs = [(dtype_name, torch_dtype, precision, shape) for dtype_name, torch_dtype, precision in dtypes
             for shape in plan.shapes]
     points = []
-    for dtype_name, torch_dtype, precision, (label, m, n, k) in tqdm(jobs, desc="matmul", disable=not progress if
-                                                                     progress is not None else None, leave=False):
+    for dtype_name, torch_dtype, precision, (label, m, n, k) in tqdm(jobs, desc="matmul", leave=False,
+                                                                     disable=tqdm_disable(progress)):
         with _float32_matmul_precision(precision):
             spread = measure_matmul(dev, torch_dtype, m, n, k, plan)
         points.append(MatmulPoint(dtype=dtype_name, shape=label, m=m, n=n, k=k, flops_per_s=spread))
@@ -226,7 +226,8 @@ def calibrate(device: str | Device = "auto", quick: bool = False, base: str | No
                 sources={**data["sources"], "power_watts": power_source,
                          "op_overhead_s": f"Measured: median time per one-element add over {plan.overhead_ops} adds."},
                 details={**data.get("details", {}), "calibration": {
-                    "date": when, "torch": torch.__version__, "device": dev.describe(), "threads": torch.get_num_threads(),
+                    "date": when, "torch": torch.__version__, "device": dev.describe(),
+                    "threads": torch.get_num_threads(),
                     "quick": quick, "seconds": round(elapsed, 3),
                     "copy_bytes_per_s": {"min": copy.min, "median": copy.median, "max": copy.max}}})
     return profile_from_dict(data, where="calibrated profile")

@@ -61,6 +61,22 @@ class MemoryStats:
                 "method": self.method}
 
 
+def _cpu_storage(value: Any) -> torch.UntypedStorage | None:
+    """The storage behind a CPU tensor holding real memory; None for anything else — other devices, sparse
+    tensors, and tensor subclasses without real data (FakeTensor reports device cpu over a meta storage;
+    FunctionalTensor's storage has no data allocated)."""
+    if not isinstance(value, torch.Tensor) or value.device.type != "cpu" or value.is_sparse:
+        return None
+    try:
+        storage = value.untyped_storage()
+        if storage.device.type != "cpu":
+            return None
+        storage.data_ptr()  # raises for storage whose data was never allocated
+    except (RuntimeError, NotImplementedError):
+        return None
+    return storage
+
+
 class _CpuAllocationTracker(TorchDispatchMode):
     """Bytes of live CPU tensor storages created inside the mode, and their highest total (see module docstring)."""
 
@@ -80,12 +96,10 @@ class _CpuAllocationTracker(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         self._release_dead()
         for value in tree_flatten(out)[0]:
-            if isinstance(value, torch.Tensor) and value.device.type == "cpu":
-                storage = value.untyped_storage()
-                key = storage.data_ptr()
-                if key not in self._live and storage.nbytes() > 0:
-                    self._live[key] = (StorageWeakRef(storage), storage.nbytes())
-                    self.current += storage.nbytes()
+            storage = _cpu_storage(value)
+            if storage is not None and storage.data_ptr() not in self._live and storage.nbytes() > 0:
+                self._live[storage.data_ptr()] = (StorageWeakRef(storage), storage.nbytes())
+                self.current += storage.nbytes()
         self.peak = max(self.peak, self.current)
         return out
 
@@ -96,8 +110,8 @@ def live_cpu_tensor_bytes() -> int:
     storages: dict[int, int] = {}
     for obj in gc.get_objects():
         # type(), not isinstance(): isinstance reads obj.__class__, which some lazy module proxies warn about.
-        if issubclass(type(obj), torch.Tensor) and obj.device.type == "cpu" and not obj.is_sparse:
-            storage = obj.untyped_storage()
+        storage = _cpu_storage(obj) if issubclass(type(obj), torch.Tensor) else None
+        if storage is not None:
             storages[storage.data_ptr()] = storage.nbytes()
     return sum(storages.values())
 

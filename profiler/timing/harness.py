@@ -29,7 +29,7 @@ from profiler.arch import ArchSpec, load_arch
 from profiler.hardware import HardwareProfile, load_profile
 from profiler.measure import MODES
 from profiler.timing.device import Device, get_device, is_out_of_memory, release_cached_memory
-from profiler.timing.timer import time_callable
+from profiler.timing.timer import time_callable, tqdm_disable
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def sweep(run_batch: Callable[[int], dict[str, Any]], batches: list[int], device
     too); the sweep itself never fails on memory. Other errors propagate."""
     results: list[dict[str, Any]] = []
     failed_at: int | None = None
-    for batch in tqdm(batches, desc="batch sweep", disable=None if progress is None else not progress or len(batches) == 1):
+    for batch in tqdm(batches, desc="batch sweep", disable=tqdm_disable(progress if len(batches) > 1 else False)):
         if failed_at is not None and batch >= failed_at:
             results.append({"batch": batch, "status": "skipped", "error": f"batch {failed_at} ran out of memory"})
             continue
@@ -297,6 +297,7 @@ def measure(model: str, mode: str = "forward", batches: list[int] | None = None,
     if top > 0 and last_ok is not None:
         ids = torch.randint(arch.vocab_size, (last_ok, seq_len), generator=torch.Generator().manual_seed(seed))
         step, _ = make_step(module, mode, ids.to(dev.torch_device), new_tokens)
+        step()  # warm-up: a fresh optimizer allocates its state on the first step
         report["breakdown"] = {"batch": last_ok, **module_breakdown(module, step, dev, top)}
     return report
 
@@ -311,7 +312,8 @@ def _num(value: float | None, digits: str = ",.1f") -> str:
 
 def render_table(report: dict[str, Any]) -> str:
     env, size = report["environment"], report["model_size"]
-    head = (f"{report['model']} ({report['model_type']}), mode {report['mode']}, seq_len {report['workload']['seq_len']}, "
+    head = (f"{report['model']} ({report['model_type']}), mode {report['mode']}, "
+            f"seq_len {report['workload']['seq_len']}, "
             f"{env['dtype']} on {env['device']['name']} ({env['threads']} threads), torch {env['torch']}\n"
             f"params {size['params']:,}; weights {size['bytes']['float32'] / 2**20:,.1f} MiB fp32, "
             f"{size['bytes']['bfloat16'] / 2**20:,.1f} MiB bf16, {size['bytes']['int8'] / 2**20:,.1f} MiB int8")

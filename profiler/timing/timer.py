@@ -14,13 +14,18 @@ from profiler.timing.stats import TimingStats
 log = logging.getLogger(__name__)
 
 
+def tqdm_disable(progress: bool | None) -> bool | None:
+    """tqdm's `disable` for a progress flag: True shows, False hides, None shows only on a terminal."""
+    return None if progress is None else not progress
+
+
 def time_callable(fn: Callable[[], Any], device: Device, warmup: int = 3, repeats: int = 10,
-                  progress: bool = False, desc: str = "timing") -> TimingStats:
+                  progress: bool | None = False, desc: str = "timing") -> TimingStats:
     """Call `fn` `warmup` times untimed (first calls pay for lazy initialisation, allocator growth and kernel
     selection), synchronise, then time `repeats` calls with `device.time_call` — each timing ends after the
     device has finished that call's work, so queued GPU kernels are never left out or counted twice.
 
-    `progress` shows a tqdm bar over the repeats (on stderr)."""
+    `progress` shows a tqdm bar over the repeats on stderr (None: only on a terminal)."""
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup={warmup!r} must be an integer >= 0")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
@@ -28,7 +33,8 @@ def time_callable(fn: Callable[[], Any], device: Device, warmup: int = 3, repeat
     for _ in range(warmup):
         fn()
     device.synchronize()
-    samples = [device.time_call(fn) for _ in tqdm(range(repeats), desc=desc, disable=not progress, leave=False)]
+    repeat_range = tqdm(range(repeats), desc=desc, disable=tqdm_disable(progress), leave=False)
+    samples = [device.time_call(fn) for _ in repeat_range]
     stats = TimingStats.from_samples(samples)
     log.info("%s: %d repeats, mean %.3g s, p50 %.3g s", desc, stats.n, stats.mean, stats.p50)
     return stats

@@ -63,7 +63,8 @@ def test_mps_device_synchronizes_mps_not_cuda():
     cuda_sync.assert_not_called()
 
 
-@pytest.mark.parametrize("warmup, repeats, message", [(-1, 1, "warmup=-1"), (0, 0, "repeats=0"), (0, 2.5, "repeats=2.5")])
+@pytest.mark.parametrize("warmup, repeats, message",
+                         [(-1, 1, "warmup=-1"), (0, 0, "repeats=0"), (0, 2.5, "repeats=2.5")])
 def test_bad_loop_arguments(warmup, repeats, message):
     with pytest.raises(ValueError, match=message):
         time_callable(lambda: None, get_device("cpu"), warmup=warmup, repeats=repeats)
@@ -115,3 +116,17 @@ def test_cpu_memory_tracker_counts_views_once():
 ])
 def test_out_of_memory_detection(err, expected):
     assert is_out_of_memory(err) is expected
+
+
+def test_cpu_memory_ignores_tensors_without_real_data():
+    """FakeTensors (left alive by tracing elsewhere) report device cpu but hold no memory: not counted, no error."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        fake = torch.empty(10**6)
+    device = get_device("cpu")
+    with device.track_memory() as stats:
+        y = torch.ones(250)  # 1,000 bytes
+        del y
+    assert stats.peak_delta_bytes == 1000
+    del fake

@@ -60,7 +60,7 @@ class Op:
     component: str = ""
     repeats: int = 1
     exps: int = 0  # elements that go through an exponential (softmax, log-softmax, SiLU)
-    linear: bool = True  # matmul weight stored [out, in] as nn.Linear; False: [in, out] (a plain x @ W)
+    layout: str = "nn"  # matmul operands: "nn" both as stored; "nt" right one a transposed view; "tn" left one
 
     def scaled(self, factor: int) -> Op:
         """The same op repeated `factor` times (identical layers)."""
@@ -94,9 +94,10 @@ def split_evenly(total: int, parts: int) -> list[int]:
 
 # ------------------------------------------------------------------------------------------------ builders
 def matmul(name: str, m: int, k: int, n: int, b: int, component: str = "", linear: bool = True) -> Op:
-    """[m,k]@[k,n]: 2mkn FLOPs, (mk + kn + mn)·b bytes, one launch."""
+    """[m,k]@[k,n]: 2mkn FLOPs, (mk + kn + mn)·b bytes, one launch. `linear`: the weight is stored [n, k] as in
+    nn.Linear and used through a transposed view (layout "nt"); else stored [k, n] (a plain x @ W, layout "nn")."""
     return Op(name, "forward", "matmul", 2 * m * k * n, (m * k + k * n + m * n) * b, 1, (m, k, n), component,
-              linear=linear)
+              layout="nt" if linear else "nn")
 
 
 def elementwise(name: str, elements: int, passes: int, launches: int, b: int, exps: int = 0) -> Op:
@@ -237,9 +238,12 @@ def backward_op(op: Op) -> list[Op]:
     """The backward kernels of one forward op (see the module docstring)."""
     if op.kind == "matmul":
         m, k, n = op.mnk
-        dx = replace(op, name=f"{op.name}.grad_input", phase="backward", mnk=(m, n, k))
-        # nn.Linear (weight [n, k]) computes dW = dYᵀ·X, [n,m]@[m,k]; a plain x @ W (weight [k, n]) Xᵀ·dY.
-        dw = replace(op, name=f"{op.name}.grad_weight", phase="backward", mnk=(n, m, k) if op.linear else (k, m, n))
+        linear = op.layout == "nt"
+        # dX = dY·Wᵀ: nn.Linear's stored [n, k] weight as it is; a stored [k, n] weight through a transposed view.
+        dx = replace(op, name=f"{op.name}.grad_input", phase="backward", mnk=(m, n, k), layout="nn" if linear else "nt")
+        # nn.Linear computes dW = dYᵀ·X, [n,m]@[m,k]; a plain x @ W: Xᵀ·dY, [k,m]@[m,n]; the left one transposed.
+        dw = replace(op, name=f"{op.name}.grad_weight", phase="backward", mnk=(n, m, k) if linear else (k, m, n),
+                     layout="tn")
         return [dx, dw]
     if op.kind == "attention":
         # 5 products instead of 2; reads q, k, v, out, d_out and writes dq, dk, dv: about twice the forward bytes.
@@ -333,7 +337,7 @@ def merge(ops: list[Op]) -> list[Op]:
     """Identical-shape ops of the same name summed into one row (keeps tables short; totals unchanged)."""
     merged: dict[tuple, Op] = {}
     for op in ops:
-        key = (op.name, op.phase, op.kind, op.mnk, op.component, op.linear)
+        key = (op.name, op.phase, op.kind, op.mnk, op.component, op.layout)
         if key in merged:
             old = merged[key]
             op = replace(op, flops=old.flops + op.flops, bytes=old.bytes + op.bytes, launches=old.launches + op.launches,

@@ -6,7 +6,8 @@ Each op takes max(FLOPs ÷ the FLOP/s achievable at its shape, bytes ÷ bandwidt
 achievable FLOP/s of a matmul or attention op is the profile's calibrated point nearest its product shape; the
 bandwidth is the achieved element-wise bandwidth at the bytes one launch of the op moves (cache-resident working
 sets run faster; both at the `--estimate` end of their calibrated spread). The fused attention kernel is priced at
-points labelled "attention" / "attention_backward" when the profile has them, else as a plain matmul. The
+points labelled "attention" / "attention_backward" when the profile has them, else as a plain matmul; a matmul at
+points of its operand layout ("model_nn", "model_nt", "model_tn") when the profile has them. The
 prediction is the sum over the ops: a single device stream runs them one after another.
 
 MFU (model FLOPs utilisation, Chowdhery et al. 2022 App. B) = matmul FLOPs of the pass ÷ (time × peak FLOP/s of the
@@ -53,12 +54,17 @@ class OpTime:
         return "compute" if self.compute_s >= self.memory_s else "memory"
 
 
+def matmul_label(layout: str) -> str:
+    """Label of calibrated points measured at a model's own product shapes in one operand layout."""
+    return f"model_{layout}"
+
+
 def op_time(op: Op, profile: HardwareProfile, dtype: str, estimate: str = "likely") -> OpTime:
     """The roofline time of one op on `profile` (module docstring)."""
     compute = 0.0
     if op.kind in ("matmul", "attention") and op.flops:
         m, k, n = op.mnk
-        label = ATTENTION_LABELS[op.phase] if op.kind == "attention" else None
+        label = ATTENTION_LABELS[op.phase] if op.kind == "attention" else matmul_label(op.layout)
         compute = op.flops / profile.matmul_flops_per_s(dtype, m, n, k, estimate, label)
     elif op.exps and profile.efficiency.exp_per_s is not None:
         compute = op.exps / profile.efficiency.exp_per_s.pick(estimate)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from profiler.arch import ArchSpec
 from profiler.hardware import BandwidthPoint, HardwareProfile, MatmulPoint, Spread
 from profiler.ops import Workload, model_ops
-from profiler.predict import ATTENTION_LABELS
+from profiler.predict import ATTENTION_LABELS, matmul_label
 from profiler.timing.device import Device
 from profiler.timing.calibration import rate_spread
 from profiler.timing.harness import TORCH_DTYPES
@@ -51,13 +51,13 @@ def net_rate_spread(work: float, samples_s: Iterable[float], overhead_s: float) 
 
 
 def workload_shapes(workloads: Iterable[tuple[ArchSpec, Workload]]) -> tuple[set, dict]:
-    """Distinct matmul shapes (m, k, n), and attention ops keyed by (phase, mnk) with what it takes to rebuild them
-    (batch, heads, kv_heads, queries, keys, head_dim), over all the workloads' ops."""
+    """Distinct matmul (shape (m, k, n), layout) pairs, and attention ops keyed by (phase, mnk) with what it takes
+    to rebuild them (batch, heads, kv_heads, queries, keys, head_dim, FLOPs), over all the workloads' ops."""
     matmuls, attention = set(), {}
     for arch, workload in workloads:
         for op in model_ops(arch, workload):
             if op.kind == "matmul":
-                matmuls.add(op.mnk)
+                matmuls.add((op.mnk, op.layout))
             elif op.kind == "attention":
                 att = next(g.attention for g in arch.layer_groups)
                 rows, head_dim, keys = op.mnk
@@ -71,13 +71,19 @@ def _timed(fn: Callable[[], Any], device: Device, repeats: int) -> tuple[float, 
     return time_callable(fn, device, warmup=2, repeats=repeats).samples_s
 
 
-def time_matmul(m: int, k: int, n: int, dtype: torch.dtype, device: Device, repeats: int) -> tuple[float, ...]:
-    """Samples of [m,k] @ [k,n] with a cache-hot left operand (the activation a previous op just wrote) and a
-    cold right one (the weight: a different copy each call, see COLD_WEIGHT_BYTES)."""
-    a = torch.randn(m, k, dtype=dtype, device=device.torch_device)
+def time_matmul(m: int, k: int, n: int, layout: str, dtype: torch.dtype, device: Device,
+                repeats: int) -> tuple[float, ...]:
+    """Samples of [m,k] @ [k,n] in `layout` (an operand marked t is the transposed view of a contiguous tensor,
+    as nn.Linear's weight or a saved activation in a weight gradient), with a cache-hot left operand (the
+    activation a previous op just wrote) and a cold right one (a different copy each call, see
+    COLD_WEIGHT_BYTES)."""
+    make = lambda rows, cols, transposed: (  # noqa: E731
+        torch.randn(cols, rows, dtype=dtype, device=device.torch_device).t() if transposed
+        else torch.randn(rows, cols, dtype=dtype, device=device.torch_device))
+    a = make(m, k, layout[0] == "t")
     weight_bytes = k * n * torch.finfo(dtype).bits // 8
     copies = min(max(-(-COLD_WEIGHT_BYTES // weight_bytes), 1), MAX_WEIGHT_COPIES)
-    weights = [torch.randn(k, n, dtype=dtype, device=device.torch_device) for _ in range(copies)]
+    weights = [make(k, n, layout[1] == "t") for _ in range(copies)]
     turn = iter(range(2**62))
     return _timed(lambda: torch.mm(a, weights[next(turn) % copies]), device, repeats)
 
@@ -118,7 +124,8 @@ def time_exp(elements: int, dtype: torch.dtype, device: Device, repeats: int) ->
 
 def calibrate_for_workloads(profile: HardwareProfile, workloads: list[tuple[ArchSpec, Workload]], device: Device,
                             repeats: int = 5, progress: bool = False) -> HardwareProfile:
-    """`profile` with matmul points (label "model") at every product shape of the workloads, attention points
+    """`profile` with matmul points (labels `matmul_label(layout)`) at every product shape and operand layout of the
+    workloads, attention points
     (labels `ATTENTION_LABELS`) and an element-wise bandwidth-by-size table, measured on `device`."""
     dtypes = {w.dtype for _, w in workloads}
     if len(dtypes) != 1:
@@ -127,9 +134,10 @@ def calibrate_for_workloads(profile: HardwareProfile, workloads: list[tuple[Arch
     dtype, overhead = TORCH_DTYPES[dtype_name], profile.op_overhead_s
     matmuls, attention = workload_shapes(workloads)
     points = []
-    for m, k, n in tqdm(sorted(matmuls), desc="matmul shapes", disable=not progress, leave=False):
-        samples = time_matmul(m, k, n, dtype, device, repeats)
-        points.append(MatmulPoint(dtype_name, "model", m, n, k, net_rate_spread(2 * m * k * n, samples, overhead)))
+    for (m, k, n), layout in tqdm(sorted(matmuls), desc="matmul shapes", disable=not progress, leave=False):
+        samples = time_matmul(m, k, n, layout, dtype, device, repeats)
+        points.append(MatmulPoint(dtype_name, matmul_label(layout), m, n, k,
+                                  net_rate_spread(2 * m * k * n, samples, overhead)))
     seen = {}
     for (phase, (rows, head_dim, keys)), spec in tqdm(sorted(attention.items()), desc="attention",
                                                       disable=not progress, leave=False):

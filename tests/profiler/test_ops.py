@@ -72,8 +72,10 @@ def test_matmul_bytes_and_backward_shapes():
     op = matmul("x", 8, 16, 32, 4)
     assert op.flops == 2 * 8 * 16 * 32 and op.bytes == 4 * (8 * 16 + 16 * 32 + 8 * 32)
     dx, dw = backward_op(op)
+    assert op.layout == "nt" and dx.layout == "nn" and dw.layout == "tn"
     assert dx.mnk == (8, 32, 16) and dw.mnk == (32, 8, 16)  # nn.Linear: dW = dYᵀ·X
-    assert backward_op(matmul("x", 8, 16, 32, 4, linear=False))[1].mnk == (16, 8, 32)  # x @ W: dW = Xᵀ·dY
+    dx, dw = backward_op(matmul("x", 8, 16, 32, 4, linear=False))
+    assert dw.mnk == (16, 8, 32) and dx.layout == "nt"  # x @ W: dW = Xᵀ·dY, dX = dY·Wᵀ
 
 
 def test_split_evenly():

@@ -143,11 +143,12 @@ class Efficiency:
     elementwise_bytes_per_s: Spread
     elementwise_by_size: tuple[BandwidthPoint, ...] = ()  # optional; ascending in bytes
     exp_per_s: Spread | None = None  # optional; elements per second through an exponential (torch.exp)
+    zero_fill_by_size: tuple[BandwidthPoint, ...] = ()  # optional; torch.zeros of a new tensor, by its bytes
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Efficiency:
         _check_keys(where, data, {"calibrated", "source", "matmul", "elementwise_bytes_per_s"},
-                    {"elementwise_by_size", "exp_per_s"})
+                    {"elementwise_by_size", "exp_per_s", "zero_fill_by_size"})
         if not isinstance(data["calibrated"], bool):
             raise ValueError(f"{where}.calibrated={data['calibrated']!r} must be true or false")
         if not isinstance(data["source"], str) or not data["source"]:
@@ -161,12 +162,27 @@ class Efficiency:
                    elementwise_by_size=_bandwidth_points(data.get("elementwise_by_size", []),
                                                          f"{where}.elementwise_by_size"),
                    exp_per_s=None if data.get("exp_per_s") is None else
-                   Spread.from_dict(data["exp_per_s"], f"{where}.exp_per_s", MAX_FLOPS))
+                   Spread.from_dict(data["exp_per_s"], f"{where}.exp_per_s", MAX_FLOPS),
+                   zero_fill_by_size=_bandwidth_points(data.get("zero_fill_by_size", []),
+                                                       f"{where}.zero_fill_by_size"))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form `from_dict` reads back."""
         return {**asdict(self), "matmul": [asdict(p) for p in self.matmul],
-                "elementwise_by_size": [asdict(p) for p in self.elementwise_by_size]}
+                "elementwise_by_size": [asdict(p) for p in self.elementwise_by_size],
+                "zero_fill_by_size": [asdict(p) for p in self.zero_fill_by_size]}
+
+
+def _interpolate(table: tuple[BandwidthPoint, ...], size: int, estimate: str) -> float:
+    """The rate at `size`, linear in (log size, log rate) between neighbouring points, clamped at the ends."""
+    if size <= table[0].bytes:
+        return table[0].bytes_per_s.pick(estimate)
+    for low, high in zip(table, table[1:]):
+        if size <= high.bytes:
+            t = (math.log(size) - math.log(low.bytes)) / (math.log(high.bytes) - math.log(low.bytes))
+            return math.exp((1 - t) * math.log(low.bytes_per_s.pick(estimate))
+                            + t * math.log(high.bytes_per_s.pick(estimate)))
+    return table[-1].bytes_per_s.pick(estimate)
 
 
 def _bandwidth_points(data: Any, where: str) -> tuple[BandwidthPoint, ...]:
@@ -231,15 +247,13 @@ class HardwareProfile:
         table = self.efficiency.elementwise_by_size
         if bytes_moved is None or not table:
             return self.efficiency.elementwise_bytes_per_s.pick(estimate)
-        x = math.log(max(bytes_moved, 1))
-        if bytes_moved <= table[0].bytes:
-            return table[0].bytes_per_s.pick(estimate)
-        for low, high in zip(table, table[1:]):
-            if bytes_moved <= high.bytes:
-                t = (x - math.log(low.bytes)) / (math.log(high.bytes) - math.log(low.bytes))
-                return math.exp((1 - t) * math.log(low.bytes_per_s.pick(estimate))
-                                + t * math.log(high.bytes_per_s.pick(estimate)))
-        return table[-1].bytes_per_s.pick(estimate)
+        return _interpolate(table, bytes_moved, estimate)
+
+    def zero_fill_bytes_per_s(self, estimate: str = "likely", size: int = 1) -> float:
+        """Bytes/s of filling a newly allocated tensor of `size` bytes with zeros (fresh pages from the operating
+        system cost more than a write), from `zero_fill_by_size`; without one, the element-wise bandwidth."""
+        table = self.efficiency.zero_fill_by_size
+        return _interpolate(table, size, estimate) if table else self.elementwise_bytes_per_s(estimate, size)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document `profile_from_dict` reads back (tuples become lists)."""

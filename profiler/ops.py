@@ -61,6 +61,7 @@ class Op:
     repeats: int = 1
     exps: int = 0  # elements that go through an exponential (softmax, log-softmax, SiLU)
     layout: str = "nn"  # matmul operands: "nn" both as stored; "nt" right one a transposed view; "tn" left one
+    zero_filled: int = 0  # bytes of freshly allocated tensors it fills with zeros (priced at the zero-fill rate)
 
     def scaled(self, factor: int) -> Op:
         """The same op repeated `factor` times (identical layers)."""
@@ -264,15 +265,18 @@ def backward_extra_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> 
     expert weights' gradients (each expert's slice written into a zeroed full tensor, then summed)."""
     b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
     ops = [elementwise("residual.grad_sum", tokens * h, 3, 1, b).scaled(2 * arch.num_layers),
-           elementwise("embedding.grad_table", vocab * h + 2 * tokens * h, 1, 2, b),
-           elementwise("loss.nll_grad_table", tokens * vocab, 1, 2, 4)]  # zeroed fp32 T×V, one -1/T per row
+           replace(elementwise("embedding.grad_table", 2 * tokens * h, 1, 2, b), zero_filled=vocab * h * b),
+           replace(elementwise("loss.nll_grad_table", tokens, 1, 2, 8), zero_filled=tokens * vocab * 4)]
     if arch.tie_word_embeddings:
         ops += [elementwise("lm_head.tied_grad_sum", vocab * h, 3, 1, b)]
     for group in arch.layer_groups:
         mlp = group.mlp
         if mlp.kind == "token_routed":
             stacked = mlp.num_experts * mlp.intermediate_size * h  # one stacked parameter [E, h, I]
-            per_param = elementwise("mlp.expert_grad_scatter", mlp.num_experts * stacked, 2, 3 * mlp.num_experts, b)
+            # per expert: a zeroed [E, h, I] tensor with its slice copied in; then E - 1 sums of two of them
+            experts = mlp.num_experts
+            per_param = replace(elementwise("mlp.expert_grad_scatter", stacked, 2 + 3 * (experts - 1), 3 * experts - 1,
+                                            b), zero_filled=experts * stacked * b)
             ops += [per_param.scaled(3 * group.count)]  # gate, up, down
     return [replace(op, phase="backward") for op in ops]
 

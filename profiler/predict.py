@@ -69,7 +69,9 @@ def op_time(op: Op, profile: HardwareProfile, dtype: str, estimate: str = "likel
     elif op.exps and profile.efficiency.exp_per_s is not None:
         compute = op.exps / profile.efficiency.exp_per_s.pick(estimate)
     per_launch = op.bytes // max(op.launches, 1)
-    memory = op.bytes / profile.elementwise_bytes_per_s(estimate, per_launch)
+    memory = op.bytes / profile.elementwise_bytes_per_s(estimate, per_launch) if op.bytes else 0.0
+    if op.zero_filled:
+        memory += op.zero_filled / profile.zero_fill_bytes_per_s(estimate, op.zero_filled // max(op.launches, 1))
     return OpTime(op, compute, memory, op.launches * profile.op_overhead_s)
 
 

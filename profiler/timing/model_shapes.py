@@ -5,7 +5,8 @@ shapes (a 128-row product against a 32,000-wide LM head, 32-row expert slices, t
 sequence length), whose achieved FLOP/s can differ from the generic points by several times on a CPU. This module
 times every distinct product shape the workloads' ops use (`profiler.ops`), the fused attention kernel forward and
 backward at each (batch, heads, sequence) the workloads use, element-wise bandwidth across working-set sizes
-(cache-resident to DRAM, outputs freshly allocated as in eager mode) and the rate of exponentials, and returns the profile with those points added. Each rate is net of the per-op overhead
+(cache-resident to DRAM, outputs freshly allocated as in eager mode), zero-filling new tensors by size (large
+ones get fresh pages from the operating system on every call) and the rate of exponentials, and returns the profile with those points added. Each rate is net of the per-op overhead
 the profile already holds (the predictor adds that overhead per launch), and carries the min/median/max spread of
 the repeats. Nothing is fitted to the models' measured times.
 """
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 # Bytes one element-wise kernel moves (reads + writes), 4 KiB to 768 MiB in steps of 4x.
 BANDWIDTH_SIZES = tuple(3 * 2**p for p in range(12, 29, 2))
+ZERO_FILL_SIZES = tuple(2**p for p in range(12, 29, 2))  # bytes of a zeroed new tensor, 4 KiB to 256 MiB
 EXP_ELEMENTS = 2**24  # large enough to stream from memory, as the log-softmax over a vocabulary does
 
 
@@ -116,6 +118,11 @@ def time_elementwise(bytes_moved: int, dtype: torch.dtype, device: Device, repea
     return _timed(lambda: torch.add(a, b), device, repeats)
 
 
+def time_zero_fill(size: int, device: Device, repeats: int) -> tuple[float, ...]:
+    """Samples of torch.zeros of `size` bytes: a new tensor each call, as a gradient table is."""
+    return _timed(lambda: torch.zeros(max(size // 4, 1), device=device.torch_device), device, repeats)
+
+
 def time_exp(elements: int, dtype: torch.dtype, device: Device, repeats: int) -> tuple[float, ...]:
     """Samples of torch.exp over `elements` numbers into a new output."""
     x = torch.randn(elements, dtype=dtype, device=device.torch_device)
@@ -153,8 +160,10 @@ def calibrate_for_workloads(profile: HardwareProfile, workloads: list[tuple[Arch
     log.info("calibrated %d matmul shapes, %d attention points, %d bandwidth sizes", len(matmuls),
              len(points) - len(matmuls), len(bandwidth))
     exp_rate = net_rate_spread(EXP_ELEMENTS, time_exp(EXP_ELEMENTS, dtype, device, repeats), overhead)
+    zero_fill = tuple(BandwidthPoint(size, net_rate_spread(size, time_zero_fill(size, device, repeats), overhead))
+                      for size in ZERO_FILL_SIZES)
     efficiency = replace(profile.efficiency, matmul=profile.efficiency.matmul + tuple(points),
-                         elementwise_by_size=bandwidth, exp_per_s=exp_rate,
+                         elementwise_by_size=bandwidth, exp_per_s=exp_rate, zero_fill_by_size=zero_fill,
                          source=profile.efficiency.source + "; plus the compared workloads' own shapes "
                                 "(profiler.timing.model_shapes)")
     return replace(profile, efficiency=efficiency)

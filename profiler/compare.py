@@ -152,10 +152,9 @@ def plot_roofline(model: str, workload: Workload, profile: HardwareProfile, esti
     fig, ax = plt.subplots(figsize=(7, 5))
     intensities = [t.op.flops / t.op.bytes for t in times if t.op.flops and t.op.bytes]
     x = [min(intensities) / 2, max(intensities) * 2]
-    ax.plot(x, [min(peak, bandwidth * i) for i in x], "k-", lw=1)
-    ridge = peak / bandwidth
-    if x[0] < ridge < x[1]:
-        ax.plot([x[0], ridge, x[1]], [bandwidth * x[0], peak, peak], "k-", lw=1.5, label="roofline")
+    ridge = min(max(peak / bandwidth, x[0]), x[1])  # where the bandwidth slope meets the compute ceiling
+    ax.plot([x[0], ridge, x[1]], [min(peak, bandwidth * x[0]), min(peak, bandwidth * ridge), peak], "k-", lw=1.5,
+            label="roofline")
     for kind, marker in (("matmul", "o"), ("attention", "D"), ("memory", "x")):
         chosen = [t for t in times if t.op.kind == kind and t.op.flops and t.op.bytes]
         ax.scatter([t.op.flops / t.op.bytes for t in chosen], [t.op.flops / t.seconds for t in chosen],
@@ -260,7 +259,7 @@ def write_outputs(rows: list[dict[str, Any]], profile: HardwareProfile, points: 
                         "roofline": str(out / "roofline.png"), "profile": str(out / "calibrated_profile.json")}}
     (out / "compare.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     plot_scatter(rows, out / "predicted_vs_measured.png")
-    model, mode, batch, seq = max(points, key=lambda p: (p[1] == "train", p[2] * p[3]))
+    model, mode, batch, seq = max(points, key=lambda p: (p[1] == "train", p[2] * p[3], points.index(p)))
     plot_roofline(model, Workload(mode, batch, seq), profile, STATISTICS[statistic][1], out / "roofline.png")
     return report
 

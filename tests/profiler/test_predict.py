@@ -83,3 +83,39 @@ def test_cli_bad_input_is_one_line(capsys):
     assert main(["predict", "tiny", "--hardware", "apple_m4_pro", "--batch", "0"]) == 2
     err = capsys.readouterr().err
     assert "batch=0" in err and err.count("\n") == 1
+
+
+def test_profile_additions_validate_and_round_trip(tmp_path):
+    """elementwise_by_size / zero_fill_by_size must ascend; exp_per_s is a spread; all survive save and load."""
+    from profiler.hardware import load_profile as load, profile_from_dict, save_profile
+
+    point = lambda size, rate: {"bytes": size, "bytes_per_s": {"min": rate, "median": rate, "max": rate}}  # noqa: E731
+    profile = synthetic_profile(by_size=[point(10, 1e9), point(1000, 1e10)])
+    data = profile.to_dict()
+    data["efficiency"]["exp_per_s"] = {"min": 1e8, "median": 2e8, "max": 3e8}
+    data["efficiency"]["zero_fill_by_size"] = [point(4096, 5e9)]
+    save_profile(profile_from_dict(data), tmp_path / "p.json")
+    loaded = load(tmp_path / "p.json")
+    assert loaded.efficiency.exp_per_s.median == 2e8 and loaded.zero_fill_bytes_per_s("likely", 10**6) == 5e9
+    data["efficiency"]["elementwise_by_size"] = [point(1000, 1e9), point(10, 1e9)]
+    with pytest.raises(ValueError, match="elementwise_by_size must be strictly ascending"):
+        profile_from_dict(data)
+
+
+def test_attention_and_layout_labels_pick_their_points():
+    from profiler.hardware import profile_from_dict
+
+    data = synthetic_profile(flops=1e11).to_dict()
+    data["efficiency"]["matmul"] += [
+        {"dtype": "float32", "shape": "attention", "m": 128, "n": 64, "k": 64,
+         "flops_per_s": {"min": 1e9, "median": 1e9, "max": 1e9}},
+        {"dtype": "float32", "shape": "model_nt", "m": 8, "n": 8, "k": 8,
+         "flops_per_s": {"min": 1e10, "median": 1e10, "max": 1e10}}]
+    profile = profile_from_dict(data)
+    attention = Op("attention.sdpa", "forward", "attention", flops=10**9, bytes=0, launches=0, mnk=(64, 64, 64))
+    # (the "test" point at 64³ is nearer, but the attention op only searches points labelled attention)
+    assert op_time(attention, profile, "float32").seconds == pytest.approx(1.0)  # the attention point, not 1e11
+    linear = Op("q_proj", "forward", "matmul", flops=10**9, bytes=0, launches=0, mnk=(64, 64, 64), layout="nt")
+    assert op_time(linear, profile, "float32").seconds == pytest.approx(0.1)  # only model_nt points searched
+    plain = Op("x", "forward", "matmul", flops=10**9, bytes=0, launches=0, mnk=(64, 64, 64), layout="nn")
+    assert op_time(plain, profile, "float32").seconds == pytest.approx(0.01)  # no model_nn points: all, nearest

@@ -13,7 +13,9 @@ activations + gradients.
 
 Clock: `--clock wall` times elapsed seconds; `--clock cpu` (CPU device) the process's CPU seconds, which with
 `--threads 1` is the time the work itself took even when other processes share the cores (they lengthen elapsed
-time but not our CPU time). Calibration and measurement always use the same clock.
+time but not our CPU time). Calibration and measurement always use the same clock. The defaults suit a shared
+CPU — `--clock auto` is cpu on the CPU device with one thread, wall otherwise, and `--threads` defaults to 1 on
+the CPU device; on a dedicated machine pass `--threads N --clock wall`.
 
 Timing statistic: `--statistic min` (default) compares the fastest of the repeats with the prediction at the
 fastest end of the calibrated spreads (`optimistic`); `p50` compares medians with `likely`. On a machine shared
@@ -176,12 +178,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seq-lens", default=",".join(map(str, DEFAULT_SEQ_LENS)))
     parser.add_argument("--modes", default=",".join(DEFAULT_MODES), help="forward and/or train")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: 1 on the CPU device, else "
+                                                    "torch's)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per point and per shape (default 5)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--statistic", default="min", choices=list(STATISTICS))
-    parser.add_argument("--clock", default="wall", choices=CLOCKS,
-                        help="wall: elapsed time; cpu: CPU time of this process (CPU device only; with --threads 1 "
+    parser.add_argument("--clock", default="auto", choices=("auto",) + CLOCKS,
+                        help="auto: cpu on the CPU device with one thread, else wall; "
+                             "wall: elapsed time; cpu: CPU time of this process (CPU device only; with --threads 1 "
                              "the time the work took, without the time other processes held the cores)")
     parser.add_argument("--out", default="compare_out", help="directory for the JSON, plots and calibrated profile")
     parser.add_argument("--format", default="table", choices=FORMATS)
@@ -210,12 +214,14 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"modes={args.modes!r}: each must be forward or train")
     points = grid(sizes, _ints(args.batches, "batches"), _ints(args.seq_lens, "seq_lens"), modes)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"threads={args.threads!r} must be an integer >= 1")
-        torch.set_num_threads(args.threads)
     device = get_device(args.device)
-    if args.clock == "cpu":
+    threads = args.threads if args.threads is not None else (1 if device.type == "cpu" else None)
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads={threads!r} must be an integer >= 1")
+        torch.set_num_threads(threads)
+    clock = args.clock if args.clock != "auto" else ("cpu" if device.type == "cpu" and threads == 1 else "wall")
+    if clock == "cpu":
         if device.type != "cpu":
             raise ValueError(f"clock='cpu' needs device='cpu', got device={args.device!r}")
         device = dataclasses.replace(device, clock=time.process_time)
@@ -227,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     save_profile(profile, out / "calibrated_profile.json")
     rows = compare_points(points, profile, harness_measure_fn(device, args.warmup, args.repeats))
     report = write_outputs(rows, profile, points, out, args.statistic)
-    report["environment"] = {"device": device.describe(), "clock": args.clock, "torch": torch.__version__}
+    report["environment"] = {"device": device.describe(), "clock": clock, "torch": torch.__version__}
     print(json.dumps(report, indent=2) if args.format == "json" else render_table(report))
     return 0
 

@@ -60,3 +60,10 @@ def test_net_rate_spread_removes_the_overhead():
     spread = net_rate_spread(100.0, [2.0, 3.0, 5.0], overhead_s=1.0)  # net 1, 2, 4 seconds
     assert (spread.min, spread.median, spread.max) == (25.0, 50.0, 100.0)
     assert net_rate_spread(100.0, [1.0], overhead_s=0.9).max == 200.0  # floored at half the sample
+
+
+def test_cli_bad_mode_fails_before_calibrating(capsys):
+    from profiler.cli import main
+
+    assert main(["compare", "--modes", "forward,decode"]) == 2
+    assert "modes" in capsys.readouterr().err

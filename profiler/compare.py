@@ -76,19 +76,23 @@ def train_memory_prediction(model: str, batch: int, seq_len: int, dtype: str) ->
 
 def compare_points(points: list[tuple[str, str, int, int]], profile: HardwareProfile, measure_fn: MeasureFn,
                    dtype: str = "float32", statistic: str = "min") -> list[dict[str, Any]]:
-    """One row per grid point: measured and predicted seconds, relative error, bound, MFU, and for training the
-    measured peak against the analytic memory."""
+    """One row per grid point: measured and predicted seconds and relative error under `statistic`, the same under
+    every statistic (`by_statistic`), bound, MFU, and for training the measured peak against the analytic memory."""
     if statistic not in STATISTICS:
         raise ValueError(f"statistic={statistic!r} must be one of {list(STATISTICS)}")
-    key, estimate = STATISTICS[statistic]
     rows = []
     for model, mode, batch, seq_len in points:
         measured = measure_fn(model, mode, batch, seq_len)
-        result = predict(load_arch(model), profile, Workload(mode, batch, seq_len, dtype), estimate)
-        row = {"model": model, "mode": mode, "batch": batch, "seq_len": seq_len,
-               "measured_s": measured[key], "predicted_s": result["seconds"],
-               "error": relative_error(result["seconds"], measured[key]), "bound": result["bound"],
-               "mfu": result["mfu"], "seconds_by_phase": result["seconds_by_phase"]}
+        workload = Workload(mode, batch, seq_len, dtype)
+        results = {name: predict(load_arch(model), profile, workload, estimate)
+                   for name, (_, estimate) in STATISTICS.items()}
+        by_statistic = {name: {"measured_s": measured[key], "predicted_s": results[name]["seconds"],
+                               "error": relative_error(results[name]["seconds"], measured[key])}
+                        for name, (key, _) in STATISTICS.items()}
+        result = results[statistic]
+        row = {"model": model, "mode": mode, "batch": batch, "seq_len": seq_len, **by_statistic[statistic],
+               "by_statistic": by_statistic, "bound": result["bound"], "mfu": result["mfu"],
+               "seconds_by_phase": result["seconds_by_phase"]}
         if mode == "train" and measured.get("peak_bytes"):
             analytic = train_memory_prediction(model, batch, seq_len, dtype)
             added = measured["peak_bytes"] - measured["start_bytes"]
@@ -107,6 +111,10 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
     errors = [abs(r["error"]) for r in rows]
     memory = [abs(r["memory"]["error"]) for r in rows if "memory" in r]
     out = {"points": len(rows), "median_abs_error": statistics.median(errors), "max_abs_error": max(errors)}
+    for name in STATISTICS:
+        chosen = [abs(r["by_statistic"][name]["error"]) for r in rows if "by_statistic" in r]
+        if chosen:
+            out[f"{name}_median_abs_error"], out[f"{name}_max_abs_error"] = statistics.median(chosen), max(chosen)
     if memory:
         out.update(memory_median_abs_error=statistics.median(memory), memory_max_abs_error=max(memory))
     return out
@@ -281,6 +289,9 @@ def render_table(report: dict[str, Any]) -> str:
     s = report["summary"]
     lines.append(f"\n{s['points']} points ({report['statistic']}): median |error| {s['median_abs_error']:.1%}, "
                  f"max {s['max_abs_error']:.1%}")
+    other = [name for name in STATISTICS if name != report["statistic"] and f"{name}_median_abs_error" in s]
+    for name in other:
+        lines.append(f"({name}: median |error| {s[f'{name}_median_abs_error']:.1%}, max {s[f'{name}_max_abs_error']:.1%})")
     if "memory_median_abs_error" in s:
         lines.append(f"train peak memory: median |error| {s['memory_median_abs_error']:.1%}, "
                      f"max {s['memory_max_abs_error']:.1%}")

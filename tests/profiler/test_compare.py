@@ -37,6 +37,9 @@ def test_compare_rows_summary_and_files(tmp_path):
     assert rows[-1]["memory"]["measured_added_bytes"] == 9 * 10**8
     stats = summary(rows)
     assert stats["points"] == 4 and stats["median_abs_error"] == pytest.approx(1 - 1 / 1.2)
+    assert stats["min_median_abs_error"] == stats["median_abs_error"]
+    likely = predict(from_size("tiny"), profile, Workload("forward", 1, 16), "likely")["seconds"]
+    assert rows[0]["by_statistic"]["p50"]["predicted_s"] == pytest.approx(likely)  # medians against median rates
     report = write_outputs(rows, profile, points, tmp_path, "min")
     for name in ("compare.json", "predicted_vs_measured.png", "roofline.png"):
         assert (tmp_path / name).stat().st_size > 0

@@ -37,7 +37,10 @@ log = logging.getLogger(__name__)
 # Bytes one element-wise kernel moves (reads + writes), 4 KiB to 768 MiB in steps of 4x.
 BANDWIDTH_SIZES = tuple(3 * 2**p for p in range(12, 29, 2))
 ZERO_FILL_SIZES = tuple(2**p for p in range(12, 29, 2))  # bytes of a zeroed new tensor, 4 KiB to 256 MiB
-EXP_ELEMENTS = 2**24  # large enough to stream from memory, as the log-softmax over a vocabulary does
+EXP_ELEMENTS = 2**24
+# Memory-bound microbenchmarks are cheap and vary most (page faults, other processes' memory traffic): at least
+# this many repeats each.
+MEMORY_REPEATS = 15  # large enough to stream from memory, as the log-softmax over a vocabulary does
 
 
 # Weight copies a matmul cycles through add up to at least this many bytes, more than any last-level cache, so
@@ -155,12 +158,15 @@ def calibrate_for_workloads(profile: HardwareProfile, workloads: list[tuple[Arch
         samples = forward_samples if phase == "forward" else backward_samples
         points.append(MatmulPoint(dtype_name, ATTENTION_LABELS[phase], rows, keys, head_dim,
                                   net_rate_spread(spec[6], samples, overhead)))
-    bandwidth = tuple(BandwidthPoint(size, net_rate_spread(size, time_elementwise(size, dtype, device, repeats), overhead))
+    memory_repeats = max(repeats, MEMORY_REPEATS)
+    bandwidth = tuple(BandwidthPoint(size, net_rate_spread(size, time_elementwise(size, dtype, device, memory_repeats),
+                                                           overhead))
                       for size in tqdm(BANDWIDTH_SIZES, desc="bandwidth", disable=not progress, leave=False))
     log.info("calibrated %d matmul shapes, %d attention points, %d bandwidth sizes", len(matmuls),
              len(points) - len(matmuls), len(bandwidth))
-    exp_rate = net_rate_spread(EXP_ELEMENTS, time_exp(EXP_ELEMENTS, dtype, device, repeats), overhead)
-    zero_fill = tuple(BandwidthPoint(size, net_rate_spread(size, time_zero_fill(size, device, repeats), overhead))
+    exp_rate = net_rate_spread(EXP_ELEMENTS, time_exp(EXP_ELEMENTS, dtype, device, memory_repeats), overhead)
+    zero_fill = tuple(BandwidthPoint(size, net_rate_spread(size, time_zero_fill(size, device, memory_repeats),
+                                                           overhead))
                       for size in ZERO_FILL_SIZES)
     efficiency = replace(profile.efficiency, matmul=profile.efficiency.matmul + tuple(points),
                          elementwise_by_size=bandwidth, exp_per_s=exp_rate, zero_fill_by_size=zero_fill,

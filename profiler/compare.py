@@ -240,8 +240,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_profile(profile, out / "calibrated_profile.json")
     rows = compare_points(points, profile, harness_measure_fn(device, args.warmup, args.repeats))
-    report = write_outputs(rows, profile, points, out, args.statistic)
-    report["environment"] = {"device": device.describe(), "clock": clock, "torch": torch.__version__}
+    environment = {"device": device.describe(), "clock": clock, "torch": torch.__version__}
+    report = write_outputs(rows, profile, points, out, args.statistic, environment)
     print(json.dumps(report, indent=2) if args.format == "json" else render_table(report))
     return 0
 
@@ -266,9 +266,10 @@ def harness_measure_fn(device: Any, warmup: int, repeats: int) -> MeasureFn:
 
 
 def write_outputs(rows: list[dict[str, Any]], profile: HardwareProfile, points: list, out: Path,
-                  statistic: str) -> dict[str, Any]:
+                  statistic: str, environment: dict[str, Any] | None = None) -> dict[str, Any]:
     """compare.json, predicted_vs_measured.png and roofline.png (of the largest training point) in `out`."""
-    report = {"hardware": profile.name, "statistic": statistic, "summary": summary(rows), "rows": rows,
+    report = {"hardware": profile.name, "statistic": statistic, "environment": environment or {},
+              "summary": summary(rows), "rows": rows,
               "files": {"json": str(out / "compare.json"), "scatter": str(out / "predicted_vs_measured.png"),
                         "roofline": str(out / "roofline.png"), "profile": str(out / "calibrated_profile.json")}}
     (out / "compare.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

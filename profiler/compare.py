@@ -52,7 +52,8 @@ CLOCKS = ("wall", "cpu")
 MeasureFn = Callable[[str, str, int, int], dict[str, Any]]
 
 
-def grid(sizes: list[str], batches: list[int], seq_lens: list[int], modes: list[str]) -> list[tuple[str, str, int, int]]:
+def grid(sizes: list[str], batches: list[int], seq_lens: list[int],
+         modes: list[str]) -> list[tuple[str, str, int, int]]:
     """Every (size, mode, batch, seq_len), sizes outermost so each model is built once."""
     return [(size, mode, batch, seq) for size in sizes for mode in modes for batch in batches for seq in seq_lens]
 
@@ -292,7 +293,8 @@ def render_table(report: dict[str, Any]) -> str:
                  f"max {s['max_abs_error']:.1%}")
     other = [name for name in STATISTICS if name != report["statistic"] and f"{name}_median_abs_error" in s]
     for name in other:
-        lines.append(f"({name}: median |error| {s[f'{name}_median_abs_error']:.1%}, max {s[f'{name}_max_abs_error']:.1%})")
+        lines.append(f"({name}: median |error| {s[f'{name}_median_abs_error']:.1%}, "
+                     f"max {s[f'{name}_max_abs_error']:.1%})")
     if "memory_median_abs_error" in s:
         lines.append(f"train peak memory: median |error| {s['memory_median_abs_error']:.1%}, "
                      f"max {s['memory_max_abs_error']:.1%}")

@@ -227,8 +227,8 @@ def decode_ops(arch: ArchSpec, batch: int, context: int, dtype: str = "float32")
         att = group.attention
         keys = context + 1 if att.sliding_window is None else min(context + 1, att.sliding_window)
         kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
-        cache_append = elementwise("attention.kv_cache_append", batch * keys * kv_heads * (att.head_dim + att.v_head_dim),
-                                   2, 2, b)
+        cache_elements = batch * keys * kv_heads * (att.head_dim + att.v_head_dim)
+        cache_append = elementwise("attention.kv_cache_append", cache_elements, 2, 2, b)
         layer = layer_forward_ops(arch, group, batch, 1, keys, keys, b) + [cache_append]
         ops += [op.scaled(group.count) for op in layer]
     ops += [norm_op("norm.final", arch, batch * h, b), matmul("lm_head", batch, h, arch.vocab_size, b, "lm_head")]
@@ -344,8 +344,9 @@ def merge(ops: list[Op]) -> list[Op]:
         key = (op.name, op.phase, op.kind, op.mnk, op.component, op.layout)
         if key in merged:
             old = merged[key]
-            op = replace(op, flops=old.flops + op.flops, bytes=old.bytes + op.bytes, launches=old.launches + op.launches,
-                         repeats=old.repeats + op.repeats, exps=old.exps + op.exps)
+            op = replace(op, flops=old.flops + op.flops, bytes=old.bytes + op.bytes,
+                         launches=old.launches + op.launches, repeats=old.repeats + op.repeats,
+                         exps=old.exps + op.exps, zero_filled=old.zero_filled + op.zero_filled)
         merged[key] = op
     return list(merged.values())
 

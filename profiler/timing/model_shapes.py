@@ -6,9 +6,9 @@ sequence length), whose achieved FLOP/s can differ from the generic points by se
 times every distinct product shape the workloads' ops use (`profiler.ops`), the fused attention kernel forward and
 backward at each (batch, heads, sequence) the workloads use, element-wise bandwidth across working-set sizes
 (cache-resident to DRAM, outputs freshly allocated as in eager mode), zero-filling new tensors by size (large
-ones get fresh pages from the operating system on every call) and the rate of exponentials, and returns the profile with those points added. Each rate is net of the per-op overhead
-the profile already holds (the predictor adds that overhead per launch), and carries the min/median/max spread of
-the repeats. Nothing is fitted to the models' measured times.
+ones get fresh pages from the operating system on every call) and the rate of exponentials, and returns the
+profile with those points added. Each rate is net of the per-op overhead the profile already holds (the predictor
+adds that overhead per launch), and carries the min/median/max spread of the repeats. Nothing is fitted to the models' measured times.
 """
 
 from __future__ import annotations

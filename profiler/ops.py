@@ -32,7 +32,6 @@ from profiler.formulas import flops as F
 from profiler.formulas.memory import dtype_bytes
 
 PHASES = ("forward", "backward", "optimizer")
-KINDS = ("matmul", "attention", "memory")
 MODES = ("forward", "train", "decode")
 
 # Launches and full-tensor passes (reads + writes) of the zoo's eager element-wise blocks, float32.

@@ -23,7 +23,7 @@ from typing import Any
 
 from profiler.arch import ArchSpec, load_arch
 from profiler.hardware import ESTIMATES, HardwareProfile, load_profile
-from profiler.ops import MODES, Op, Workload, model_ops
+from profiler.ops import MODES, PHASES, Op, Workload, model_ops
 
 FORMATS = ("table", "json")
 BOUNDS = ("compute", "memory", "overhead")
@@ -97,8 +97,7 @@ def predict(arch: ArchSpec, profile: HardwareProfile, workload: Workload, estima
     seconds = sum(t.seconds for t in times)
     flops = matmul_flops(ops)
     tokens = workload.batch * (1 if workload.mode == "decode" else workload.seq_len)
-    by_phase = {phase: sum(t.seconds for t in times if t.op.phase == phase) for phase in ("forward", "backward",
-                                                                                          "optimizer")}
+    by_phase = {phase: sum(t.seconds for t in times if t.op.phase == phase) for phase in PHASES}
     return {
         "model": arch.name, "hardware": profile.name, "device_type": profile.device_type,
         "workload": asdict(workload), "estimate": estimate,

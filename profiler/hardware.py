@@ -115,6 +115,23 @@ class MatmulPoint:
 
 
 @dataclass(frozen=True)
+class BandwidthPoint:
+    """Achieved element-wise bandwidth when one kernel moves `bytes` bytes (reads + writes): small working sets
+    run from cache, large ones from DRAM."""
+
+    bytes: int
+    bytes_per_s: Spread
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> BandwidthPoint:
+        _check_keys(where, data, {"bytes", "bytes_per_s"})
+        size = data["bytes"]
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_MEMORY:
+            raise ValueError(f"{where}.bytes={size!r} must be an integer in [1, {MAX_MEMORY}]")
+        return cls(size, Spread.from_dict(data["bytes_per_s"], f"{where}.bytes_per_s", MAX_BANDWIDTH))
+
+
+@dataclass(frozen=True)
 class Efficiency:
     """What the device achieves, not what it promises: matmul FLOP/s at some shapes and elementwise bandwidth
     (bytes read + written per second by a large out-of-place add). `calibrated` is true when measured by
@@ -124,10 +141,14 @@ class Efficiency:
     source: str
     matmul: tuple[MatmulPoint, ...]
     elementwise_bytes_per_s: Spread
+    elementwise_by_size: tuple[BandwidthPoint, ...] = ()  # optional; ascending in bytes
+    exp_per_s: Spread | None = None  # optional; elements per second through an exponential (torch.exp)
+    zero_fill_by_size: tuple[BandwidthPoint, ...] = ()  # optional; torch.zeros of a new tensor, by its bytes
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Efficiency:
-        _check_keys(where, data, {"calibrated", "source", "matmul", "elementwise_bytes_per_s"})
+        _check_keys(where, data, {"calibrated", "source", "matmul", "elementwise_bytes_per_s"},
+                    {"elementwise_by_size", "exp_per_s", "zero_fill_by_size"})
         if not isinstance(data["calibrated"], bool):
             raise ValueError(f"{where}.calibrated={data['calibrated']!r} must be true or false")
         if not isinstance(data["source"], str) or not data["source"]:
@@ -137,11 +158,41 @@ class Efficiency:
         points = tuple(MatmulPoint.from_dict(p, f"{where}.matmul[{i}]") for i, p in enumerate(data["matmul"]))
         return cls(calibrated=data["calibrated"], source=data["source"], matmul=points,
                    elementwise_bytes_per_s=Spread.from_dict(data["elementwise_bytes_per_s"],
-                                                            f"{where}.elementwise_bytes_per_s", MAX_BANDWIDTH))
+                                                            f"{where}.elementwise_bytes_per_s", MAX_BANDWIDTH),
+                   elementwise_by_size=_bandwidth_points(data.get("elementwise_by_size", []),
+                                                         f"{where}.elementwise_by_size"),
+                   exp_per_s=None if data.get("exp_per_s") is None else
+                   Spread.from_dict(data["exp_per_s"], f"{where}.exp_per_s", MAX_FLOPS),
+                   zero_fill_by_size=_bandwidth_points(data.get("zero_fill_by_size", []),
+                                                       f"{where}.zero_fill_by_size"))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form `from_dict` reads back."""
-        return {**asdict(self), "matmul": [asdict(p) for p in self.matmul]}
+        return {**asdict(self), "matmul": [asdict(p) for p in self.matmul],
+                "elementwise_by_size": [asdict(p) for p in self.elementwise_by_size],
+                "zero_fill_by_size": [asdict(p) for p in self.zero_fill_by_size]}
+
+
+def _interpolate(table: tuple[BandwidthPoint, ...], size: int, estimate: str) -> float:
+    """The rate at `size`, linear in (log size, log rate) between neighbouring points, clamped at the ends."""
+    if size <= table[0].bytes:
+        return table[0].bytes_per_s.pick(estimate)
+    for low, high in zip(table, table[1:]):
+        if size <= high.bytes:
+            t = (math.log(size) - math.log(low.bytes)) / (math.log(high.bytes) - math.log(low.bytes))
+            return math.exp((1 - t) * math.log(low.bytes_per_s.pick(estimate))
+                            + t * math.log(high.bytes_per_s.pick(estimate)))
+    return table[-1].bytes_per_s.pick(estimate)
+
+
+def _bandwidth_points(data: Any, where: str) -> tuple[BandwidthPoint, ...]:
+    if not isinstance(data, list):
+        raise ValueError(f"{where} must be a list of {{bytes, bytes_per_s}} points")
+    points = tuple(BandwidthPoint.from_dict(p, f"{where}[{i}]") for i, p in enumerate(data))
+    sizes = [p.bytes for p in points]
+    if sizes != sorted(set(sizes)):
+        raise ValueError(f"{where} must be strictly ascending in bytes, got {sizes}")
+    return points
 
 
 @dataclass(frozen=True)
@@ -173,11 +224,16 @@ class HardwareProfile:
                              f"{sorted(self.peak_flops_per_s)}")
         return self.peak_flops_per_s[dtype]
 
-    def matmul_flops_per_s(self, dtype: str, m: int, n: int, k: int, estimate: str = "likely") -> float:
+    def matmul_flops_per_s(self, dtype: str, m: int, n: int, k: int, estimate: str = "likely",
+                           label: str | None = None) -> float:
         """Achievable FLOP/s of an [m, k] @ [k, n] product: the calibrated point of `dtype` nearest in
         (log m, log n, log k) — Euclidean distance, so a 2x change in any dimension counts alike — then the
-        `estimate` end of its spread. Never extrapolated: a shape far from every point gets its nearest one."""
+        `estimate` end of its spread. Never extrapolated: a shape far from every point gets its nearest one.
+        `label` restricts the search to points of that `shape` label (e.g. "attention" for the fused attention
+        kernel) when the profile has any, else all points of the dtype are searched."""
         points = [p for p in self.efficiency.matmul if p.dtype == dtype]
+        if label is not None and any(p.shape == label for p in points):
+            points = [p for p in points if p.shape == label]
         if not points:
             raise ValueError(f"dtype={dtype!r} has no matmul efficiency in profile {self.name!r}; known: "
                              f"{sorted({p.dtype for p in self.efficiency.matmul})}")
@@ -185,8 +241,19 @@ class HardwareProfile:
         nearest = min(points, key=lambda p: math.dist(target, [math.log2(d) for d in (p.m, p.n, p.k)]))
         return nearest.flops_per_s.pick(estimate)
 
-    def elementwise_bytes_per_s(self, estimate: str = "likely") -> float:
-        return self.efficiency.elementwise_bytes_per_s.pick(estimate)
+    def elementwise_bytes_per_s(self, estimate: str = "likely", bytes_moved: int | None = None) -> float:
+        """Achieved element-wise bandwidth; with `bytes_moved` (by one kernel) and an `elementwise_by_size`
+        table, interpolated linearly in log(bytes) between the two nearest points (clamped at the ends)."""
+        table = self.efficiency.elementwise_by_size
+        if bytes_moved is None or not table:
+            return self.efficiency.elementwise_bytes_per_s.pick(estimate)
+        return _interpolate(table, bytes_moved, estimate)
+
+    def zero_fill_bytes_per_s(self, estimate: str = "likely", size: int = 1) -> float:
+        """Bytes/s of filling a newly allocated tensor of `size` bytes with zeros (fresh pages from the operating
+        system cost more than a write), from `zero_fill_by_size`; without one, the element-wise bandwidth."""
+        table = self.efficiency.zero_fill_by_size
+        return _interpolate(table, size, estimate) if table else self.elementwise_bytes_per_s(estimate, size)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document `profile_from_dict` reads back (tuples become lists)."""

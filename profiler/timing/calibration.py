@@ -176,10 +176,10 @@ def _assumed_power(device: Device) -> tuple[float, str]:
                                "--base (a shipped profile of this GPU) to set it.")
 
 
-def calibrate(device: str = "auto", quick: bool = False, base: str | None = None, name: str | None = None,
+def calibrate(device: str | Device = "auto", quick: bool = False, base: str | None = None, name: str | None = None,
               power_watts: float | None = None, progress: bool | None = False) -> HardwareProfile:
     """Measure the device and return a validated profile (see the module docstring for what and how)."""
-    dev = get_device(device)
+    dev = device if isinstance(device, Device) else get_device(device)
     plan = plan_for(dev.type, quick)
     base_profile = load_profile(base) if base else None
     if base_profile and base_profile.device_type != dev.type:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import strategies as st
 
+from profiler.hardware import HardwareProfile, profile_from_dict
+
 MODELS_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 SHIPPED = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3", "gpt2")
 
@@ -95,3 +97,20 @@ def hf_meta_count():
         return sum(p.numel() for p in model.parameters())
 
     return count
+
+
+def synthetic_profile(flops: float = 1e11, bandwidth: float = 1e10, overhead: float = 1e-5,
+                      memory_bytes: int = 2**34, by_size: list | None = None) -> HardwareProfile:
+    """One float32 matmul point at rate `flops` (so every shape gets it; spread ×0.5 / ×2), flat bandwidth
+    (spread ×0.5 / ×2), per-op overhead `overhead`."""
+    return profile_from_dict({
+        "name": "synthetic", "device_type": "cpu", "description": "made up for tests",
+        "peak_flops_per_s": {"float32": 2 * flops}, "memory_bandwidth_bytes_per_s": bandwidth,
+        "memory_bytes": [memory_bytes], "power_watts": 10, "op_overhead_s": overhead,
+        "efficiency": {"calibrated": False, "source": "made up",
+                       "matmul": [{"dtype": "float32", "shape": "test", "m": 64, "n": 64, "k": 64,
+                                   "flops_per_s": {"min": flops / 2, "median": flops, "max": 2 * flops}}],
+                       "elementwise_bytes_per_s": {"min": bandwidth / 2, "median": bandwidth, "max": 2 * bandwidth},
+                       "elementwise_by_size": by_size or []},
+        "sources": {"peak_flops_per_s": "made up"},
+    })

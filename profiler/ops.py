@@ -1,0 +1,362 @@
+"""The ops a decoder-only model executes, built from its `ArchSpec`: what the time predictor prices one by one.
+
+Each `Op` is one kind of kernel (a projection, a norm, the attention kernel, the optimizer update) with the totals
+it contributes to one forward pass, backward pass or optimizer step: FLOPs, bytes moved and kernel launches.
+
+Conventions:
+* FLOPs: 2 per multiply-add for matrix products, taken from `profiler.formulas.flops` (a test checks that the
+  matmul ops of each component add up to `forward_flops` exactly); element-wise and reduction ops count 1 FLOP
+  per element they write (the counting issue's `other` convention). Attention is the causal count (the CPU and
+  GPU fused kernels skip fully masked blocks).
+* Bytes: what the op reads plus what it writes, each tensor once — a matmul [m,k]@[k,n] moves (mk + kn + mn)
+  elements; an element-wise op moves `passes` full tensors (reads + writes). Weights are read once per launch.
+* Launches: aten kernels the eager PyTorch implementation of the zoo issues (counted with a dispatch mode on
+  torch 2.13, CPU, float32); views are free and not counted.
+* Backward: every matmul Y = X·W becomes dX = dY·Wᵀ and dW = Xᵀ·dY, each the forward's FLOPs (flops.py's 2×);
+  the fused attention kernel recomputes the scores, 5 products for the forward's 2 (FlashAttention, Dao et al.
+  2022, Alg. 4) and reads q, k, v, out, d_out, writes dq, dk, dv. Element-wise ops: the backward reads the saved
+  input(s) and the output gradient and writes the input gradient(s) — assumed twice the forward's traffic and
+  launches. Extra backward-only ops are listed where the implementation has them (embedding and expert-weight
+  gradients, the tied head's gradient sum, gradient sums where the residual stream forks).
+* Optimizer: torch's AdamW on CPU (single-tensor loop): per parameter tensor 11 launches; per parameter 12 reads
+  and 8 writes of fp32 numbers (weight decay, both moment updates, sqrt, bias-correction divide, eps add, update).
+* Token-routed and MoE experts: tokens are assumed spread evenly over the experts (`split_evenly`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
+from profiler.formulas import flops as F
+from profiler.formulas.memory import dtype_bytes
+
+PHASES = ("forward", "backward", "optimizer")
+MODES = ("forward", "train", "decode")
+
+# Launches and full-tensor passes (reads + writes) of the zoo's eager element-wise blocks, float32.
+RMSNORM_LAUNCHES, RMSNORM_PASSES = 6, 7  # pow, mean, add eps, rsqrt, scale, weight: 4 reads + 3 writes
+LAYERNORM_LAUNCHES, LAYERNORM_PASSES = 1, 2  # native_layer_norm
+ROPE_LAUNCHES, ROPE_PASSES = 5, 10  # x·cos, neg of a half, cat, ·sin, add
+ADAMW_LAUNCHES_PER_TENSOR, ADAMW_PASSES = 11, 20
+BACKWARD_ELEMENTWISE_FACTOR = 2  # backward traffic and launches of an element-wise op, relative to its forward
+ROUTING_LAUNCHES = 11  # token-routed: min/max checks, expert ids, stable sort, inverse permutation, bincount
+
+
+@dataclass(frozen=True)
+class Op:
+    """One kind of kernel and its totals over the pass. `mnk` is one product's shape [m,k]@[k,n] for matmul and
+    attention ops (the shape whose achieved FLOP/s prices it); `component` is the flops.py component a matmul
+    belongs to ('' for others); `repeats` how many identical launches of it the totals cover (for display)."""
+
+    name: str
+    phase: str
+    kind: str
+    flops: int
+    bytes: int
+    launches: int
+    mnk: tuple[int, int, int] | None = None
+    component: str = ""
+    repeats: int = 1
+    exps: int = 0  # elements that go through an exponential (softmax, log-softmax, SiLU)
+    layout: str = "nn"  # matmul operands: "nn" both as stored; "nt" right one a transposed view; "tn" left one
+    zero_filled: int = 0  # bytes of freshly allocated tensors it fills with zeros (priced at the zero-fill rate)
+
+    def scaled(self, factor: int) -> Op:
+        """The same op repeated `factor` times (identical layers)."""
+        return replace(self, flops=self.flops * factor, bytes=self.bytes * factor, launches=self.launches * factor,
+                       repeats=self.repeats * factor, exps=self.exps * factor)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """B sequences of S tokens (forward/train), or one new token per sequence at context C = seq_len (decode)."""
+
+    mode: str
+    batch: int
+    seq_len: int
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r} is not one of {MODES}")
+        for name in ("batch", "seq_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**24:
+                raise ValueError(f"{name}={value!r} must be an integer in [1, {2**24}]")
+        dtype_bytes(self.dtype)
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    """`total` items over `parts` bins as evenly as integers allow (the first total % parts bins get one more)."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+# ------------------------------------------------------------------------------------------------ builders
+def matmul(name: str, m: int, k: int, n: int, b: int, component: str = "", linear: bool = True) -> Op:
+    """[m,k]@[k,n]: 2mkn FLOPs, (mk + kn + mn)·b bytes, one launch. `linear`: the weight is stored [n, k] as in
+    nn.Linear and used through a transposed view (layout "nt"); else stored [k, n] (a plain x @ W, layout "nn")."""
+    return Op(name, "forward", "matmul", 2 * m * k * n, (m * k + k * n + m * n) * b, 1, (m, k, n), component,
+              layout="nt" if linear else "nn")
+
+
+def elementwise(name: str, elements: int, passes: int, launches: int, b: int, exps: int = 0) -> Op:
+    """`launches` kernels that together move `passes` tensors of `elements` numbers; 1 FLOP per written element
+    (taken as half the passes: about one read per write); `exps` elements through an exponential."""
+    return Op(name, "forward", "memory", elements * max(passes // 2, 1), elements * passes * b, launches, exps=exps)
+
+
+def norm_op(name: str, arch: ArchSpec, elements: int, b: int) -> Op:
+    if arch.norm == "layernorm":
+        return elementwise(name, elements, LAYERNORM_PASSES, LAYERNORM_LAUNCHES, b)
+    return elementwise(name, elements, RMSNORM_PASSES, RMSNORM_LAUNCHES, b)
+
+
+def projection_ops(att: AttentionSpec, hidden: int, tokens: int, b: int) -> list[Op]:
+    """q, k, v projections (MLA: its whole explicit q/kv path as one product of the same FLOPs), then o_proj."""
+    if att.is_mla:
+        qkv = [matmul("attention.qkv_proj", tokens, hidden, F.qkv_weights(att, hidden) // hidden, b,
+                      "attention_qkv")]
+    else:
+        qkv = [matmul(f"attention.{p}_proj", tokens, hidden, width, b, "attention_qkv") for p, width in
+               (("q", att.num_heads * att.head_dim), ("k", att.num_kv_heads * att.head_dim),
+                ("v", att.num_kv_heads * att.v_head_dim))]
+    return qkv + [matmul("attention.o_proj", tokens, att.num_heads * att.v_head_dim, hidden, b, "attention_out")]
+
+
+def attention_core(att: AttentionSpec, batch: int, queries: int, keys: int, pairs: int, b: int) -> Op:
+    """The fused attention kernel: scores and weighted sum over `pairs` (query, key) pairs per head
+    (flops.py's attention_scores + attention_values), reading q, k, v and writing the output once. Its shape
+    for pricing is (B·H·queries, head_dim, keys): every query row of every head against the keys."""
+    flops = 2 * batch * att.num_heads * pairs * (att.head_dim + att.v_head_dim)
+    kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
+    elements = batch * (queries * att.num_heads * (att.head_dim + att.v_head_dim)
+                        + keys * kv_heads * (att.head_dim + att.v_head_dim))
+    rows = batch * att.num_heads * queries
+    return Op("attention.sdpa", "forward", "attention", flops, elements * b, 1, (rows, att.head_dim, keys),
+              "attention_core")
+
+
+def mlp_ops(group: LayerGroup, hidden: int, tokens: int, b: int) -> list[Op]:
+    """Dense: gate/up (or fc1), activation, product, down. Routed: tokens gathered by expert, each expert's
+    products on its share (`split_evenly`), outputs concatenated and scattered back; MoE adds its router."""
+    mlp = group.mlp
+    width = mlp.intermediate_size
+
+    linear = mlp.kind != "token_routed"  # the zoo's stacked experts multiply by [E, h, I] slices directly
+
+    def expert(rows: int, label: str, w: int) -> list[Op]:
+        inner = [matmul(f"mlp.{label}up_proj", rows, hidden, w, b, "mlp", linear)]
+        if mlp.gated:
+            inner += [matmul(f"mlp.{label}gate_proj", rows, hidden, w, b, "mlp", linear),
+                      elementwise(f"mlp.{label}act_mul", rows * w, 5, 2, b, exps=rows * w)]  # silu r1 w1, product r2 w1
+        else:
+            inner += [elementwise(f"mlp.{label}act", rows * w, 2, 1, b, exps=rows * w)]
+        return inner + [matmul(f"mlp.{label}down_proj", rows, w, hidden, b, "mlp", linear)]
+
+    ops: list[Op] = []
+    if mlp.kind == "dense":
+        ops += expert(tokens, "", width)
+    else:
+        visits = tokens * mlp.experts_per_token
+        ops += [elementwise("mlp.dispatch", visits * hidden, 4, 3, b)]  # gather by expert, cat, scatter back
+        if mlp.kind == "moe":
+            ops += [matmul("mlp.router", tokens, hidden, mlp.num_experts, b, "router"),
+                    elementwise("mlp.router_topk", tokens * mlp.num_experts, 3, 3, b)]
+        for rows in split_evenly(visits, mlp.num_experts):
+            if rows:
+                ops += expert(rows, "expert_", width)
+    for _ in range(mlp.num_shared_experts):
+        ops += expert(tokens, "shared_", mlp.shared_intermediate_size)
+    return ops
+
+
+def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: int, keys: int, pairs: int,
+                      b: int) -> list[Op]:
+    """One layer, B sequences of `queries` new tokens attending `keys` keys over `pairs` pairs per head."""
+    att, h, tokens = group.attention, arch.hidden_size, batch * queries
+    kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
+    ops = [norm_op("norm.attention_in", arch, tokens * h, b)]
+    projections = projection_ops(att, h, tokens, b)
+    ops += projections[:-1]
+    if att.qk_norm:
+        qk_norm = norm_op("attention.qk_norm", arch, tokens * (att.num_heads + kv_heads) * att.head_dim, b)
+        ops += [replace(qk_norm, launches=2 * qk_norm.launches)]  # one norm for q, one for k
+    if arch.learned_positions == 0:
+        rope_width = att.rope_head_dim if att.is_mla else att.head_dim
+        rope = elementwise("attention.rope", tokens * (att.num_heads + kv_heads) * rope_width, ROPE_PASSES,
+                           2 * ROPE_LAUNCHES, b)
+        ops += [rope]
+    ops += [attention_core(att, batch, queries, keys, pairs, b), projections[-1],
+            elementwise("residual.add", tokens * h, 3, 1, b), norm_op("norm.mlp_in", arch, tokens * h, b)]
+    ops += mlp_ops(group, h, tokens, b)
+    ops += [elementwise("residual.add", tokens * h, 3, 1, b)]
+    return ops
+
+
+def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32", with_loss: bool = False) -> list[Op]:
+    """Every op of one forward pass over B sequences of S tokens (logits for all B·S tokens, as the zoo's
+    forward computes them; `with_loss` adds the fp32 log-softmax and NLL of cross-entropy)."""
+    b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
+    ops = [elementwise("embedding", tokens * h, 2, 1, b)]
+    if arch.learned_positions:
+        ops += [elementwise("position_embedding", tokens * h, 3, 2, b)]
+    if any(g.mlp.kind == "token_routed" for g in arch.layer_groups):
+        ops += [Op("routing", "forward", "memory", 0, tokens * 8 * ROUTING_LAUNCHES, ROUTING_LAUNCHES)]
+    for group in arch.layer_groups:
+        pairs = F.attended_pairs(seq_len, "causal", group.attention.sliding_window)
+        ops += [op.scaled(group.count)
+                for op in layer_forward_ops(arch, group, batch, seq_len, seq_len, pairs, b)]
+    ops += [norm_op("norm.final", arch, tokens * h, b), matmul("lm_head", tokens, h, vocab, b, "lm_head")]
+    if with_loss:
+        ops += [elementwise("loss.log_softmax", tokens * vocab, 2, 1, 4, exps=tokens * vocab),
+                elementwise("loss.nll", tokens, 2, 3, 8)]
+    return merge(ops)
+
+
+def decode_ops(arch: ArchSpec, batch: int, context: int, dtype: str = "float32") -> list[Op]:
+    """One decoding step: B new tokens, each attending its own and min(C, W-1) cached keys; the KV cache is read
+    once per layer (inside the attention op's bytes) and the new keys/values appended (a copy of the cache, as the
+    zoo's torch.cat does)."""
+    b, h = dtype_bytes(dtype), arch.hidden_size
+    ops = [elementwise("embedding", batch * h, 2, 1, b)]
+    if any(g.mlp.kind == "token_routed" for g in arch.layer_groups):
+        ops += [Op("routing", "forward", "memory", 0, batch * 8 * ROUTING_LAUNCHES, ROUTING_LAUNCHES)]
+    for group in arch.layer_groups:
+        att = group.attention
+        keys = context + 1 if att.sliding_window is None else min(context + 1, att.sliding_window)
+        kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
+        cache_elements = batch * keys * kv_heads * (att.head_dim + att.v_head_dim)
+        cache_append = elementwise("attention.kv_cache_append", cache_elements, 2, 2, b)
+        layer = layer_forward_ops(arch, group, batch, 1, keys, keys, b) + [cache_append]
+        ops += [op.scaled(group.count) for op in layer]
+    ops += [norm_op("norm.final", arch, batch * h, b), matmul("lm_head", batch, h, arch.vocab_size, b, "lm_head")]
+    return merge(ops)
+
+
+def backward_op(op: Op) -> list[Op]:
+    """The backward kernels of one forward op (see the module docstring)."""
+    if op.kind == "matmul":
+        m, k, n = op.mnk
+        linear = op.layout == "nt"
+        # dX = dY·Wᵀ: nn.Linear's stored [n, k] weight as it is; a stored [k, n] weight through a transposed view.
+        dx = replace(op, name=f"{op.name}.grad_input", phase="backward", mnk=(m, n, k), layout="nn" if linear else "nt")
+        # nn.Linear computes dW = dYᵀ·X, [n,m]@[m,k]; a plain x @ W: Xᵀ·dY, [k,m]@[m,n]; the left one transposed.
+        dw = replace(op, name=f"{op.name}.grad_weight", phase="backward", mnk=(n, m, k) if linear else (k, m, n),
+                     layout="tn")
+        return [dx, dw]
+    if op.kind == "attention":
+        # 5 products instead of 2; reads q, k, v, out, d_out and writes dq, dk, dv: about twice the forward bytes.
+        return [replace(op, name=f"{op.name}.backward", phase="backward", flops=op.flops * 5 // 2,
+                        bytes=2 * op.bytes)]
+    if op.name == "routing":
+        return []
+    # Backward of an exponential op recomputes or reads it once more: exps as many as the forward.
+    factor = BACKWARD_ELEMENTWISE_FACTOR
+    return [replace(op, name=f"{op.name}.backward", phase="backward", flops=op.flops * factor,
+                    bytes=op.bytes * factor, launches=op.launches * factor)]
+
+
+def backward_extra_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> list[Op]:
+    """Backward-only kernels: gradient sums where the residual stream forks (2 per layer), the embedding's
+    gradient (a zeroed V×h table plus an index-add), the NLL loss's gradient (a zeroed fp32 T×V table with one
+    entry per row set), the tied head's two gradients summed, and the stacked
+    expert weights' gradients (each expert's slice written into a zeroed full tensor, then summed)."""
+    b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
+    ops = [elementwise("residual.grad_sum", tokens * h, 3, 1, b).scaled(2 * arch.num_layers),
+           replace(elementwise("embedding.grad_table", 2 * tokens * h, 1, 2, b), zero_filled=vocab * h * b),
+           replace(elementwise("loss.nll_grad_table", tokens, 1, 2, 8), zero_filled=tokens * vocab * 4)]
+    if arch.tie_word_embeddings:
+        ops += [elementwise("lm_head.tied_grad_sum", vocab * h, 3, 1, b)]
+    for group in arch.layer_groups:
+        mlp = group.mlp
+        if mlp.kind == "token_routed":
+            stacked = mlp.num_experts * mlp.intermediate_size * h  # one stacked parameter [E, h, I]
+            # per expert: a zeroed [E, h, I] tensor with its slice copied in; then E - 1 sums of two of them
+            experts = mlp.num_experts
+            per_param = replace(elementwise("mlp.expert_grad_scatter", stacked, 2 + 3 * (experts - 1), 3 * experts - 1,
+                                            b), zero_filled=experts * stacked * b)
+            ops += [per_param.scaled(3 * group.count)]  # gate, up, down
+    return [replace(op, phase="backward") for op in ops]
+
+
+def parameter_tensor_sizes(arch: ArchSpec) -> list[int]:
+    """Numbers in each parameter tensor the optimizer loops over (they add up to `count_params(arch).total`):
+    token embedding (+ position table, + untied head), per layer the norms, projections (+ biases, QK-norm, MLA's
+    latent norms), MLP matrices (+ biases; the zoo's token-routed experts stacked into one tensor per matrix, MoE
+    experts one tensor each) and router (+ DeepSeek-V3's correction bias), and the final norm."""
+    h, vocab = arch.hidden_size, arch.vocab_size
+    norm = [h, h] if arch.norm == "layernorm" else [h]
+    sizes = [vocab * h] + ([arch.learned_positions * h] if arch.learned_positions else [])
+    sizes += [] if arch.tie_word_embeddings else [vocab * h]
+    for group in arch.layer_groups:
+        att, mlp = group.attention, group.mlp
+        heads, d_qk, d_v = att.num_heads, att.head_dim, att.v_head_dim
+        layer = 2 * norm
+        if att.is_mla:
+            r_kv, d_nope = att.kv_lora_rank, d_qk - att.rope_head_dim
+            layer += ([h * heads * d_qk] if att.q_lora_rank is None
+                      else [h * att.q_lora_rank, att.q_lora_rank, att.q_lora_rank * heads * d_qk])
+            layer += [h * (r_kv + att.rope_head_dim), r_kv, r_kv * heads * (d_nope + d_v)]
+        else:
+            widths = [heads * d_qk, att.num_kv_heads * d_qk, att.num_kv_heads * d_v]
+            layer += [h * w for w in widths] + (widths if att.qkv_bias else [])
+            layer += [d_qk, d_qk] if att.qk_norm else []
+        layer += [heads * d_v * h] + ([h] if att.o_bias else [])
+
+        def expert(width: int) -> list[int]:
+            matrices = [h * width] * (3 if mlp.gated else 2)
+            biases = ([width] * (2 if mlp.gated else 1) + [h]) if mlp.bias else []
+            return matrices + biases
+
+        if mlp.kind == "token_routed":
+            layer += [mlp.num_experts * size for size in expert(mlp.intermediate_size)]
+        else:
+            layer += expert(mlp.intermediate_size) * (mlp.num_experts if mlp.kind == "moe" else 1)
+        layer += expert(mlp.shared_intermediate_size) * mlp.num_shared_experts
+        if mlp.kind == "moe":
+            layer += [mlp.num_experts * h] + ([mlp.num_experts] if mlp.router_bias else [])
+        sizes += layer * group.count
+    return sizes + norm
+
+
+def optimizer_ops(tensor_sizes: list[int]) -> list[Op]:
+    """AdamW (see the module docstring), one op per distinct tensor size so each is priced at its own working
+    set: a 32 MB embedding streams from DRAM while a layer's small tensors stay in cache between the 11 kernels."""
+    ops = []
+    for size in sorted(set(tensor_sizes)):
+        count = tensor_sizes.count(size)
+        ops.append(Op(f"optimizer.adamw[{size}]", "optimizer", "memory", count * size * ADAMW_PASSES // 2,
+                      count * size * ADAMW_PASSES * 4, count * ADAMW_LAUNCHES_PER_TENSOR, None, "", count))
+    return ops
+
+
+def gradient_accumulation_op(params: int, dtype: str) -> Op:
+    """A later micro-batch's gradient added into the existing .grad tensors: N reads twice, N writes."""
+    return Op("grad_accumulate", "backward", "memory", params, 3 * params * dtype_bytes(dtype), 0)
+
+
+def merge(ops: list[Op]) -> list[Op]:
+    """Identical-shape ops of the same name summed into one row (keeps tables short; totals unchanged)."""
+    merged: dict[tuple, Op] = {}
+    for op in ops:
+        key = (op.name, op.phase, op.kind, op.mnk, op.component, op.layout)
+        if key in merged:
+            old = merged[key]
+            op = replace(op, flops=old.flops + op.flops, bytes=old.bytes + op.bytes,
+                         launches=old.launches + op.launches, repeats=old.repeats + op.repeats,
+                         exps=old.exps + op.exps, zero_filled=old.zero_filled + op.zero_filled)
+        merged[key] = op
+    return list(merged.values())
+
+
+def model_ops(arch: ArchSpec, workload: Workload) -> list[Op]:
+    """All ops of the workload: forward; train = forward with loss + backward + AdamW; decode = one token step."""
+    if workload.mode == "decode":
+        return decode_ops(arch, workload.batch, workload.seq_len, workload.dtype)
+    forward = forward_ops(arch, workload.batch, workload.seq_len, workload.dtype, with_loss=workload.mode == "train")
+    if workload.mode == "forward":
+        return forward
+    backward = [bw for op in forward for bw in backward_op(op)]
+    backward += backward_extra_ops(arch, workload.batch, workload.seq_len, workload.dtype)
+    return forward + merge(backward) + optimizer_ops(parameter_tensor_sizes(arch))

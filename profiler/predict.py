@@ -1,0 +1,160 @@
+"""`python -m profiler predict MODEL --hardware PROFILE`: time of a forward pass, training step or decoding step
+from the model's ops (`profiler.ops`) and a hardware profile, op by op on a roofline.
+
+Each op takes max(FLOPs ÷ the FLOP/s achievable at its shape, bytes ÷ bandwidth) + launches × per-op overhead
+(Williams, Waterman & Patterson 2009, "Roofline"; the overhead term is the fixed cost of issuing one kernel). The
+achievable FLOP/s of a matmul or attention op is the profile's calibrated point nearest its product shape; the
+bandwidth is the achieved element-wise bandwidth at the bytes one launch of the op moves (cache-resident working
+sets run faster; both at the `--estimate` end of their calibrated spread). The fused attention kernel is priced at
+points labelled "attention" / "attention_backward" when the profile has them, else as a plain matmul; a matmul at
+points of its operand layout ("model_nn", "model_nt", "model_tn") when the profile has them. The
+prediction is the sum over the ops: a single device stream runs them one after another.
+
+MFU (model FLOPs utilisation, Chowdhery et al. 2022 App. B) = matmul FLOPs of the pass ÷ (time × peak FLOP/s of the
+dtype): matmul FLOPs only, flops.py's convention, causal attention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from profiler.arch import ArchSpec, load_arch
+from profiler.hardware import ESTIMATES, HardwareProfile, load_profile
+from profiler.ops import MODES, PHASES, Op, Workload, model_ops
+
+FORMATS = ("table", "json")
+BOUNDS = ("compute", "memory", "overhead")
+# Calibrated points of the fused attention kernel carry these shape labels (see profiler.compare).
+ATTENTION_LABELS = {"forward": "attention", "backward": "attention_backward"}
+
+
+@dataclass(frozen=True)
+class OpTime:
+    """An op with its roofline terms in seconds: compute = FLOPs ÷ achievable FLOP/s (memory ops: elements through
+    an exponential ÷ the calibrated exp rate, when the profile has one, else 0), memory =
+    bytes ÷ bandwidth, overhead = launches × per-op overhead; seconds = max(compute, memory) + overhead."""
+
+    op: Op
+    compute_s: float
+    memory_s: float
+    overhead_s: float
+
+    @property
+    def seconds(self) -> float:
+        return max(self.compute_s, self.memory_s) + self.overhead_s
+
+    @property
+    def bound(self) -> str:
+        """What dominates this op's time: the larger roofline term, or the overhead when it exceeds both."""
+        if self.overhead_s > max(self.compute_s, self.memory_s):
+            return "overhead"
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+
+def matmul_label(layout: str) -> str:
+    """Label of calibrated points measured at a model's own product shapes in one operand layout."""
+    return f"model_{layout}"
+
+
+def op_time(op: Op, profile: HardwareProfile, dtype: str, estimate: str = "likely") -> OpTime:
+    """The roofline time of one op on `profile` (module docstring)."""
+    compute = 0.0
+    if op.kind in ("matmul", "attention") and op.flops:
+        m, k, n = op.mnk
+        label = ATTENTION_LABELS[op.phase] if op.kind == "attention" else matmul_label(op.layout)
+        compute = op.flops / profile.matmul_flops_per_s(dtype, m, n, k, estimate, label)
+    elif op.exps and profile.efficiency.exp_per_s is not None:
+        compute = op.exps / profile.efficiency.exp_per_s.pick(estimate)
+    per_launch = op.bytes // max(op.launches, 1)
+    memory = op.bytes / profile.elementwise_bytes_per_s(estimate, per_launch) if op.bytes else 0.0
+    if op.zero_filled:
+        memory += op.zero_filled / profile.zero_fill_bytes_per_s(estimate, op.zero_filled // max(op.launches, 1))
+    return OpTime(op, compute, memory, op.launches * profile.op_overhead_s)
+
+
+def matmul_flops(ops: list[Op]) -> int:
+    """FLOPs of the matrix products (matmul and attention ops): the MFU numerator."""
+    return sum(op.flops for op in ops if op.kind in ("matmul", "attention"))
+
+
+def dominant_bound(times: list[OpTime]) -> str:
+    """The bound that accounts for the most predicted seconds."""
+    share = dict.fromkeys(BOUNDS, 0.0)
+    for t in times:
+        share[t.bound] += t.seconds
+    return max(share, key=share.get)
+
+
+def predict(arch: ArchSpec, profile: HardwareProfile, workload: Workload, estimate: str = "likely") -> dict[str, Any]:
+    """The prediction as plain data (the `--format json` document; keys documented in docs/estimating.md)."""
+    if estimate not in ESTIMATES:
+        raise ValueError(f"estimate={estimate!r} must be one of {list(ESTIMATES)}")
+    ops = model_ops(arch, workload)
+    times = [op_time(op, profile, workload.dtype, estimate) for op in ops]
+    seconds = sum(t.seconds for t in times)
+    flops = matmul_flops(ops)
+    tokens = workload.batch * (1 if workload.mode == "decode" else workload.seq_len)
+    by_phase = {phase: sum(t.seconds for t in times if t.op.phase == phase) for phase in PHASES}
+    return {
+        "model": arch.name, "hardware": profile.name, "device_type": profile.device_type,
+        "workload": asdict(workload), "estimate": estimate,
+        "seconds": seconds, "tokens_per_s": tokens / seconds,
+        "matmul_flops": flops, "mfu": flops / (seconds * profile.peak(workload.dtype)),
+        "bound": dominant_bound(times),
+        "seconds_by_phase": by_phase,
+        "seconds_by_bound": {bound: sum(t.seconds for t in times if t.bound == bound) for bound in BOUNDS},
+        "launches": sum(op.launches for op in ops),
+        "bytes": sum(op.bytes for op in ops),
+        "ops": [op_row(t) for t in times],
+    }
+
+
+def op_row(t: OpTime) -> dict[str, Any]:
+    op = t.op
+    return {"name": op.name, "phase": op.phase, "kind": op.kind, "repeats": op.repeats,
+            "mnk": list(op.mnk) if op.mnk else None, "flops": op.flops, "bytes": op.bytes, "launches": op.launches,
+            "compute_s": t.compute_s, "memory_s": t.memory_s, "overhead_s": t.overhead_s, "seconds": t.seconds,
+            "bound": t.bound}
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("predict", help="predicted time of a forward/train/decode step on a device",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a zoo size name or a HF-style config.json path")
+    parser.add_argument("--hardware", required=True, help="a profile name in configs/hardware or a profile JSON path")
+    parser.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
+    parser.add_argument("--seq-len", type=int, default=512,
+                        help="tokens per sequence; for decode, the context already cached (default 512)")
+    parser.add_argument("--mode", default="forward", choices=MODES)
+    parser.add_argument("--dtype", default="float32", help="weights and activations dtype (default float32)")
+    parser.add_argument("--estimate", default="likely", choices=list(ESTIMATES),
+                        help="which end of the calibrated spread (default likely = median)")
+    parser.add_argument("--top", type=int, default=12, help="ops listed in the table, slowest first (default 12)")
+    parser.add_argument("--format", default="table", choices=FORMATS)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    workload = Workload(args.mode, args.batch, args.seq_len, args.dtype)
+    result = predict(load_arch(args.model), load_profile(args.hardware), workload, args.estimate)
+    print(json.dumps(result, indent=2) if args.format == "json" else render_table(result, args.top))
+    return 0
+
+
+def render_table(result: dict[str, Any], top: int) -> str:
+    w = result["workload"]
+    lines = [f"{result['model']} on {result['hardware']}: {w['mode']}, batch {w['batch']}, seq/context "
+             f"{w['seq_len']}, {w['dtype']} ({result['estimate']})",
+             f"  predicted {result['seconds'] * 1e3:,.2f} ms   {result['tokens_per_s']:,.0f} tokens/s   "
+             f"MFU {result['mfu']:.1%}   mostly {result['bound']}-bound   {result['launches']:,} launches",
+             "  by phase: " + ", ".join(f"{k} {v * 1e3:,.2f} ms" for k, v in result["seconds_by_phase"].items() if v),
+             "", f"  {'op':<36} {'phase':<9} {'x':>4} {'GFLOP':>9} {'MB':>9} {'ms':>9} {'share':>6}  bound"]
+    for row in sorted(result["ops"], key=lambda r: -r["seconds"])[:top]:
+        lines.append(f"  {row['name']:<36} {row['phase']:<9} {row['repeats']:>4} {row['flops'] / 1e9:>9.3f} "
+                     f"{row['bytes'] / 1e6:>9.2f} {row['seconds'] * 1e3:>9.3f} "
+                     f"{row['seconds'] / result['seconds']:>6.1%}  {row['bound']}")
+    return "\n".join(lines)

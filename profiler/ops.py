@@ -36,6 +36,12 @@ MODES = ("forward", "train", "decode")
 
 # Launches and full-tensor passes (reads + writes) of the zoo's eager element-wise blocks, float32.
 RMSNORM_LAUNCHES, RMSNORM_PASSES = 6, 7  # pow, mean, add eps, rsqrt, scale, weight: 4 reads + 3 writes
+# The zoo's hand-written RMSNorm backward: x̂, g·w, g·w·x̂, its mean, x̂·mean, the difference, ·r, g·x̂ and the
+# weight's sum over rows: 9 launches moving 19 full tensors (against 6 and 7 forward).
+RMSNORM_BACKWARD = (19 / 7, 9 / 6)
+# The token-routed dispatch's backward is the inverse gather of each permutation plus the cat of the chunks'
+# gradients: 3 launches, 6 full tensors (against 3 and 4 forward).
+DISPATCH_BACKWARD = (6 / 4, 1.0)
 LAYERNORM_LAUNCHES, LAYERNORM_PASSES = 1, 2  # native_layer_norm
 ROPE_LAUNCHES, ROPE_PASSES = 5, 10  # x·cos, neg of a half, cat, ·sin, add
 ADAMW_LAUNCHES_PER_TENSOR, ADAMW_PASSES = 11, 20
@@ -61,6 +67,8 @@ class Op:
     exps: int = 0  # elements that go through an exponential (softmax, log-softmax, SiLU)
     layout: str = "nn"  # matmul operands: "nn" both as stored; "nt" right one a transposed view; "tn" left one
     zero_filled: int = 0  # bytes of freshly allocated tensors it fills with zeros (priced at the zero-fill rate)
+    # element-wise ops: (bytes, launches) of the backward relative to the forward
+    backward_factors: tuple[float, float] = (BACKWARD_ELEMENTWISE_FACTOR, BACKWARD_ELEMENTWISE_FACTOR)
 
     def scaled(self, factor: int) -> Op:
         """The same op repeated `factor` times (identical layers)."""
@@ -109,7 +117,7 @@ def elementwise(name: str, elements: int, passes: int, launches: int, b: int, ex
 def norm_op(name: str, arch: ArchSpec, elements: int, b: int) -> Op:
     if arch.norm == "layernorm":
         return elementwise(name, elements, LAYERNORM_PASSES, LAYERNORM_LAUNCHES, b)
-    return elementwise(name, elements, RMSNORM_PASSES, RMSNORM_LAUNCHES, b)
+    return replace(elementwise(name, elements, RMSNORM_PASSES, RMSNORM_LAUNCHES, b), backward_factors=RMSNORM_BACKWARD)
 
 
 def projection_ops(att: AttentionSpec, hidden: int, tokens: int, b: int) -> list[Op]:
@@ -159,7 +167,8 @@ def mlp_ops(group: LayerGroup, hidden: int, tokens: int, b: int) -> list[Op]:
         ops += expert(tokens, "", width)
     else:
         visits = tokens * mlp.experts_per_token
-        ops += [elementwise("mlp.dispatch", visits * hidden, 4, 3, b)]  # gather by expert, cat, scatter back
+        ops += [replace(elementwise("mlp.dispatch", visits * hidden, 4, 3, b),  # gather by expert, cat, gather back
+                        backward_factors=DISPATCH_BACKWARD)]
         if mlp.kind == "moe":
             ops += [matmul("mlp.router", tokens, hidden, mlp.num_experts, b, "router"),
                     elementwise("mlp.router_topk", tokens * mlp.num_experts, 3, 3, b)]
@@ -252,16 +261,16 @@ def backward_op(op: Op) -> list[Op]:
     if op.name == "routing":
         return []
     # Backward of an exponential op recomputes or reads it once more: exps as many as the forward.
-    factor = BACKWARD_ELEMENTWISE_FACTOR
-    return [replace(op, name=f"{op.name}.backward", phase="backward", flops=op.flops * factor,
-                    bytes=op.bytes * factor, launches=op.launches * factor)]
+    bytes_factor, launch_factor = op.backward_factors
+    return [replace(op, name=f"{op.name}.backward", phase="backward", flops=op.flops * BACKWARD_ELEMENTWISE_FACTOR,
+                    bytes=round(op.bytes * bytes_factor), launches=round(op.launches * launch_factor))]
 
 
 def backward_extra_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> list[Op]:
     """Backward-only kernels: gradient sums where the residual stream forks (2 per layer), the embedding's
     gradient (a zeroed V×h table plus an index-add), the NLL loss's gradient (a zeroed fp32 T×V table with one
-    entry per row set), the tied head's two gradients summed, and the stacked
-    expert weights' gradients (each expert's slice written into a zeroed full tensor, then summed)."""
+    entry per row set), the tied head's two gradients summed, and the stacked expert weights' gradients (the
+    zoo unbinds each [E, h, I] weight into its experts, so the backward stacks their E gradients once)."""
     b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
     ops = [elementwise("residual.grad_sum", tokens * h, 3, 1, b).scaled(2 * arch.num_layers),
            replace(elementwise("embedding.grad_table", 2 * tokens * h, 1, 2, b), zero_filled=vocab * h * b),
@@ -272,11 +281,7 @@ def backward_extra_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> 
         mlp = group.mlp
         if mlp.kind == "token_routed":
             stacked = mlp.num_experts * mlp.intermediate_size * h  # one stacked parameter [E, h, I]
-            # per expert: a zeroed [E, h, I] tensor with its slice copied in; then E - 1 sums of two of them
-            experts = mlp.num_experts
-            per_param = replace(elementwise("mlp.expert_grad_scatter", stacked, 2 + 3 * (experts - 1), 3 * experts - 1,
-                                            b), zero_filled=experts * stacked * b)
-            ops += [per_param.scaled(3 * group.count)]  # gate, up, down
+            ops += [elementwise("mlp.expert_grad_stack", stacked, 2, 1, b).scaled(3 * group.count)]  # gate, up, down
     return [replace(op, phase="backward") for op in ops]
 
 

@@ -212,39 +212,51 @@ def _ints(text: str, name: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    sizes, modes = args.sizes.split(","), args.modes.split(",")
+    bad = [m for m in modes if m not in ("forward", "train")]
+    if bad:
+        raise ValueError(f"modes={args.modes!r}: each must be forward or train")
+    points = grid(sizes, _ints(args.batches, "batches"), _ints(args.seq_lens, "seq_lens"), modes)
+    report = calibrated_comparison(points, Path(args.out), args.device, args.threads, args.clock, args.repeats,
+                                   args.warmup, args.statistic)
+    print(json.dumps(report, indent=2) if args.format == "json" else render_table(report))
+    return 0
+
+
+def calibrated_comparison(points: list[tuple[str, str, int, int]], out: Path, device_name: str = "cpu",
+                          threads: int | None = None, clock: str = "auto", repeats: int = 5, warmup: int = 2,
+                          statistic: str = "min") -> dict[str, Any]:
+    """Calibrate the device for `points` (model, mode, batch, seq_len), measure and predict each, and write the
+    JSON, plots and calibrated profile into `out`; returns the report (see the module docstring for the clock and
+    thread defaults)."""
     import torch
 
     from profiler.timing import model_shapes
     from profiler.timing.calibration import calibrate
     from profiler.timing.device import get_device
 
-    sizes, modes = args.sizes.split(","), args.modes.split(",")
-    bad = [m for m in modes if m not in ("forward", "train")]
-    if bad:
-        raise ValueError(f"modes={args.modes!r}: each must be forward or train")
-    points = grid(sizes, _ints(args.batches, "batches"), _ints(args.seq_lens, "seq_lens"), modes)
-    device = get_device(args.device)
-    threads = args.threads if args.threads is not None else (1 if device.type == "cpu" else None)
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic={statistic!r} must be one of {list(STATISTICS)}")
+    device = get_device(device_name)
+    threads = threads if threads is not None else (1 if device.type == "cpu" else None)
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads={threads!r} must be an integer >= 1")
         torch.set_num_threads(threads)
-    clock = args.clock if args.clock != "auto" else ("cpu" if device.type == "cpu" and threads == 1 else "wall")
+    clock = clock if clock != "auto" else ("cpu" if device.type == "cpu" and threads == 1 else "wall")
     if clock == "cpu":
         if device.type != "cpu":
-            raise ValueError(f"clock='cpu' needs device='cpu', got device={args.device!r}")
+            raise ValueError(f"clock='cpu' needs device='cpu', got device={device_name!r}")
         device = dataclasses.replace(device, clock=time.process_time)
     workloads = [(load_arch(m), Workload(mode, b, s)) for m, mode, b, s in points]
     profile = calibrate(device, name="compare_calibrated", progress=True)
-    profile = model_shapes.calibrate_for_workloads(profile, workloads, device, args.repeats, progress=True)
-    out = Path(args.out)
+    profile = model_shapes.calibrate_for_workloads(profile, workloads, device, repeats, progress=True)
     out.mkdir(parents=True, exist_ok=True)
     save_profile(profile, out / "calibrated_profile.json")
-    rows = compare_points(points, profile, harness_measure_fn(device, args.warmup, args.repeats))
-    environment = {"device": device.describe(), "clock": clock, "torch": torch.__version__}
-    report = write_outputs(rows, profile, points, out, args.statistic, environment)
-    print(json.dumps(report, indent=2) if args.format == "json" else render_table(report))
-    return 0
+    rows = compare_points(points, profile, harness_measure_fn(device, warmup, repeats))
+    environment = {"device": device.describe(), "threads": torch.get_num_threads(), "clock": clock,
+                   "torch": torch.__version__}
+    return write_outputs(rows, profile, points, out, statistic, environment)
 
 
 def harness_measure_fn(device: Any, warmup: int, repeats: int) -> MeasureFn:

@@ -125,8 +125,10 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 def _timing_markdown(timing: dict[str, Any]) -> list[str]:
     env = timing["environment"]
+    device = env.get("device", "?")
+    device = device.get("name", "?") if isinstance(device, dict) else device
     lines = ["## Time on this device: measured and predicted", "",
-             f"{env.get('device', '?')}, {env.get('threads', '?')} thread(s), {env.get('clock', '?')} clock, torch "
+             f"Device {device}, {env.get('threads', '?')} thread(s), {env.get('clock', '?')} clock, torch "
              f"{env.get('torch', '?')}. Calibrated in this run; measured = {timing['statistic']} of the repeats; "
              "predicted = the per-op roofline of `profiler predict` (docs/estimating.md).", ""]
     rows = []
@@ -135,6 +137,10 @@ def _timing_markdown(timing: dict[str, Any]) -> list[str]:
         rows.append([r["mode"], f"{r['measured_s'] * 1e3:,.2f}", f"{r['predicted_s'] * 1e3:,.2f}", f"{r['error']:+.1%}",
                      r["bound"], f"{r['mfu']:.1%}", memory])
     lines += _table(["step", "measured ms", "predicted ms", "error", "bound", "MFU", "peak memory error"], rows)
+    lines += ["", "Error = (predicted − measured) ÷ measured. MFU = matmul FLOPs (causal) ÷ (time × the fastest matmul "
+                  "rate calibrated here). Peak memory: weights + gradients + AdamW + the activation estimate against the "
+                  "measured peak of live tensors, which also holds transient buffers the formula leaves out "
+                  "(vocabulary-sized gradient tables, optimizer temporaries)."]
     files = timing.get("files") or {}
     if files:
         lines += ["", "Files: " + ", ".join(f"{name} `{path}`" for name, path in files.items())]

@@ -1,7 +1,8 @@
 """RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x²) + eps) * weight, computed in float32.
 
 The backward pass is written by hand (`_RMSNormFunction`): autograd's derivative of the composite expression runs
-about ten elementwise kernels per call, the closed form below runs five and keeps only the input and 1/rms.
+about ten element-wise kernels per call; the closed form below runs eight, lighter ones (one a fused multiply-add)
+and keeps only the input and 1/rms.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class _RMSNormFunction(torch.autograd.Function):
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
             grad_w = grad32 * weight.to(rstd.dtype)
-            grad_x = (rstd * (grad_w - x_hat * (grad_w * x_hat).mean(-1, keepdim=True))).to(x.dtype)
+            dot = (grad_w * x_hat).mean(-1, keepdim=True)
+            grad_x = torch.addcmul(grad_w, x_hat, dot, value=-1).mul_(rstd).to(x.dtype)
         if ctx.needs_input_grad[1]:
             grad_weight = (grad32 * x_hat).reshape(-1, x.shape[-1]).sum(0).to(weight.dtype)
         return grad_x, grad_weight, None

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.arch is None and args.plot is None:
         raise ValueError("--arch is required (an architecture as JSON, e.g. '[[64,64],[512]]'), "
                          "unless --plot or --benchmark")
+    if args.seed is not None and not args.noise:
+        raise ValueError("--seed seeds the noise: pass --noise with it (without noise the result is deterministic)")
     architecture = None if args.arch is None else parse_arch(args.arch)
     days = None if args.days is None else parse_days(args.days)
     if architecture is not None:

@@ -70,6 +70,7 @@ def test_benchmark_runs(capsys):
     (["--arch", "[[64]]"], "--days is required with --arch"),
     ([], "--arch is required"),
     (["--arch", "[[64]]", "--days", "3", "--noise", "--seed", "-1"], "--seed '-1' must be an integer >= 0"),
+    (["--arch", "[[64]]", "--days", "3", "--seed", "1"], "--seed seeds the noise: pass --noise with it"),
     (["--benchmark", "0"], "--benchmark '0' must be an integer >= 1"),
     (["--arch", "[[64]]", "--days", "3", "--config", "/nonexistent/sim.json"], "cannot be read"),
 ])

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from profiler.analyze import analyze, human
+from profiler.analyze import analyze, human, render_rows
 from profiler.arch import load_arch
 
 FORMATS = ("markdown", "json")
@@ -79,8 +79,8 @@ def report(model: str, batch: int = 1, seq_len: int = 128, timing: bool = True, 
 
 # ---------------------------------------------------------------------------------------------- markdown
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+    """Rows of cells under `header` as Markdown table lines (analyze's renderer)."""
+    return render_rows([dict(zip(header, row)) for row in rows], "markdown").splitlines()
 
 
 def render_markdown(result: dict[str, Any]) -> str:

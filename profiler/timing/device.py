@@ -163,17 +163,22 @@ class CpuDevice(Device):
         return {**super().describe(), "threads": torch.get_num_threads()}
 
 
+def _time_with_events(event: Callable[..., Any], fn: Callable[[], Any]) -> float:
+    """Seconds `fn` took on the device stream, between two timing events (torch.cuda.Event / torch.mps.Event)."""
+    start, end = event(enable_timing=True), event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
+
+
 class CudaDevice(Device):
     def synchronize(self) -> None:
         torch.cuda.synchronize(self.torch_device)
 
     def time_call(self, fn: Callable[[], Any]) -> float:
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
+        return _time_with_events(torch.cuda.Event, fn)
 
     @contextmanager
     def track_memory(self) -> Iterator[MemoryStats]:
@@ -197,12 +202,7 @@ class MpsDevice(Device):
         torch.mps.synchronize()
 
     def time_call(self, fn: Callable[[], Any]) -> float:
-        start, end = torch.mps.Event(enable_timing=True), torch.mps.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3  # milliseconds
+        return _time_with_events(torch.mps.Event, fn)
 
     @contextmanager
     def track_memory(self) -> Iterator[MemoryStats]:

@@ -1,6 +1,6 @@
 """Complexity: decoder-only language models with GQA, QK-norm, sliding windows and a token-routed MLP.
 
-Names are imported on first use (PEP 562), so `complexity.models.config` — all the analytic profiler reads —
+Names are imported on first use (PEP 562), so `complexity.config` — all the analytic profiler reads —
 loads without importing torch.
 """
 
@@ -10,9 +10,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "SIZES": "complexity.models.config",
-    "ComplexityConfig": "complexity.models.config",
-    "config_for_size": "complexity.models.config",
+    "SIZES": "complexity.config",
+    "ComplexityConfig": "complexity.config",
+    "config_for_size": "complexity.config",
     "KVCache": "complexity.core.cache",
     "CausalLMOutput": "complexity.models.modeling",
     "ComplexityForCausalLM": "complexity.models.modeling",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from complexity.models.config import SIZES, ComplexityConfig, config_for_size
+from complexity.config import SIZES, ComplexityConfig, config_for_size
 
 NORMS = ("rmsnorm", "layernorm")
 MLP_KINDS = ("dense", "moe", "token_routed")
@@ -166,7 +166,7 @@ def from_complexity_config(config: ComplexityConfig, name: str = "complexity") -
 
 
 def from_size(size: str) -> ArchSpec:
-    """A named zoo size (`complexity.models.config.SIZES`)."""
+    """A named zoo size (`complexity.config.SIZES`)."""
     return from_complexity_config(config_for_size(size), name=size)
 
 

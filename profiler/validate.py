@@ -98,7 +98,7 @@ def build_real_model(model: str, batch: int, seq_len: int, device: str = "meta")
     """The real module of MODEL (see module docstring) with its inputs, on `device` (MoE models: always CPU)."""
     import torch
 
-    from complexity.models.config import SIZES, ComplexityConfig, config_for_size
+    from complexity.config import SIZES, ComplexityConfig, config_for_size
     from complexity.models.modeling import ComplexityForCausalLM
     from profiler.counting import hf
     from profiler.counting.models import zoo_model_for_counting

@@ -14,7 +14,7 @@ from torch import nn
 from complexity.core.cache import KVCache
 from complexity.core.normalization import RMSNorm
 from complexity.core.rotary import apply_rotary
-from complexity.models.config import ComplexityConfig
+from complexity.config import ComplexityConfig
 
 
 class ComplexityAttention(nn.Module):

@@ -10,7 +10,7 @@ from complexity.core.cache import KVCache
 from complexity.core.mlp import SwiGLUMLP
 from complexity.core.normalization import RMSNorm
 from complexity.core.token_routed_mlp import TokenRoutedMLP, TokenRouting
-from complexity.models.config import ComplexityConfig
+from complexity.config import ComplexityConfig
 
 
 class ComplexityDecoderLayer(nn.Module):

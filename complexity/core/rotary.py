@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from complexity.models.config import ComplexityConfig
+from complexity.config import ComplexityConfig
 
 
 class RotaryEmbedding(nn.Module):

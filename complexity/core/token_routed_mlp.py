@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from complexity.models.config import ComplexityConfig
+from complexity.config import ComplexityConfig
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from complexity.core.mlp import SwiGLUMLP
 from complexity.core.normalization import RMSNorm
 from complexity.core.rotary import RotaryEmbedding
 from complexity.core.token_routed_mlp import TokenRoutedMLP, route_tokens
-from complexity.models.config import ComplexityConfig
+from complexity.config import ComplexityConfig
 
 
 @dataclass

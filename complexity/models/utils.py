@@ -12,7 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from complexity.atomic import write_atomically
-from complexity.models.config import ComplexityConfig, config_for_size
+from complexity.config import ComplexityConfig, config_for_size
 from complexity.models.modeling import ComplexityForCausalLM
 
 CONFIG_NAME = "config.json"

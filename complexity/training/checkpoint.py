@@ -29,7 +29,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from complexity.atomic import write_atomically
-from complexity.models.config import ComplexityConfig
+from complexity.config import ComplexityConfig
 from complexity.models.utils import from_pretrained, save_state_dict
 
 CHECKPOINTS_DIR = "checkpoints"

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 
-from complexity.models.config import ROUTING_MODES, SIZES
+from complexity.config import ROUTING_MODES, SIZES
 from complexity.training.data import resolve_text_files, token_counts
 from complexity.training.tokenizer import expert_shares, id_frequency_spearman, save_tokenizer, train_tokenizer
 from complexity.training.train import DISTRIBUTED_MODES, PRECISIONS, NonFiniteLossError, TrainConfig, train

@@ -21,7 +21,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from complexity.core.token_routed_mlp import expert_ids
-from complexity.models.config import ROUTING_MODES
+from complexity.config import ROUTING_MODES
 from complexity.atomic import write_atomically
 
 EOS_TOKEN = "<|endoftext|>"

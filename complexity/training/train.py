@@ -37,7 +37,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from tqdm import tqdm
 
-from complexity.models.config import SIZES, ComplexityConfig
+from complexity.config import SIZES, ComplexityConfig
 from complexity.models.modeling import ComplexityForCausalLM
 from complexity.training import checkpoint as ckpt
 from complexity.training.data import PackedData, build_token_file, open_token_file, resolve_text_files, train_indices

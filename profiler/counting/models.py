@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from complexity.models.config import ComplexityConfig
+from complexity.config import ComplexityConfig
 from complexity.models.modeling import ComplexityForCausalLM
 from profiler.counting.counter import FlopCounter, FlopCounts
 

@@ -75,7 +75,7 @@ def load_model(model: str, device: Device, dtype: str) -> tuple[nn.Module, ArchS
     if dtype not in TORCH_DTYPES:
         raise ValueError(f"dtype={dtype!r} must be one of {sorted(TORCH_DTYPES)}")
     if arch.model_type == "complexity":
-        from complexity.models.config import SIZES, ComplexityConfig, config_for_size
+        from complexity.config import SIZES, ComplexityConfig, config_for_size
         from complexity.models.modeling import ComplexityForCausalLM
 
         if model in SIZES:

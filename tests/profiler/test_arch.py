@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from complexity.models.config import SIZES, config_for_size
+from complexity.config import SIZES, config_for_size
 from profiler.arch import SUPPORTED_MODEL_TYPES, from_hf_dict, from_json_file, from_size, load_arch
 
 from conftest import MODELS_DIR, SHIPPED, shipped_config

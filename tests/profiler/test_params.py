@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from complexity.models.config import SIZES, ComplexityConfig, config_for_size
+from complexity.config import SIZES, ComplexityConfig, config_for_size
 from profiler.arch import from_complexity_config, from_hf_dict, from_json_file, from_size
 from profiler.formulas.params import count_params, router_bias_params
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from complexity.models.config import config_for_size
+from complexity.config import config_for_size
 from profiler import validate
 from profiler.cli import main
 from profiler.formulas import flops as F

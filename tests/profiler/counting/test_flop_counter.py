@@ -134,7 +134,7 @@ def test_token_routed_mlp_counts_one_expert_per_token():
 
 
 def test_meta_stand_in_for_token_routed_mlp_has_the_real_matmul_flops():
-    from complexity.models.config import config_for_size
+    from complexity.config import config_for_size
     from profiler.counting.models import count_training_step, zoo_model_for_counting
 
     config = config_for_size("tiny", num_hidden_layers=1)

@@ -1,0 +1,52 @@
+"""Checks of user-given values, torch-free, shared by the zoo, the profiler and the simulator.
+
+Each raises `ValueError` naming the field, the value given and the allowed range, the message every command turns
+into one line on stderr.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def is_int(value: Any) -> bool:
+    """A true integer: `bool` is excluded although Python makes it an `int` subclass (`True` is no batch size)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def require_int(name: str, value: Any, minimum: int | None = 1, maximum: int | None = None, note: str = "") -> int:
+    """`value` when it is an integer in [minimum, maximum] (either end None: unbounded), else a ValueError
+    "name=value must be an integer >= minimum" (or "in [minimum, maximum]"), followed by `note` in parentheses."""
+    low_ok = minimum is None or (is_int(value) and value >= minimum)
+    high_ok = maximum is None or (is_int(value) and value <= maximum)
+    if not (is_int(value) and low_ok and high_ok):
+        if minimum is not None and maximum is not None:
+            allowed = f"an integer in [{minimum}, {maximum}]"
+        elif maximum is not None:
+            allowed = f"an integer <= {maximum}"
+        else:
+            allowed = "an integer" + (f" >= {minimum}" if minimum is not None else "")
+        raise ValueError(f"{name}={value!r} must be {allowed}" + (f" ({note})" if note else ""))
+    return value
+
+
+def require_number(name: str, value: Any, low: float = -math.inf, high: float = math.inf,
+                   low_inclusive: bool = True, high_inclusive: bool = True) -> float:
+    """`value` as a float when it is a finite real number within the bounds, else a ValueError naming the range
+    with brackets ("[0, 1)")."""
+    finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    above = finite and (value >= low if low_inclusive else value > low)
+    below = finite and (value <= high if high_inclusive else value < high)
+    if not (above and below):
+        if math.isinf(low) and math.isinf(high):
+            allowed = "a finite number"
+        elif math.isinf(high):
+            allowed = f"a finite number {'>=' if low_inclusive else '>'} {low:g}"
+        elif math.isinf(low):
+            allowed = f"a finite number {'<=' if high_inclusive else '<'} {high:g}"
+        else:
+            allowed = (f"a number in {'[' if low_inclusive else '('}{low:g}, {high:g}"
+                       f"{']' if high_inclusive else ')'}")
+        raise ValueError(f"{name}={value!r} must be {allowed}")
+    return float(value)

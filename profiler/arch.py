@@ -3,18 +3,21 @@
 An `ArchSpec` says which weight matrices a decoder-only transformer has and how tokens flow through them; it holds
 no tensors. Adapters build one from a zoo `ComplexityConfig` (or a named size) and from a HuggingFace-style
 `config.json` of the families in `SUPPORTED_MODEL_TYPES`. Layers that differ (DeepSeek-V3's first dense layers,
-Qwen's sliding-window layers) are grouped: `layer_groups` is a tuple of (count, attention, mlp) runs.
+Qwen's sliding-window layers) are grouped: `layer_groups` is a tuple of (count, attention, mlp) runs. Facts of one
+layer that several formulas need (the key/value heads a kernel reads, the keys a decoding query attends, the
+tokens a cache holds) are properties of its `AttentionSpec`, derived in one place.
+
+Turning a MODEL argument (a size name, a shipped config, a file) into an `ArchSpec` is `profiler.source`'s job.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from complexity.config import SIZES, ComplexityConfig, config_for_size
+from complexity.config import ComplexityConfig, config_for_size
+from complexity.inputs import require_int
 
 NORMS = ("rmsnorm", "layernorm")
 MLP_KINDS = ("dense", "moe", "token_routed")
@@ -54,6 +57,27 @@ class AttentionSpec:
         if self.num_kv_heads == self.num_heads:
             return "mha"
         return "mqa" if self.num_kv_heads == 1 else "gqa"
+
+    @property
+    def kernel_kv_heads(self) -> int:
+        """Key/value heads the attention kernel reads: KV for MHA/GQA/MQA; MLA in its explicit form expands its
+        latent into per-head keys and values, so H."""
+        return self.num_heads if self.is_mla else self.num_kv_heads
+
+    @property
+    def rope_width(self) -> int:
+        """Channels per head that RoPE rotates: all of head_dim, or MLA's decoupled RoPE part."""
+        return self.rope_head_dim if self.is_mla else self.head_dim
+
+    def attended_keys(self, context: int) -> int:
+        """Keys one new query attends after C cached tokens: itself and the cache, cut to the window,
+        min(C + 1, W)."""
+        return context + 1 if self.sliding_window is None else min(context + 1, self.sliding_window)
+
+    def cached_tokens(self, context: int) -> int:
+        """Tokens a layer's cache holds after C tokens: all C, or at most W - 1 with a sliding window (the next
+        query sees itself and W - 1 earlier keys; transformers' sliding-window cache keeps W, one more)."""
+        return context if self.sliding_window is None else min(context, self.sliding_window - 1)
 
 
 @dataclass(frozen=True)
@@ -99,13 +123,13 @@ class ArchSpec:
 
     def __post_init__(self) -> None:
         for field in ("vocab_size", "hidden_size"):
-            _check_positive(field, getattr(self, field))
+            require_int(field, getattr(self, field))
         if self.norm not in NORMS:
             raise ValueError(f"norm={self.norm!r} is not one of {NORMS}")
         if not self.layer_groups:
             raise ValueError("layer_groups must hold at least one layer")
         for group in self.layer_groups:
-            _check_positive("layer count", group.count)
+            require_int("layer count", group.count)
             _check_attention(group.attention)
             _check_mlp(group.mlp)
 
@@ -114,22 +138,17 @@ class ArchSpec:
         return sum(group.count for group in self.layer_groups)
 
 
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an integer >= 1")
-
-
 def _check_attention(att: AttentionSpec) -> None:
     for name in ("num_heads", "num_kv_heads", "head_dim", "v_head_dim"):
-        _check_positive(name, getattr(att, name))
+        require_int(name, getattr(att, name))
     if att.num_heads % att.num_kv_heads:
         raise ValueError(f"num_kv_heads={att.num_kv_heads} must divide num_heads={att.num_heads}")
     if att.sliding_window is not None:
-        _check_positive("sliding_window", att.sliding_window)
+        require_int("sliding_window", att.sliding_window)
     if att.is_mla:
-        _check_positive("kv_lora_rank", att.kv_lora_rank)
+        require_int("kv_lora_rank", att.kv_lora_rank)
         if att.q_lora_rank is not None:
-            _check_positive("q_lora_rank", att.q_lora_rank)
+            require_int("q_lora_rank", att.q_lora_rank)
         if not 0 < att.rope_head_dim < att.head_dim:
             raise ValueError(f"rope_head_dim={att.rope_head_dim} must be in [1, head_dim={att.head_dim})")
 
@@ -137,12 +156,12 @@ def _check_attention(att: AttentionSpec) -> None:
 def _check_mlp(mlp: MLPSpec) -> None:
     if mlp.kind not in MLP_KINDS:
         raise ValueError(f"mlp kind={mlp.kind!r} is not one of {MLP_KINDS}")
-    _check_positive("intermediate_size", mlp.intermediate_size)
-    _check_positive("num_experts", mlp.num_experts)
+    require_int("intermediate_size", mlp.intermediate_size)
+    require_int("num_experts", mlp.num_experts)
     if not 1 <= mlp.experts_per_token <= mlp.num_experts:
         raise ValueError(f"experts_per_token={mlp.experts_per_token} must be in [1, num_experts={mlp.num_experts}]")
     if mlp.num_shared_experts:
-        _check_positive("shared_intermediate_size", mlp.shared_intermediate_size)
+        require_int("shared_intermediate_size", mlp.shared_intermediate_size)
 
 
 # ---------------------------------------------------------------------------------------------------- the zoo
@@ -166,7 +185,7 @@ def from_complexity_config(config: ComplexityConfig, name: str = "complexity") -
 
 
 def from_size(size: str) -> ArchSpec:
-    """A named zoo size (`complexity.config.SIZES`)."""
+    """A named zoo size (`complexity.config.SIZES`); ValueError for an unknown name."""
     return from_complexity_config(config_for_size(size), name=size)
 
 
@@ -290,21 +309,3 @@ def from_hf_dict(data: dict[str, Any], name: str = "model") -> ArchSpec:
     if model_type not in _ADAPTERS:
         raise ValueError(f"model_type={model_type!r} is not supported; supported: {list(SUPPORTED_MODEL_TYPES)}")
     return _ADAPTERS[model_type](_Fields(data), name)
-
-
-def from_json_file(path: str | os.PathLike) -> ArchSpec:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    return from_hf_dict(data, name=os.path.splitext(os.path.basename(path))[0])
-
-
-def load_arch(model: str) -> ArchSpec:
-    """MODEL as the CLI takes it: a zoo size name or a path to a config.json."""
-    if model in SIZES:
-        return from_size(model)
-    if os.path.isfile(model):
-        return from_json_file(model)
-    raise ValueError(f"MODEL={model!r} is neither a zoo size ({', '.join(SIZES)}) nor a config.json file")

@@ -1,4 +1,4 @@
-"""`python -m profiler <command>`: one argparse front end; each command lives in its own module.
+"""`python -m profiler <command>`: one argparse front end; each command lives in its own `profiler.commands` module.
 
 A command module exposes `register(subparsers)`, which adds its parser and sets `func=run` where
 `run(args) -> int` returns the exit status. Bad input raises ValueError, which becomes one line on stderr and
@@ -15,10 +15,9 @@ import sys
 from collections.abc import Sequence
 
 # Modules that define a command, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "profiler.analyze", "profiler.validate", "profiler.calibrate", "profiler.measure", "profiler.predict",
-    "profiler.compare", "profiler.estimate", "profiler.report", "profiler.simulator.cli",
-)
+COMMAND_MODULES: tuple[str, ...] = tuple(f"profiler.commands.{name}" for name in (
+    "analyze", "validate", "calibrate", "measure", "predict", "compare", "estimate", "report", "simulate",
+))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Hardware profiles: what a device can do, as data (`configs/hardware/*.json`), validated on load.
+"""Hardware profiles: what a device can do, as data (`profiler/data/hardware/*.json`), validated on load.
 
 A `HardwareProfile` holds a device's published (or estimated) peaks — FLOP/s per dtype, memory bandwidth, memory
 capacity, power — and an `Efficiency` block with what is actually *achieved*: matmul FLOP/s at a few shapes and
@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from complexity.atomic import write_atomically
+from complexity.inputs import is_int, require_int, require_number
 
-HARDWARE_DIR = Path(__file__).resolve().parents[1] / "configs" / "hardware"
+HARDWARE_DIR = Path(__file__).resolve().parent / "data" / "hardware"  # package data: found from a wheel too
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 # Data types a profile may give a peak or an achieved rate for (torch's names; tfloat32 = NVIDIA TF32 Tensor Core
 # matmul of float32 tensors, float8 = E4M3/E5M2, int8 = integer multiply-accumulate, counted as 2 ops like FLOPs).
@@ -39,12 +40,7 @@ MAX_DIM = 2**20  # matmul dimension
 
 def _check_number(where: str, value: Any, low: float, high: float, low_inclusive: bool = False) -> float:
     """`value` as a float if low < value <= high (low <= value when low_inclusive), else ValueError naming `where`."""
-    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    above_low = ok_type and (value >= low if low_inclusive else value > low)
-    if not (above_low and value <= high):
-        bracket = "[" if low_inclusive else "("
-        raise ValueError(f"{where}={value!r} must be a number in {bracket}{low:g}, {high:g}]")
-    return float(value)
+    return require_number(where, value, low, high, low_inclusive=low_inclusive)
 
 
 def _check_keys(where: str, data: Any, required: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:
@@ -104,10 +100,7 @@ class MatmulPoint:
         _check_keys(where, data, {"dtype", "shape", "m", "n", "k", "flops_per_s"})
         dims = {}
         for key in ("m", "n", "k"):
-            value = data[key]
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
-                raise ValueError(f"{where}.{key}={value!r} must be an integer in [1, {MAX_DIM}]")
-            dims[key] = value
+            dims[key] = require_int(f"{where}.{key}", data[key], 1, MAX_DIM)
         if not isinstance(data["shape"], str) or not data["shape"]:
             raise ValueError(f"{where}.shape={data['shape']!r} must be a non-empty string")
         return cls(dtype=_check_dtype(f"{where}.dtype", data["dtype"]), shape=data["shape"], **dims,
@@ -125,9 +118,7 @@ class BandwidthPoint:
     @classmethod
     def from_dict(cls, data: Any, where: str) -> BandwidthPoint:
         _check_keys(where, data, {"bytes", "bytes_per_s"})
-        size = data["bytes"]
-        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_MEMORY:
-            raise ValueError(f"{where}.bytes={size!r} must be an integer in [1, {MAX_MEMORY}]")
+        size = require_int(f"{where}.bytes", data["bytes"], 1, MAX_MEMORY)
         return cls(size, Spread.from_dict(data["bytes_per_s"], f"{where}.bytes_per_s", MAX_BANDWIDTH))
 
 
@@ -282,7 +273,7 @@ def profile_from_dict(data: Any, where: str = "profile") -> HardwareProfile:
         f"{where}.peak_flops_per_s.{dtype}", value, 0, MAX_FLOPS) for dtype, value in peaks.items()}
     memory = data["memory_bytes"]
     if (not isinstance(memory, list) or not memory or memory != sorted(memory)
-            or any(isinstance(b, bool) or not isinstance(b, int) or not 0 < b <= MAX_MEMORY for b in memory)):
+            or any(not is_int(b) or not 0 < b <= MAX_MEMORY for b in memory)):
         raise ValueError(f"{where}.memory_bytes={memory!r} must be a non-empty ascending list of integers in "
                          f"(0, {MAX_MEMORY}] (bytes)")
     sources = data["sources"]
@@ -306,7 +297,7 @@ def profile_from_dict(data: Any, where: str = "profile") -> HardwareProfile:
 
 
 def available_profiles(directory: Path = HARDWARE_DIR) -> list[str]:
-    """Names of the shipped profiles (file stems in configs/hardware)."""
+    """Names of the shipped profiles (file stems in profiler/data/hardware)."""
     return sorted(p.stem for p in directory.glob("*.json"))
 
 

@@ -6,6 +6,8 @@
     counts = counter.counts
     counts.matmul("forward"), counts.matmul_causal("backward"), counts.other(), counts.by_module("forward")
 
+(`count_training_step` does exactly this for any zoo or HF causal LM.)
+
 Each op call is priced by `registry.classify` (conventions there), filed under its phase (backward when autograd's
 engine is running it) and under a module, so the per-module figures add up to the totals. A forward op goes to the
 innermost module that was running (`torch.utils.module_tracker`). A backward op goes to the module that was
@@ -35,10 +37,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.module_tracker import ModuleTracker
 
 from profiler.counting.registry import OpCost, classify
+from profiler.workload import PHASES as STEP_PHASES
 
 log = logging.getLogger(__name__)
 
-PHASES = ("forward", "backward")
+PHASES = STEP_PHASES[:2]  # forward and backward; the optimizer step is not counted
 OUTSIDE_MODULES = "Global"  # ModuleTracker's name for code that runs outside every module
 MODULE_KEY = "profiler.module"  # key of the forward module in an autograd node's metadata
 _SDPA_ARGUMENTS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
@@ -227,3 +230,13 @@ class FlopCounter(TorchDispatchMode):
     def _innermost_module(self) -> str:
         active = [name for name in self._tracker.parents if name != OUTSIDE_MODULES]
         return max(active, key=lambda name: (name.count("."), len(name)), default=OUTSIDE_MODULES)
+
+
+def count_training_step(model: torch.nn.Module, input_ids: torch.Tensor) -> FlopCounts:
+    """Count forward (with the next-token loss, labels = input_ids) and backward of one step of `model`.
+
+    Works for zoo models and HF causal LMs: both accept `labels` and return an object with `.loss`."""
+    with FlopCounter() as counter:
+        loss = model(input_ids, labels=input_ids).loss
+        loss.backward()
+    return counter.counts

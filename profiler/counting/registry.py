@@ -50,14 +50,22 @@ class OpCost:
 # A formula maps the op's arguments (bound to their schema names) and its output to an OpCost.
 Formula = Callable[[dict[str, Any], Any], OpCost]
 
-MATMUL_FORMULAS: dict[Any, Formula] = {}
-OTHER_FORMULAS: dict[Any, Formula] = {}
+BUCKETS = ("matmul", "other")
+FORMULAS: dict[str, dict[Any, Formula]] = {bucket: {} for bucket in BUCKETS}
 
 
-def _register(registry: dict[Any, Formula], *packets: Any) -> Callable[[Formula], Formula]:
+def register(bucket: str, *packets: Any) -> Callable[[Formula], Formula]:
+    """Decorator: `formula` prices every op in `packets` (aten overload packets), filed under `bucket`. An op has
+    one formula: registering a packet twice, in either bucket, is a ValueError (a second formula would silently
+    replace the first)."""
+    if bucket not in BUCKETS:
+        raise ValueError(f"bucket={bucket!r} is not one of {BUCKETS}")
+
     def wrap(formula: Formula) -> Formula:
         for packet in packets:
-            registry[packet] = formula
+            if any(packet in formulas for formulas in FORMULAS.values()):
+                raise ValueError(f"{packet} already has a FLOP formula; an op has exactly one")
+            FORMULAS[bucket][packet] = formula
         return formula
 
     return wrap
@@ -88,14 +96,14 @@ def _torch_formula(packet: Any, *names: str) -> Formula:
     return formula
 
 
-MATMUL_FORMULAS[aten.mm] = _torch_formula(aten.mm, "self", "mat2")
-MATMUL_FORMULAS[aten.bmm] = _torch_formula(aten.bmm, "self", "mat2")
-MATMUL_FORMULAS[aten.convolution] = _torch_formula(
+register("matmul", aten.mm)(_torch_formula(aten.mm, "self", "mat2"))
+register("matmul", aten.bmm)(_torch_formula(aten.bmm, "self", "mat2"))
+register("matmul", aten.convolution)(_torch_formula(
     aten.convolution, "input", "weight", "bias", "stride", "padding", "dilation", "transposed"
-)
+))
 
 
-@_register(MATMUL_FORMULAS, aten.addmm, aten.baddbmm)
+@register("matmul", aten.addmm, aten.baddbmm)
 def biased_matmul(bound: dict[str, Any], out: torch.Tensor) -> OpCost:
     """beta·self + alpha·(mat1 @ mat2): the product 2·(out numel)·k in the matmul bucket, the bias add (1 per output
     element) in the other bucket. Scaling by alpha/beta (1 in every Linear) is not counted."""
@@ -103,13 +111,13 @@ def biased_matmul(bound: dict[str, Any], out: torch.Tensor) -> OpCost:
     return OpCost(matmul=2 * out.numel() * k, other=out.numel())
 
 
-@_register(MATMUL_FORMULAS, aten.mv, aten.dot)
+@register("matmul", aten.mv, aten.dot)
 def vector_product(bound: dict[str, Any], out: torch.Tensor) -> OpCost:
     """[m, k] @ [k] or [k]·[k]: 2·(out numel)·k."""
     return OpCost(matmul=2 * max(out.numel(), 1) * bound["self"].shape[-1])
 
 
-@_register(MATMUL_FORMULAS, aten._grouped_mm)
+@register("matmul", aten._grouped_mm)
 def grouped_matmul(bound: dict[str, Any], out: torch.Tensor) -> OpCost:
     """torch._grouped_mm (one matmul per group, as MoE layers use it): every output element is a k-long dot
     product, 2·(out numel)·k, with k = self.shape[-1]. When both operands are 2-D the groups split k instead
@@ -185,7 +193,7 @@ def _attention(matmuls: int, mask_name: str = "attn_mask") -> Formula:
     return formula
 
 
-MATMUL_FORMULAS.update({
+_ATTENTION_KERNELS = {
     aten._scaled_dot_product_flash_attention_for_cpu: _attention(2),
     aten._scaled_dot_product_flash_attention_for_cpu_backward: _attention(5),
     aten._scaled_dot_product_flash_attention: _attention(2),
@@ -197,7 +205,9 @@ MATMUL_FORMULAS.update({
     aten._scaled_dot_product_fused_attention_overrideable: _attention(2, mask_name="attn_bias"),
     aten._scaled_dot_product_fused_attention_overrideable_backward: _attention(5, mask_name="attn_bias"),
     aten._scaled_dot_product_attention_math_for_mps: _attention(2),
-})
+}
+for _packet, _formula in _ATTENTION_KERNELS.items():
+    register("matmul", _packet)(_formula)
 
 
 # ---------------------------------------------------------------------------------------------------- other bucket
@@ -209,7 +219,7 @@ def _per_element(per_element: int, name: str) -> Formula:
     return formula
 
 
-OTHER_FORMULAS.update({
+_PER_ELEMENT = {
     aten._softmax: _per_element(4, "self"),
     aten._safe_softmax: _per_element(4, "self"),
     aten._log_softmax: _per_element(4, "self"),
@@ -222,7 +232,9 @@ OTHER_FORMULAS.update({
     aten.nll_loss_backward: _per_element(1, "target"),
     aten.native_layer_norm: _per_element(5, "input"),
     aten.native_layer_norm_backward: _per_element(5, "grad_out"),
-})
+}
+for _packet, _formula in _PER_ELEMENT.items():
+    register("other", _packet)(_formula)
 
 # Ops that move, view, create or convert data without arithmetic (0 FLOPs by convention, listed so they are known).
 ZERO_COST: frozenset[Any] = frozenset({
@@ -239,10 +251,9 @@ ZERO_COST: frozenset[Any] = frozenset({
 def classify(func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any) -> OpCost | None:
     """The cost of one call, or None when the op is unknown (no formula and no rule covers it)."""
     packet = func.overloadpacket
-    if packet in MATMUL_FORMULAS:
-        return MATMUL_FORMULAS[packet](bind_arguments(func, args, kwargs), out)
-    if packet in OTHER_FORMULAS:
-        return OTHER_FORMULAS[packet](bind_arguments(func, args, kwargs), out)
+    for formulas in FORMULAS.values():
+        if packet in formulas:
+            return formulas[packet](bind_arguments(func, args, kwargs), out)
     outputs = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
     if packet in ZERO_COST or not any(t.is_floating_point() for t in outputs) or _is_view(func):
         return OpCost()

@@ -16,6 +16,7 @@ path. These are the counts `python -m profiler validate` measures on the real mo
 
 from __future__ import annotations
 
+from complexity.inputs import require_int
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
 from profiler.formulas.params import expert_params
 
@@ -89,7 +90,8 @@ def forward_flops(arch: ArchSpec, batch: int, seq_len: int, convention: str = "c
                   logit_tokens: int | None = None) -> dict[str, int]:
     """Forward FLOPs by component over all layers, for B sequences of S tokens; the LM head runs on
     `logit_tokens` tokens (default all B·S, as in training)."""
-    _check_workload(batch=batch, seq_len=seq_len)
+    require_int("batch", batch)
+    require_int("seq_len", seq_len)
     total = dict.fromkeys(COMPONENTS, 0)
     for group in arch.layer_groups:
         for name, flops in layer_forward_flops(group, arch.hidden_size, batch, seq_len, convention).items():
@@ -155,11 +157,12 @@ def decode_flops(arch: ArchSpec, batch: int, context: int) -> dict[str, int]:
     and the LM head once per sequence, and attention of the new query over min(C + 1, W) keys (its own and the
     cached ones, cut to the window). MLA is counted in its explicit form with a full K/V cache; the weight-absorbed
     form used with a latent cache trades these FLOPs differently (DeepSeek-V2 §2.1.2)."""
-    _check_workload(batch=batch, context=context)
+    require_int("batch", batch)
+    require_int("context", context, minimum=0)
     total = dict.fromkeys(COMPONENTS, 0)
     for group in arch.layer_groups:
         att = group.attention
-        keys = context + 1 if att.sliding_window is None else min(context + 1, att.sliding_window)
+        keys = att.attended_keys(context)
         one_token = layer_forward_flops(group, arch.hidden_size, batch, 1, "dense")
         one_token["attention_scores"] = 2 * batch * att.num_heads * keys * att.head_dim
         one_token["attention_values"] = 2 * batch * att.num_heads * keys * att.v_head_dim
@@ -181,10 +184,3 @@ def palm_flops_per_token(arch: ArchSpec, params: int, seq_len: int) -> int:
     12·H·Q written as 6·H·(d_qk + d_v) so MLA's unequal widths are honoured."""
     return 6 * params + sum(6 * g.count * g.attention.num_heads * (g.attention.head_dim + g.attention.v_head_dim)
                             * seq_len for g in arch.layer_groups)
-
-
-def _check_workload(**values: int) -> None:
-    for name, value in values.items():
-        minimum = 0 if name == "context" else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")

@@ -82,7 +82,7 @@ def _attention_saved(att: AttentionSpec) -> tuple[int, int]:
     fused SDPA (flash / memory-efficient kernels keep Q, K, V, the output and the per-row log-sum-exp, never the
     S×S matrix; Dao et al. 2022 "FlashAttention" §3.1). MLA adds its latents and their norms' inputs."""
     heads, d_qk, d_v = att.num_heads, att.head_dim, att.v_head_dim
-    kv_heads = heads if att.is_mla else att.num_kv_heads
+    kv_heads = att.kernel_kv_heads
     elements = heads * d_qk + kv_heads * (d_qk + d_v) + heads * d_v  # q, k, v, output (= o_proj input)
     stats = heads  # log-sum-exp per query row
     if att.qk_norm:
@@ -146,13 +146,19 @@ def implementation_activation_bytes(arch: ArchSpec, micro_batch: int, seq_len: i
     return layers + head_saved_bytes(arch, tokens, act_bytes)
 
 
+def training_bytes(arch: ArchSpec, params: int, micro_batch: int, seq_len: int, dtype: str,
+                   optimizer: str = "adamw", recompute: str = "none") -> dict[str, int]:
+    """Bytes of a training step's state, by part, and their sum: weights + gradients + optimizer state (with the
+    fp32 master copy under 16-bit training) for `params` parameters (the model's, plus any trained alongside it),
+    + activations of one micro-batch (`implementation_activation_bytes`). The sum is the steady-state memory of
+    the step; transient buffers (vocabulary-sized gradient tables, optimizer temporaries) are not in it."""
+    parts = {"weights": weight_bytes(params, dtype), "gradients": gradient_bytes(params, dtype),
+             "optimizer": optimizer_bytes(params, optimizer, dtype),
+             "activations": implementation_activation_bytes(arch, micro_batch, seq_len, dtype, recompute)}
+    return {**parts, "total": sum(parts.values())}
+
+
 # ------------------------------------------------------------------------------------------ inference
-def cached_tokens(att: AttentionSpec, context: int) -> int:
-    """Tokens a layer's cache holds after C tokens: all C, or at most W-1 with a sliding window (the next query
-    sees itself and W-1 earlier keys; transformers' sliding-window cache keeps W, one more)."""
-    return context if att.sliding_window is None else min(context, att.sliding_window - 1)
-
-
 def kv_elements_per_token(att: AttentionSpec) -> int:
     """Cached numbers per token and layer: KV·(d_k + d_v) for MHA/GQA/MQA (Ainslie et al. 2023); MLA caches its
     latent and the shared RoPE key, r_kv + d_rope (DeepSeek-V2 arXiv:2405.04434 §2.1.2: (d_c + d_h^R)·l)."""
@@ -162,8 +168,9 @@ def kv_elements_per_token(att: AttentionSpec) -> int:
 
 
 def kv_cache_bytes(arch: ArchSpec, batch: int, context: int, dtype: str) -> int:
-    """Σ_layers B · cached_tokens · kv_elements_per_token · bytes(dtype)."""
-    return sum(g.count * batch * cached_tokens(g.attention, context) * kv_elements_per_token(g.attention)
+    """Σ_layers B · cached_tokens · kv_elements_per_token · bytes(dtype) (`AttentionSpec.cached_tokens`: all C
+    tokens, or W - 1 with a sliding window)."""
+    return sum(g.count * batch * g.attention.cached_tokens(context) * kv_elements_per_token(g.attention)
                for g in arch.layer_groups) * dtype_bytes(dtype)
 
 
@@ -175,8 +182,7 @@ def prefill_working_bytes(arch: ArchSpec, batch: int, prompt_len: int, dtype: st
 
     def live(group: LayerGroup) -> int:
         att, mlp = group.attention, group.mlp
-        kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
-        attention = att.num_heads * (att.head_dim + att.v_head_dim) + kv_heads * (att.head_dim + att.v_head_dim)
+        attention = (att.num_heads + att.kernel_kv_heads) * (att.head_dim + att.v_head_dim)
         widths = mlp.experts_per_token * mlp.intermediate_size + mlp.num_shared_experts * mlp.shared_intermediate_size
         return 2 * arch.hidden_size + max(attention, 2 * widths)
 

@@ -8,8 +8,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from profiler.timing.device import Device
-from profiler.timing.stats import TimingStats
+from complexity.inputs import require_int
+
+from profiler.measuring.device import Device
+from profiler.measuring.stats import TimingStats
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +28,8 @@ def time_callable(fn: Callable[[], Any], device: Device, warmup: int = 3, repeat
     device has finished that call's work, so queued GPU kernels are never left out or counted twice.
 
     `progress` shows a tqdm bar over the repeats on stderr (None: only on a terminal)."""
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup={warmup!r} must be an integer >= 0")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats={repeats!r} must be an integer >= 1")
+    require_int("warmup", warmup, 0)
+    require_int("repeats", repeats, 1)
     for _ in range(warmup):
         fn()
     device.synchronize()

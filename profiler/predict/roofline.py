@@ -1,5 +1,5 @@
-"""`python -m profiler predict MODEL --hardware PROFILE`: time of a forward pass, training step or decoding step
-from the model's ops (`profiler.ops`) and a hardware profile, op by op on a roofline.
+"""Time of a forward pass, training step or decoding step from the model's ops (`profiler.predict.ops`) and a
+hardware profile, op by op on a roofline (`python -m profiler predict MODEL --hardware PROFILE`).
 
 Each op takes max(FLOPs ÷ the FLOP/s achievable at its shape, bytes ÷ bandwidth) + launches × per-op overhead
 (Williams, Waterman & Patterson 2009, "Roofline"; the overhead term is the fixed cost of issuing one kernel). The
@@ -16,18 +16,16 @@ dtype): matmul FLOPs only, flops.py's convention, causal attention.
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from profiler.arch import ArchSpec, load_arch
-from profiler.hardware import ESTIMATES, HardwareProfile, load_profile
-from profiler.ops import MODES, PHASES, Op, Workload, model_ops
+from profiler.arch import ArchSpec
+from profiler.hardware import ESTIMATES, HardwareProfile
+from profiler.predict.ops import Op, model_ops
+from profiler.workload import PHASES, Workload
 
-FORMATS = ("table", "json")
 BOUNDS = ("compute", "memory", "overhead")
-# Calibrated points of the fused attention kernel carry these shape labels (see profiler.compare).
+# Calibrated points of the fused attention kernel carry these shape labels (`profiler.measuring.model_shapes`).
 ATTENTION_LABELS = {"forward": "attention", "backward": "attention_backward"}
 
 
@@ -96,7 +94,7 @@ def predict(arch: ArchSpec, profile: HardwareProfile, workload: Workload, estima
     times = [op_time(op, profile, workload.dtype, estimate) for op in ops]
     seconds = sum(t.seconds for t in times)
     flops = matmul_flops(ops)
-    tokens = workload.batch * (1 if workload.mode == "decode" else workload.seq_len)
+    tokens = workload.tokens
     by_phase = {phase: sum(t.seconds for t in times if t.op.phase == phase) for phase in PHASES}
     return {
         "model": arch.name, "hardware": profile.name, "device_type": profile.device_type,
@@ -118,43 +116,3 @@ def op_row(t: OpTime) -> dict[str, Any]:
             "mnk": list(op.mnk) if op.mnk else None, "flops": op.flops, "bytes": op.bytes, "launches": op.launches,
             "compute_s": t.compute_s, "memory_s": t.memory_s, "overhead_s": t.overhead_s, "seconds": t.seconds,
             "bound": t.bound}
-
-
-# ---------------------------------------------------------------------------------------------------- CLI
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("predict", help="predicted time of a forward/train/decode step on a device",
-                                   description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a zoo size name or a HF-style config.json path")
-    parser.add_argument("--hardware", required=True, help="a profile name in configs/hardware or a profile JSON path")
-    parser.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
-    parser.add_argument("--seq-len", type=int, default=512,
-                        help="tokens per sequence; for decode, the context already cached (default 512)")
-    parser.add_argument("--mode", default="forward", choices=MODES)
-    parser.add_argument("--dtype", default="float32", help="weights and activations dtype (default float32)")
-    parser.add_argument("--estimate", default="likely", choices=list(ESTIMATES),
-                        help="which end of the calibrated spread (default likely = median)")
-    parser.add_argument("--top", type=int, default=12, help="ops listed in the table, slowest first (default 12)")
-    parser.add_argument("--format", default="table", choices=FORMATS)
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    workload = Workload(args.mode, args.batch, args.seq_len, args.dtype)
-    result = predict(load_arch(args.model), load_profile(args.hardware), workload, args.estimate)
-    print(json.dumps(result, indent=2) if args.format == "json" else render_table(result, args.top))
-    return 0
-
-
-def render_table(result: dict[str, Any], top: int) -> str:
-    w = result["workload"]
-    lines = [f"{result['model']} on {result['hardware']}: {w['mode']}, batch {w['batch']}, seq/context "
-             f"{w['seq_len']}, {w['dtype']} ({result['estimate']})",
-             f"  predicted {result['seconds'] * 1e3:,.2f} ms   {result['tokens_per_s']:,.0f} tokens/s   "
-             f"MFU {result['mfu']:.1%}   mostly {result['bound']}-bound   {result['launches']:,} launches",
-             "  by phase: " + ", ".join(f"{k} {v * 1e3:,.2f} ms" for k, v in result["seconds_by_phase"].items() if v),
-             "", f"  {'op':<36} {'phase':<9} {'x':>4} {'GFLOP':>9} {'MB':>9} {'ms':>9} {'share':>6}  bound"]
-    for row in sorted(result["ops"], key=lambda r: -r["seconds"])[:top]:
-        lines.append(f"  {row['name']:<36} {row['phase']:<9} {row['repeats']:>4} {row['flops'] / 1e9:>9.3f} "
-                     f"{row['bytes'] / 1e6:>9.2f} {row['seconds'] * 1e3:>9.3f} "
-                     f"{row['seconds'] / result['seconds']:>6.1%}  {row['bound']}")
-    return "\n".join(lines)

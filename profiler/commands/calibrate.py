@@ -3,13 +3,16 @@
 Matmul FLOP/s over square and transformer-shaped products in float32 and the reduced precisions the device runs,
 elementwise bandwidth (large add and copy) and per-op overhead, written in the schema of `profiler.hardware`
 (docs/measuring.md). `--base NAME` keeps a shipped profile's datasheet peaks, memory and power and replaces only
-what was measured. The work is done by `profiler.timing.calibration`, imported when the command runs.
+what was measured. The work is done by `profiler.measuring.calibration`, imported when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from profiler.commands.settings import torch_threads
+from profiler.render.tables import render_rows
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,18 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from profiler.analyze import render_rows
     from profiler.hardware import save_profile
-    from profiler.timing.calibration import calibrate
+    from profiler.measuring.calibration import calibrate  # imports torch: only when the command runs
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads={args.threads} must be an integer >= 1")
-        torch.set_num_threads(args.threads)
-    profile = calibrate(device=args.device, quick=args.quick, base=args.base, name=args.name,
-                        power_watts=args.power, progress=None)
+    with torch_threads(args.threads):
+        profile = calibrate(device=args.device, quick=args.quick, base=args.base, name=args.name,
+                            power_watts=args.power, progress=None)
     if args.output:
         save_profile(profile, args.output)
     if args.format == "json":

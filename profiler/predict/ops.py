@@ -30,9 +30,7 @@ from dataclasses import dataclass, replace
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
 from profiler.formulas import flops as F
 from profiler.formulas.memory import dtype_bytes
-
-PHASES = ("forward", "backward", "optimizer")
-MODES = ("forward", "train", "decode")
+from profiler.workload import Workload
 
 # Launches and full-tensor passes (reads + writes) of the zoo's eager element-wise blocks, float32.
 RMSNORM_LAUNCHES, RMSNORM_PASSES = 6, 7  # pow, mean, add eps, rsqrt, scale, weight: 4 reads + 3 writes
@@ -74,25 +72,6 @@ class Op:
         """The same op repeated `factor` times (identical layers)."""
         return replace(self, flops=self.flops * factor, bytes=self.bytes * factor, launches=self.launches * factor,
                        repeats=self.repeats * factor, exps=self.exps * factor)
-
-
-@dataclass(frozen=True)
-class Workload:
-    """B sequences of S tokens (forward/train), or one new token per sequence at context C = seq_len (decode)."""
-
-    mode: str
-    batch: int
-    seq_len: int
-    dtype: str = "float32"
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode={self.mode!r} is not one of {MODES}")
-        for name in ("batch", "seq_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**24:
-                raise ValueError(f"{name}={value!r} must be an integer in [1, {2**24}]")
-        dtype_bytes(self.dtype)
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
@@ -137,9 +116,8 @@ def attention_core(att: AttentionSpec, batch: int, queries: int, keys: int, pair
     (flops.py's attention_scores + attention_values), reading q, k, v and writing the output once. Its shape
     for pricing is (B·H·queries, head_dim, keys): every query row of every head against the keys."""
     flops = 2 * batch * att.num_heads * pairs * (att.head_dim + att.v_head_dim)
-    kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
     elements = batch * (queries * att.num_heads * (att.head_dim + att.v_head_dim)
-                        + keys * kv_heads * (att.head_dim + att.v_head_dim))
+                        + keys * att.kernel_kv_heads * (att.head_dim + att.v_head_dim))
     rows = batch * att.num_heads * queries
     return Op("attention.sdpa", "forward", "attention", flops, elements * b, 1, (rows, att.head_dim, keys),
               "attention_core")
@@ -184,7 +162,7 @@ def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: in
                       b: int) -> list[Op]:
     """One layer, B sequences of `queries` new tokens attending `keys` keys over `pairs` pairs per head."""
     att, h, tokens = group.attention, arch.hidden_size, batch * queries
-    kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
+    kv_heads = att.kernel_kv_heads
     ops = [norm_op("norm.attention_in", arch, tokens * h, b)]
     projections = projection_ops(att, h, tokens, b)
     ops += projections[:-1]
@@ -192,8 +170,7 @@ def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: in
         qk_norm = norm_op("attention.qk_norm", arch, tokens * (att.num_heads + kv_heads) * att.head_dim, b)
         ops += [replace(qk_norm, launches=2 * qk_norm.launches)]  # one norm for q, one for k
     if arch.learned_positions == 0:
-        rope_width = att.rope_head_dim if att.is_mla else att.head_dim
-        rope = elementwise("attention.rope", tokens * (att.num_heads + kv_heads) * rope_width, ROPE_PASSES,
+        rope = elementwise("attention.rope", tokens * (att.num_heads + kv_heads) * att.rope_width, ROPE_PASSES,
                            2 * ROPE_LAUNCHES, b)
         ops += [rope]
     ops += [attention_core(att, batch, queries, keys, pairs, b), projections[-1],
@@ -233,9 +210,8 @@ def decode_ops(arch: ArchSpec, batch: int, context: int, dtype: str = "float32")
         ops += [Op("routing", "forward", "memory", 0, batch * 8 * ROUTING_LAUNCHES, ROUTING_LAUNCHES)]
     for group in arch.layer_groups:
         att = group.attention
-        keys = context + 1 if att.sliding_window is None else min(context + 1, att.sliding_window)
-        kv_heads = att.num_heads if att.is_mla else att.num_kv_heads
-        cache_elements = batch * keys * kv_heads * (att.head_dim + att.v_head_dim)
+        keys = att.attended_keys(context)
+        cache_elements = batch * keys * att.kernel_kv_heads * (att.head_dim + att.v_head_dim)
         cache_append = elementwise("attention.kv_cache_append", cache_elements, 2, 2, b)
         layer = layer_forward_ops(arch, group, batch, 1, keys, keys, b) + [cache_append]
         ops += [op.scaled(group.count) for op in layer]

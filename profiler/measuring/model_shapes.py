@@ -3,7 +3,7 @@
 A generic calibration measures a handful of square and skinny products; a model's time is dominated by its own
 shapes (a 128-row product against a 32,000-wide LM head, 32-row expert slices, the fused attention kernel at its
 sequence length), whose achieved FLOP/s can differ from the generic points by several times on a CPU. This module
-times every distinct product shape the workloads' ops use (`profiler.ops`), the fused attention kernel forward and
+times every distinct product shape the workloads' ops use (`profiler.predict.ops`), the fused attention kernel forward and
 backward at each (batch, heads, sequence) the workloads use, element-wise bandwidth across working-set sizes
 (cache-resident to DRAM, outputs freshly allocated as in eager mode), zero-filling new tensors by size (large
 ones get fresh pages from the operating system on every call) and the rate of exponentials, and returns the
@@ -24,13 +24,13 @@ from tqdm import tqdm
 
 from profiler.arch import ArchSpec
 from profiler.hardware import BandwidthPoint, HardwareProfile, MatmulPoint, Spread
-from profiler.ops import Workload, model_ops
-from profiler.predict import ATTENTION_LABELS, matmul_label
-from profiler.timing.device import Device
-from profiler.timing.calibration import rate_spread
-from profiler.timing.harness import TORCH_DTYPES
-from profiler.timing.stats import TimingStats
-from profiler.timing.timer import time_callable
+from profiler.measuring.calibration import rate_spread
+from profiler.measuring.device import TORCH_DTYPES, Device
+from profiler.measuring.stats import TimingStats
+from profiler.measuring.timer import time_callable
+from profiler.predict.ops import model_ops
+from profiler.predict.roofline import ATTENTION_LABELS, matmul_label
+from profiler.workload import Workload
 
 log = logging.getLogger(__name__)
 
@@ -171,5 +171,5 @@ def calibrate_for_workloads(profile: HardwareProfile, workloads: list[tuple[Arch
     efficiency = replace(profile.efficiency, matmul=profile.efficiency.matmul + tuple(points),
                          elementwise_by_size=bandwidth, exp_per_s=exp_rate, zero_fill_by_size=zero_fill,
                          source=profile.efficiency.source + "; plus the compared workloads' own shapes "
-                                "(profiler.timing.model_shapes)")
+                                "(profiler.measuring.model_shapes)")
     return replace(profile, efficiency=efficiency)

@@ -1,6 +1,6 @@
 """The benchmark harness behind `python -m profiler measure`: time a real model the way a benchmark should.
 
-Warm-up calls, then N timed repeats that each end after the device has finished (`profiler.timing`); mean ± std
+Warm-up calls, then N timed repeats that each end after the device has finished (`profiler.measuring`); mean ± std
 and p50/p95/p99; tokens/s and sequences/s; an optional batch sweep (the latency-vs-throughput curve, where a batch
 that runs out of memory is recorded, not fatal); peak memory in a separate untimed pass; model size; an energy
 estimate (time × the hardware profile's power); and a per-module breakdown of one forward pass. The JSON output
@@ -12,7 +12,6 @@ Modes: `forward` (no autograd), `train` (forward with the next-token loss, backw
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import re
@@ -24,16 +23,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from profiler.analyze import render_rows
-from profiler.arch import ArchSpec, load_arch
+from complexity.inputs import require_int
 from profiler.hardware import HardwareProfile, load_profile
-from profiler.measure import MODES
-from profiler.timing.device import Device, get_device, is_out_of_memory, release_cached_memory
-from profiler.timing.timer import time_callable, tqdm_disable
+from profiler.measuring.device import TORCH_DTYPES, Device, get_device, is_out_of_memory, release_cached_memory
+from profiler.measuring.timer import time_callable, tqdm_disable
+from profiler.source import ModelSource
+from profiler.workload import MEASURED_MODES
 
 log = logging.getLogger(__name__)
-
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Bytes per parameter when the weights are stored in a dtype (int8: one byte, scales not counted).
 SIZE_DTYPES = {"float32": 4, "bfloat16": 2, "int8": 1}
 # Default profile per device for the energy estimate: the CPU example; GPUs matched by name.
@@ -68,30 +65,11 @@ def parse_batches(sweep: str | None, batch: int) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------- the model
-def load_model(model: str, device: Device, dtype: str) -> tuple[nn.Module, ArchSpec]:
-    """A real, randomly initialised module for MODEL (a zoo size or a config.json) on `device` in `dtype`, and
-    its ArchSpec. Zoo configs build the zoo model; other model_types build transformers' class."""
-    arch = load_arch(model)
+def load_model(source: ModelSource, device: Device, dtype: str) -> nn.Module:
+    """The real, randomly initialised module of `source` (`ModelSource.build`) on `device`, in `dtype`."""
     if dtype not in TORCH_DTYPES:
         raise ValueError(f"dtype={dtype!r} must be one of {sorted(TORCH_DTYPES)}")
-    if arch.model_type == "complexity":
-        from complexity.config import SIZES, ComplexityConfig, config_for_size
-        from complexity.models.modeling import ComplexityForCausalLM
-
-        if model in SIZES:
-            config = config_for_size(model)
-        else:
-            with open(model, encoding="utf-8") as f:
-                config = ComplexityConfig.from_dict(json.load(f))
-        with torch.device(device.torch_device):
-            module = ComplexityForCausalLM(config)
-        module.init_weights()
-    else:
-        from profiler.counting.hf import build_hf_model
-
-        with open(model, encoding="utf-8") as f:
-            module = build_hf_model(json.load(f), device=str(device.torch_device))
-    return module.to(TORCH_DTYPES[dtype]), arch
+    return source.build(str(device.torch_device)).to(TORCH_DTYPES[dtype])
 
 
 def model_size(module: nn.Module) -> dict[str, Any]:
@@ -100,13 +78,10 @@ def model_size(module: nn.Module) -> dict[str, Any]:
     return {"params": params, "bytes": {name: params * size for name, size in SIZE_DTYPES.items()}}
 
 
-def _is_zoo(module: nn.Module) -> bool:
-    return type(module).__module__.startswith("complexity.")
-
-
-def make_step(module: nn.Module, mode: str, input_ids: torch.Tensor,
-              new_tokens: int = 0) -> tuple[Callable[[], Any], Callable[[], Any] | None]:
-    """The call to time for `mode`, and for generate also the prefill-only call.
+def make_step(module: nn.Module, mode: str, input_ids: torch.Tensor, new_tokens: int = 0,
+              zoo: bool = True) -> tuple[Callable[[], Any], Callable[[], Any] | None]:
+    """The call to time for `mode`, and for generate also the prefill-only call (`zoo`: the module is a zoo
+    model, whose `generate` takes no HF generation arguments).
 
     forward: logits under torch.no_grad in eval mode. train: zero the gradients, loss = next-token cross-entropy
     with labels = input_ids, backward, AdamW step (lr 1e-4; the optimizer state is created by the first, warm-up
@@ -124,12 +99,11 @@ def make_step(module: nn.Module, mode: str, input_ids: torch.Tensor,
     if mode == "forward":
         return torch.no_grad()(lambda: module(input_ids)), None
     if mode != "generate":
-        raise ValueError(f"mode={mode!r} must be one of {list(MODES)}")
-    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 1:
-        raise ValueError(f"new_tokens={new_tokens!r} must be an integer >= 1")
+        raise ValueError(f"mode={mode!r} must be one of {list(MEASURED_MODES)}")
+    require_int("new_tokens", new_tokens, 1)
 
     def generate(n: int) -> Callable[[], Any]:
-        if _is_zoo(module):  # greedy, no eos: exactly n tokens
+        if zoo:  # greedy, no eos: exactly n tokens
             return torch.no_grad()(lambda: module.generate(input_ids, max_new_tokens=n))
         return torch.no_grad()(lambda: module.generate(input_ids, max_new_tokens=n, min_new_tokens=n,
                                                        do_sample=False, pad_token_id=0))
@@ -137,13 +111,14 @@ def make_step(module: nn.Module, mode: str, input_ids: torch.Tensor,
 
 
 # ---------------------------------------------------------------------------------------------- one batch
-def measure_batch(module: nn.Module, mode: str, device: Device, batch: int, seq_len: int, vocab_size: int,
+def measure_batch(module: nn.Module, source: ModelSource, mode: str, device: Device, batch: int, seq_len: int,
                   new_tokens: int, warmup: int, repeats: int, power_watts: float | None, seed: int = 0,
                   progress: bool | None = False) -> dict[str, Any]:
-    """Timing, throughput, peak memory and energy of one batch size (raises on out-of-memory)."""
+    """Timing, throughput, peak memory and energy of one batch size of `source`'s `module` (raises on
+    out-of-memory)."""
     generator = torch.Generator().manual_seed(seed)
-    input_ids = torch.randint(vocab_size, (batch, seq_len), generator=generator).to(device.torch_device)
-    step, prefill = make_step(module, mode, input_ids, new_tokens)
+    input_ids = torch.randint(source.arch.vocab_size, (batch, seq_len), generator=generator).to(device.torch_device)
+    step, prefill = make_step(module, mode, input_ids, new_tokens, source.is_zoo)
     timing = time_callable(step, device, warmup, repeats, progress=progress, desc=f"{mode} batch {batch}")
     result: dict[str, Any] = {"batch": batch, "status": "ok", "error": None, "timing": timing.to_dict()}
     if mode == "generate":
@@ -258,30 +233,27 @@ def default_profile(device: Device) -> str | None:
     return None
 
 
-def measure(model: str, mode: str = "forward", batches: list[int] | None = None, seq_len: int = 128,
+def measure(source: ModelSource, mode: str = "forward", batches: list[int] | None = None, seq_len: int = 128,
             new_tokens: int = 32, device: str = "auto", dtype: str = "float32", warmup: int = 2, repeats: int = 10,
-            threads: int | None = None, hardware: str | None = None, top: int = 10, seed: int = 0,
+            hardware: str | None = None, top: int = 10, seed: int = 0,
             progress: bool | None = False) -> dict[str, Any]:
-    """The whole `measure` report as plain data (the `--format json` document)."""
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r} must be one of {list(MODES)}")
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-        raise ValueError(f"seq_len={seq_len!r} must be an integer >= 1")
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads={threads!r} must be an integer >= 1")
-        torch.set_num_threads(threads)
+    """The whole `measure` report as plain data (the `--format json` document), at torch's current thread
+    count (the command sets it)."""
+    if mode not in MEASURED_MODES:
+        raise ValueError(f"mode={mode!r} must be one of {list(MEASURED_MODES)}")
+    require_int("seq_len", seq_len, 1)
     batches = batches or [1]
     dev = get_device(device)
     torch.manual_seed(seed)
-    module, arch = load_model(model, dev, dtype)
+    module = load_model(source, dev, dtype)
+    arch = source.arch
     profile_name = hardware or default_profile(dev)
     profile: HardwareProfile | None = load_profile(profile_name) if profile_name else None
     power = profile.power_watts if profile else None
 
     def run_batch(batch: int) -> dict[str, Any]:
-        return measure_batch(module, mode, dev, batch, seq_len, arch.vocab_size, new_tokens, warmup, repeats,
-                             power, seed, progress)
+        return measure_batch(module, source, mode, dev, batch, seq_len, new_tokens, warmup, repeats, power, seed,
+                             progress)
 
     runs = sweep(run_batch, batches, dev, progress)
     report: dict[str, Any] = {
@@ -296,51 +268,7 @@ def measure(model: str, mode: str = "forward", batches: list[int] | None = None,
     last_ok = next((r["batch"] for r in reversed(runs) if r["status"] == "ok"), None)
     if top > 0 and last_ok is not None:
         ids = torch.randint(arch.vocab_size, (last_ok, seq_len), generator=torch.Generator().manual_seed(seed))
-        step, _ = make_step(module, mode, ids.to(dev.torch_device), new_tokens)
+        step, _ = make_step(module, mode, ids.to(dev.torch_device), new_tokens, source.is_zoo)
         step()  # warm-up: a fresh optimizer allocates its state on the first step
         report["breakdown"] = {"batch": last_ok, **module_breakdown(module, step, dev, top)}
     return report
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:,.3f}"
-
-
-def _num(value: float | None, digits: str = ",.1f") -> str:
-    return "-" if value is None else format(value, digits)
-
-
-def render_table(report: dict[str, Any]) -> str:
-    env, size = report["environment"], report["model_size"]
-    head = (f"{report['model']} ({report['model_type']}), mode {report['mode']}, "
-            f"seq_len {report['workload']['seq_len']}, "
-            f"{env['dtype']} on {env['device']['name']} ({env['threads']} threads), torch {env['torch']}\n"
-            f"params {size['params']:,}; weights {size['bytes']['float32'] / 2**20:,.1f} MiB fp32, "
-            f"{size['bytes']['bfloat16'] / 2**20:,.1f} MiB bf16, {size['bytes']['int8'] / 2**20:,.1f} MiB int8")
-    rows = []
-    for r in report["runs"]:
-        if r["status"] != "ok":
-            rows.append({"batch": str(r["batch"]), "mean ms": r["status"], "std ms": "", "p50 ms": "", "p95 ms": "",
-                         "p99 ms": "", "tokens/s": "", "seq/s": "", "peak MiB": "", "energy J": ""})
-            continue
-        t = r["timing"]
-        rows.append({"batch": str(r["batch"]), "mean ms": _ms(t["mean_s"]), "std ms": _ms(t["std_s"]),
-                     "p50 ms": _ms(t["p50_s"]), "p95 ms": _ms(t["p95_s"]), "p99 ms": _ms(t["p99_s"]),
-                     "tokens/s": _num(r["tokens_per_s"]), "seq/s": _num(r["sequences_per_s"], ",.2f"),
-                     "peak MiB": f"{r['memory']['peak_bytes'] / 2**20:,.1f}",
-                     "energy J": _num(r["energy_j"], ",.4g")})
-    blocks = [head, render_rows(rows, "table")]
-    if report["mode"] == "generate":
-        blocks.append(render_rows([{"batch": str(r["batch"]), "prefill ms": _ms(r["prefill"]["mean_s"]),
-                                    "prefill tokens/s": _num(r["prefill_tokens_per_s"]),
-                                    "decode ms/token": _ms(r["decode_s_per_token"]),
-                                    "decode tokens/s": _num(r["decode_tokens_per_s"])}
-                                   for r in report["runs"] if r["status"] == "ok"], "table"))
-    if report["breakdown"]:
-        b = report["breakdown"]
-        blocks.append(f"Top modules by self time (one call, batch {b['batch']}, total {_ms(b['total_s'])} ms)\n\n"
-                      + render_rows([{"module": m["module"], "self ms": _ms(m["self_s"]), "share": f"{m['share']:.1%}",
-                                      "calls": str(m["calls"])} for m in b["modules"]], "table"))
-    if report["power_watts"] is not None:
-        blocks.append(f"Energy assumes {report['power_watts']:g} W sustained ({report['hardware_profile']} profile).")
-    return "\n\n".join(blocks)

@@ -1,4 +1,4 @@
-"""`python -m profiler estimate-training`: how long a training run takes on a device, and whether it fits.
+"""How long a training run takes on a device, and whether it fits (`python -m profiler estimate-training`).
 
 The arithmetic (every figure is in the JSON output):
 
@@ -14,8 +14,8 @@ The arithmetic (every figure is in the JSON output):
 * extra parameters (e.g. a small policy network trained alongside): P weights applied to every token as dense
   matmuls — 2·P FLOPs per token forward and 4·P backward, priced at the achievable FLOP/s of a
   [tokens, √P] @ [√P, √P] product — plus their gradients and AdamW state in memory and in the optimizer step.
-* memory = weights + gradients + AdamW state (`profiler.formulas.memory`, model + extra parameters) +
-  activations of one micro-batch (`implementation_activation_bytes`), against each memory size the profile lists.
+* memory = `profiler.formulas.memory.training_bytes`: weights + gradients + AdamW state (model + extra
+  parameters) + activations of one micro-batch, against each memory size the profile lists.
 * range: the same computation at the optimistic / likely / conservative end of the profile's calibrated spreads.
 * sensitivity: total time and memory with the sequence length halved and doubled, and the micro-batch halved and
   doubled at a constant effective batch (grad_accum scaled the other way, where it stays a whole number).
@@ -23,29 +23,17 @@ The arithmetic (every figure is in the JSON output):
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 from typing import Any
 
-from profiler.arch import ArchSpec, load_arch
-from profiler.formulas import memory as M
+from complexity.inputs import require_int, require_number
+from profiler.arch import ArchSpec
+from profiler.formulas.memory import training_bytes
 from profiler.formulas.params import count_params
-from profiler.hardware import ESTIMATES, HardwareProfile, load_profile
-from profiler.ops import Workload, gradient_accumulation_op, optimizer_ops
-from profiler.predict import op_time, predict
-
-FORMATS = ("table", "json")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-
-
-def _check_number(name: str, value: Any, minimum: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be a finite number >= {minimum:g}")
+from profiler.hardware import ESTIMATES, HardwareProfile
+from profiler.predict.ops import gradient_accumulation_op, optimizer_ops
+from profiler.predict.roofline import op_time, predict
+from profiler.workload import Workload
 
 
 def extra_params_seconds(profile: HardwareProfile, params: int, tokens: int, dtype: str, estimate: str) -> float:
@@ -76,12 +64,9 @@ def step_seconds(arch: ArchSpec, profile: HardwareProfile, seq_len: int, micro_b
 def memory_fit(arch: ArchSpec, profile: HardwareProfile, seq_len: int, micro_batch: int, extra_params: int,
                dtype: str) -> dict[str, Any]:
     """Bytes of training state and one micro-batch's activations, against each memory size of the device."""
-    params = count_params(arch).total + extra_params
-    parts = {"weights": M.weight_bytes(params, dtype), "gradients": M.gradient_bytes(params, dtype),
-             "optimizer": M.optimizer_bytes(params, "adamw", dtype),
-             "activations": M.implementation_activation_bytes(arch, micro_batch, seq_len, dtype)}
-    total = sum(parts.values())
-    return {**parts, "total": total,
+    parts = training_bytes(arch, count_params(arch).total + extra_params, micro_batch, seq_len, dtype)
+    total = parts["total"]
+    return {**parts,
             "fits": {str(size): total <= size for size in profile.memory_bytes},
             "fraction_of_largest": total / profile.max_memory_bytes}
 
@@ -94,8 +79,8 @@ def estimate_training(arch: ArchSpec, profile: HardwareProfile, sequences: int, 
     for name, value, minimum in (("sequences", sequences, 1), ("epochs", epochs, 1), ("seq_len", seq_len, 1),
                                  ("micro_batch", micro_batch, 1), ("grad_accum", grad_accum, 1),
                                  ("extra_params", extra_params, 0), ("eval_sequences", eval_sequences, 0)):
-        _check_int(name, value, minimum)
-    _check_number("prep_sequences_per_s", prep_sequences_per_s, 1e-9)
+        require_int(name, value, minimum)
+    require_number("prep_sequences_per_s", prep_sequences_per_s, 0, low_inclusive=False)
     steps_per_epoch = -(-sequences // (micro_batch * grad_accum))
     steps = steps_per_epoch * epochs
     prep_s = sequences / prep_sequences_per_s
@@ -146,65 +131,3 @@ def sensitivity(arch: ArchSpec, profile: HardwareProfile, sequences: int, epochs
                      "memory_bytes": result["memory"]["total"],
                      "fits_largest": result["memory"]["total"] <= profile.max_memory_bytes})
     return rows
-
-
-# ---------------------------------------------------------------------------------------------------- CLI
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("estimate-training", help="training time and memory fit on a device",
-                                   description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a zoo size name or a HF-style config.json path")
-    parser.add_argument("--hardware", required=True, help="a profile name in configs/hardware or a profile JSON path")
-    size = parser.add_mutually_exclusive_group(required=True)
-    size.add_argument("--sequences", type=int, help="training sequences per epoch")
-    size.add_argument("--tokens", type=int, help="training tokens per epoch (sequences = tokens / seq-len, rounded up)")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--seq-len", type=int, default=1024)
-    parser.add_argument("--micro-batch", type=int, default=1)
-    parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--extra-params", type=float, default=0,
-                        help="parameters trained alongside the model, e.g. 1e6 for a small policy network")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--prep-rate", type=float, default=1000.0,
-                        help="data preparation (tokenising) rate, sequences/s (default 1000, an assumption)")
-    parser.add_argument("--eval-sequences", type=int, default=0, help="sequences evaluated after every epoch")
-    parser.add_argument("--format", default="table", choices=FORMATS)
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.tokens is not None:
-        _check_int("tokens", args.tokens, 1)
-    sequences = args.sequences if args.sequences is not None else -(-args.tokens // max(args.seq_len, 1))
-    if args.extra_params != int(args.extra_params):
-        raise ValueError(f"extra_params={args.extra_params!r} must be a whole number of parameters >= 0")
-    report = estimate_training(load_arch(args.model), load_profile(args.hardware), sequences, args.epochs,
-                               args.seq_len, args.micro_batch, args.grad_accum, int(args.extra_params), args.dtype,
-                               args.prep_rate, args.eval_sequences)
-    print(json.dumps(report, indent=2) if args.format == "json" else render_table(report))
-    return 0
-
-
-def render_table(report: dict[str, Any]) -> str:
-    i, mem = report["inputs"], report["memory"]
-    likely = report["estimates"]["likely"]
-    lines = [f"{report['model']} (+{i['extra_params']:,} extra params) on {report['hardware']}, {i['dtype']}",
-             f"  {i['sequences']:,} sequences x {i['epochs']} epochs, seq_len {i['seq_len']}, micro-batch "
-             f"{i['micro_batch']} x accumulation {i['grad_accum']} = {i['effective_batch']} per step",
-             f"  steps {report['steps']:,} ({report['steps_per_epoch']:,} per epoch), micro-batches "
-             f"{report['micro_batches']:,}, tokens {report['tokens']:,}",
-             f"  micro-batch {likely['micro_batch_s'] * 1e3:,.1f} ms ({likely['bound']}-bound, MFU "
-             f"{likely['mfu']:.1%}), optimizer {likely['optimizer_s'] * 1e3:,.1f} ms, step {likely['step_s']:,.3f} s",
-             "", f"  {'estimate':<13} {'prep h':>8} {'train h':>10} {'eval h':>8} {'total h':>10}"]
-    for name, e in report["estimates"].items():
-        lines.append(f"  {name:<13} {e['data_preparation_s'] / 3600:>8.2f} {e['training_s'] / 3600:>10.1f} "
-                     f"{e['evaluation_s'] / 3600:>8.2f} {e['total_hours']:>10.1f}")
-    fits = ", ".join(f"{int(size) / 2**30:.0f} GiB: {'yes' if ok else 'no'}" for size, ok in mem["fits"].items())
-    lines += ["", f"  memory {mem['total'] / 2**30:.2f} GiB (weights {mem['weights'] / 2**30:.2f}, gradients "
-                  f"{mem['gradients'] / 2**30:.2f}, AdamW {mem['optimizer'] / 2**30:.2f}, activations "
-                  f"{mem['activations'] / 2**30:.2f}); fits {fits}"]
-    if "sensitivity" in report:
-        lines += ["", f"  {'change':<16} {'seq':>6} {'micro':>6} {'accum':>6} {'total h':>10} {'memory GiB':>11}"]
-        for row in report["sensitivity"]:
-            lines.append(f"  {row['change']:<16} {row['seq_len']:>6} {row['micro_batch']:>6} {row['grad_accum']:>6} "
-                         f"{row['total_hours']:>10.1f} {row['memory_bytes'] / 2**30:>11.2f}")
-    return "\n".join(lines)

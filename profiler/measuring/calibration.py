@@ -32,9 +32,9 @@ import torch
 from tqdm import tqdm
 
 from profiler.hardware import Efficiency, HardwareProfile, MatmulPoint, Spread, load_profile, profile_from_dict
-from profiler.timing.device import Device, get_device
-from profiler.timing.stats import TimingStats
-from profiler.timing.timer import time_callable, tqdm_disable
+from profiler.measuring.device import Device, get_device
+from profiler.measuring.stats import TimingStats
+from profiler.measuring.timer import time_callable, tqdm_disable
 
 log = logging.getLogger(__name__)
 

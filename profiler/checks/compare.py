@@ -1,0 +1,167 @@
+"""Predicted against measured time over a grid of (model, mode, batch, seq_len) points on this machine, with the
+device calibrated in the same run (`python -m profiler compare`).
+
+Steps: (1) calibrate the device (`profiler.measuring.calibration.calibrate`, as `python -m profiler calibrate`;
+then `profiler.measuring.model_shapes` adds the grid's own product shapes, the attention kernel and bandwidth by
+working-set size); (2) measure every grid point with the `measure` harness; (3) predict it with
+`profiler.predict.roofline` from the analytic op list; (4) report the signed error (predicted − measured) ÷
+measured per point and its summary. Training points also compare the measured peak of live tensor bytes with
+`profiler.formulas.memory.training_bytes` (weights + gradients + AdamW state + activations), and what the step
+added on top of the live state it started from with activations + gradients.
+
+Clock: `wall` times elapsed seconds; `cpu` (CPU device) the process's CPU seconds, which with one thread is the
+time the work itself took even when other processes share the cores (they lengthen elapsed time but not our CPU
+time). Calibration and measurement always use the same clock. `auto` is cpu on the CPU device when torch runs one
+thread, wall otherwise. Threads are torch's at the time of the call: the command sets them (default 1 on CPU).
+
+Timing statistic: `min` (default) compares the fastest of the repeats with the prediction at the fastest end of
+the calibrated spreads (`optimistic`); `p50` compares medians with `likely`. On a machine shared with other
+processes the minimum is the reproducible figure: interference only ever adds time.
+
+Nothing here writes files or draws: the command renders and saves what `calibrated_comparison` returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from profiler.formulas.memory import training_bytes
+from profiler.formulas.params import count_params
+from profiler.hardware import HardwareProfile
+from profiler.predict.roofline import predict
+from profiler.source import ModelSource
+from profiler.workload import COMPARED_MODES, Workload
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZES, DEFAULT_BATCHES, DEFAULT_SEQ_LENS = ("tiny", "20m", "small"), (1, 4), (128, 512)
+STATISTICS = {"min": ("min_s", "optimistic"), "p50": ("p50_s", "likely")}
+CLOCKS = ("wall", "cpu")
+# One grid point: the model, the mode (forward or train), batch and sequence length.
+Point = tuple[ModelSource, str, int, int]
+# Measure function: (point) -> {"min_s", "p50_s", "peak_bytes", "start_bytes"}.
+MeasureFn = Callable[[ModelSource, str, int, int], dict[str, Any]]
+
+
+def grid(sources: list[ModelSource], batches: list[int], seq_lens: list[int], modes: list[str]) -> list[Point]:
+    """Every (model, mode, batch, seq_len), models outermost so each model is built once."""
+    bad = [mode for mode in modes if mode not in COMPARED_MODES]
+    if bad:
+        raise ValueError(f"modes={','.join(modes)!r}: each must be one of {list(COMPARED_MODES)}")
+    return [(source, mode, batch, seq) for source in sources for mode in modes for batch in batches
+            for seq in seq_lens]
+
+
+def prediction_error(predicted: float, measured: float) -> float:
+    """(predicted − measured) ÷ measured: signed, positive when the prediction is too slow."""
+    if measured <= 0:
+        raise ValueError(f"measured={measured!r} must be > 0")
+    return (predicted - measured) / measured
+
+
+def compare_points(points: list[Point], profile: HardwareProfile, measure_fn: MeasureFn,
+                   dtype: str = "float32", statistic: str = "min") -> list[dict[str, Any]]:
+    """One row per grid point: measured and predicted seconds and their error under `statistic`, the same under
+    every statistic (`by_statistic`), bound, MFU, and for training the measured peak against the analytic memory."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic={statistic!r} must be one of {list(STATISTICS)}")
+    rows = []
+    for source, mode, batch, seq_len in points:
+        measured = measure_fn(source, mode, batch, seq_len)
+        workload = Workload(mode, batch, seq_len, dtype)
+        results = {name: predict(source.arch, profile, workload, estimate)
+                   for name, (_, estimate) in STATISTICS.items()}
+        by_statistic = {name: {"measured_s": measured[key], "predicted_s": results[name]["seconds"],
+                               "error": prediction_error(results[name]["seconds"], measured[key])}
+                        for name, (key, _) in STATISTICS.items()}
+        result = results[statistic]
+        row = {"model": source.name, "mode": mode, "batch": batch, "seq_len": seq_len, **by_statistic[statistic],
+               "by_statistic": by_statistic, "bound": result["bound"], "mfu": result["mfu"],
+               "seconds_by_phase": result["seconds_by_phase"]}
+        if mode == "train" and measured.get("peak_bytes"):
+            analytic = training_bytes(source.arch, count_params(source.arch).total, batch, seq_len, dtype)
+            added = measured["peak_bytes"] - measured["start_bytes"]
+            predicted_added = analytic["activations"] + analytic["gradients"]
+            row["memory"] = {"measured_peak_bytes": measured["peak_bytes"], "predicted_peak_bytes": analytic["total"],
+                             "error": prediction_error(analytic["total"], measured["peak_bytes"]),
+                             "measured_added_bytes": added, "predicted_added_bytes": predicted_added,
+                             "added_error": prediction_error(predicted_added, added)}
+        rows.append(row)
+        log.info("%s %s B=%d S=%d: measured %.4g s, predicted %.4g s (%+.1f%%)", source.name, mode, batch, seq_len,
+                 row["measured_s"], row["predicted_s"], 100 * row["error"])
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Median and largest |error| over the rows, under the chosen statistic and each one, and for memory."""
+    errors = [abs(r["error"]) for r in rows]
+    memory = [abs(r["memory"]["error"]) for r in rows if "memory" in r]
+    out = {"points": len(rows), "median_abs_error": statistics.median(errors), "max_abs_error": max(errors)}
+    for name in STATISTICS:
+        chosen = [abs(r["by_statistic"][name]["error"]) for r in rows if "by_statistic" in r]
+        if chosen:
+            out[f"{name}_median_abs_error"], out[f"{name}_max_abs_error"] = statistics.median(chosen), max(chosen)
+    if memory:
+        out.update(memory_median_abs_error=statistics.median(memory), memory_max_abs_error=max(memory))
+    return out
+
+
+def calibrated_comparison(points: list[Point], device_name: str = "cpu", clock: str = "auto", repeats: int = 5,
+                          warmup: int = 2, statistic: str = "min",
+                          progress: bool = True) -> tuple[dict[str, Any], HardwareProfile]:
+    """Calibrate the device for `points`, measure and predict each; returns the report (hardware, statistic,
+    environment, summary, rows) and the calibrated profile (see the module docstring for the clock)."""
+    import torch
+
+    from profiler.measuring import model_shapes
+    from profiler.measuring.calibration import calibrate
+    from profiler.measuring.device import get_device
+
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic={statistic!r} must be one of {list(STATISTICS)}")
+    if clock not in ("auto",) + CLOCKS:
+        raise ValueError(f"clock={clock!r} must be one of {['auto', *CLOCKS]}")
+    device = get_device(device_name)
+    if clock == "auto":
+        clock = "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"
+    if clock == "cpu":
+        if device.type != "cpu":
+            raise ValueError(f"clock='cpu' needs device='cpu', got device={device_name!r}")
+        device = dataclasses.replace(device, clock=time.process_time)
+    workloads = [(source.arch, Workload(mode, b, s)) for source, mode, b, s in points]
+    profile = calibrate(device, name="compare_calibrated", progress=progress)
+    profile = model_shapes.calibrate_for_workloads(profile, workloads, device, repeats, progress=progress)
+    rows = compare_points(points, profile, harness_measure_fn(device, warmup, repeats), statistic=statistic)
+    environment = {"device": device.describe(), "threads": torch.get_num_threads(), "clock": clock,
+                   "torch": torch.__version__}
+    report = {"hardware": profile.name, "statistic": statistic, "environment": environment,
+              "summary": summary(rows), "rows": rows}
+    return report, profile
+
+
+def harness_measure_fn(device: Any, warmup: int, repeats: int) -> MeasureFn:
+    """The `measure` harness as a `MeasureFn` (one module built per model and reused for its points)."""
+    from profiler.measuring import harness
+
+    built: dict[str, Any] = {}
+
+    def measure(source: ModelSource, mode: str, batch: int, seq_len: int) -> dict[str, Any]:
+        if source.name not in built:
+            built.clear()
+            built[source.name] = harness.load_model(source, device, "float32")
+        result = harness.measure_batch(built[source.name], source, mode, device, batch, seq_len, 0, warmup,
+                                       repeats, None)
+        return {**result["timing"], "peak_bytes": result["memory"]["peak_bytes"],
+                "start_bytes": result["memory"]["start_bytes"]}
+
+    return measure
+
+
+def largest_training_point(points: list[Point]) -> Point:
+    """The point whose roofline is drawn: the largest training workload (else the largest one), the last on ties."""
+    return max(enumerate(points), key=lambda item: (item[1][1] == "train", item[1][2] * item[1][3], item[0]))[1]

@@ -1,0 +1,78 @@
+"""`python -m profiler analyze MODEL`: exact parameters, FLOPs and memory of a model, from its config alone.
+
+The JSON output (`--format json`) is a stable interface documented in docs/profiler.md (`profiler.analysis`).
+`--validate` checks every shipped config's analytic count against its published count instead
+(`profiler.checks.published`); `--counted` adds the comparison with FLOPs counted on the real module
+(`profiler.checks.validate`, which imports torch: only then).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from profiler.analysis import analyze, training_budget
+from profiler.checks.published import validate_published
+from profiler.formulas import flops as F
+from profiler.formulas import memory as M
+from profiler.render.analysis import FORMATS, render
+from profiler.render.tables import render_rows
+from profiler.source import resolve
+
+# NVIDIA H100 SXM dense BF16 Tensor Core peak, 989 TFLOP/s (NVIDIA H100 Tensor Core GPU datasheet).
+DEFAULT_PEAK_TFLOPS = 989.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("analyze", help="parameters, FLOPs and memory of a model from its config",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", help="a zoo size, a shipped config name or a HF-style config.json path")
+    parser.add_argument("--batch", type=int, default=1, help="sequences per optimizer step (default 1)")
+    parser.add_argument("--seq-len", type=int, default=2048, help="tokens per sequence (default 2048)")
+    parser.add_argument("--context", type=int, help="KV-cache context for decode and inference memory (default seq-len)")
+    parser.add_argument("--dtype", default="bfloat16", choices=sorted(M.DTYPE_BYTES),
+                        help="weights/activations dtype; 16-bit means mixed precision (default bfloat16)")
+    parser.add_argument("--optimizer", default="adamw", choices=sorted(M.OPTIMIZER_STATES))
+    parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step; must divide --batch")
+    parser.add_argument("--recompute", default="none", choices=F.RECOMPUTE, help="activation recomputation")
+    parser.add_argument("--attention-kernel", default="fused", choices=F.ATTENTION_KERNELS,
+                        help="attention backward: fused kernels recompute the scores (default), math stores them")
+    parser.add_argument("--format", default="table", choices=FORMATS)
+    budget = parser.add_argument_group("compute-optimal size for a budget (Hoffmann et al. 2022)")
+    budget.add_argument("--training-budget", "--training_budget", type=float, metavar="USD",
+                        help="dollar budget; prints the FLOPs it buys and the compute-optimal N and D")
+    budget.add_argument("--price-per-hour", type=float, default=2.0, help="USD per device-hour (default 2.0)")
+    budget.add_argument("--peak-tflops", type=float, default=DEFAULT_PEAK_TFLOPS,
+                        help=f"device peak TFLOP/s (default {DEFAULT_PEAK_TFLOPS:g}, H100 SXM dense BF16)")
+    budget.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation in (0, 1] (default 0.4)")
+    parser.add_argument("--validate", action="store_true",
+                        help="compare every shipped config's analytic count with its published count; exit 1 on a mismatch")
+    parser.add_argument("--counted", action="store_true",
+                        help="also count the real module's FLOPs and compare (profiler validate's summary under "
+                             "'validation'; --batch and --seq-len apply)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.validate:
+        rows = validate_published()
+        print(render_rows(rows, args.format))
+        return 0 if all(row["match"] for row in rows) else 1
+    if args.model is None and args.training_budget is None:
+        raise ValueError("MODEL is required (a zoo size, a shipped config or a config.json), unless --validate or "
+                         "--training-budget")
+    report: dict[str, Any] = {}
+    if args.model is not None:
+        source = resolve(args.model)
+        report = analyze(source.arch, batch=args.batch, seq_len=args.seq_len, context=args.context,
+                         dtype=args.dtype, optimizer=args.optimizer, grad_accum=args.grad_accum,
+                         recompute=args.recompute, attention_kernel=args.attention_kernel)
+        if args.counted:
+            from profiler.checks import validate  # imports torch, transformers and fvcore: only when asked
+
+            report["validation"] = validate.summary(validate.validate(source, args.batch, args.seq_len))
+    if args.training_budget is not None:
+        report["training_budget"] = training_budget(args.training_budget, args.price_per_hour,
+                                                    args.peak_tflops * 1e12, args.mfu)
+    print(render(report, args.format))
+    return 0

@@ -1,0 +1,55 @@
+"""`python -m profiler predict MODEL --hardware PROFILE`: time of a forward, train or decode step on a device.
+
+Op by op on a roofline of the hardware profile (`profiler.predict.roofline`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from profiler.hardware import ESTIMATES, load_profile
+from profiler.predict.roofline import predict
+from profiler.source import resolve
+from profiler.workload import PREDICTED_MODES, Workload
+
+FORMATS = ("table", "json")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("predict", help="predicted time of a forward/train/decode step on a device",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a zoo size, a shipped config name or a HF-style config.json path")
+    parser.add_argument("--hardware", required=True, help="a shipped hardware profile name or a profile JSON path")
+    parser.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
+    parser.add_argument("--seq-len", type=int, default=512,
+                        help="tokens per sequence; for decode, the context already cached (default 512)")
+    parser.add_argument("--mode", default="forward", choices=PREDICTED_MODES)
+    parser.add_argument("--dtype", default="float32", help="weights and activations dtype (default float32)")
+    parser.add_argument("--estimate", default="likely", choices=list(ESTIMATES),
+                        help="which end of the calibrated spread (default likely = median)")
+    parser.add_argument("--top", type=int, default=12, help="ops listed in the table, slowest first (default 12)")
+    parser.add_argument("--format", default="table", choices=FORMATS)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    workload = Workload(args.mode, args.batch, args.seq_len, args.dtype)
+    result = predict(resolve(args.model).arch, load_profile(args.hardware), workload, args.estimate)
+    print(json.dumps(result, indent=2) if args.format == "json" else render_table(result, args.top))
+    return 0
+
+
+def render_table(result: dict[str, Any], top: int) -> str:
+    w = result["workload"]
+    lines = [f"{result['model']} on {result['hardware']}: {w['mode']}, batch {w['batch']}, seq/context "
+             f"{w['seq_len']}, {w['dtype']} ({result['estimate']})",
+             f"  predicted {result['seconds'] * 1e3:,.2f} ms   {result['tokens_per_s']:,.0f} tokens/s   "
+             f"MFU {result['mfu']:.1%}   mostly {result['bound']}-bound   {result['launches']:,} launches",
+             "  by phase: " + ", ".join(f"{k} {v * 1e3:,.2f} ms" for k, v in result["seconds_by_phase"].items() if v),
+             "", f"  {'op':<36} {'phase':<9} {'x':>4} {'GFLOP':>9} {'MB':>9} {'ms':>9} {'share':>6}  bound"]
+    for row in sorted(result["ops"], key=lambda r: -r["seconds"])[:top]:
+        lines.append(f"  {row['name']:<36} {row['phase']:<9} {row['repeats']:>4} {row['flops'] / 1e9:>9.3f} "
+                     f"{row['bytes'] / 1e6:>9.2f} {row['seconds'] * 1e3:>9.3f} "
+                     f"{row['seconds'] / result['seconds']:>6.1%}  {row['bound']}")
+    return "\n".join(lines)

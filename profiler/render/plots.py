@@ -1,0 +1,62 @@
+"""Plots of compare's results, drawn with matplotlib's object API (no pyplot: no global figure state or backend
+change) and saved as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from profiler.hardware import HardwareProfile
+from profiler.predict.ops import model_ops
+from profiler.predict.roofline import op_time
+from profiler.source import ModelSource
+from profiler.workload import Workload
+
+
+def plot_scatter(rows: list[dict[str, Any]], path: Path) -> None:
+    """Predicted against measured seconds, log-log, one marker per mode, with the y = x line and ±25 % band."""
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
+    for mode, marker in (("forward", "o"), ("train", "s"), ("decode", "^")):
+        chosen = [r for r in rows if r["mode"] == mode]
+        if chosen:
+            ax.scatter([r["measured_s"] for r in chosen], [r["predicted_s"] for r in chosen], marker=marker,
+                       label=mode)
+    values = [v for r in rows for v in (r["measured_s"], r["predicted_s"])]
+    low, high = min(values) / 1.5, max(values) * 1.5
+    ax.plot([low, high], [low, high], "k-", lw=1, label="y = x")
+    ax.fill_between([low, high], [low * 0.75, high * 0.75], [low * 1.25, high * 1.25], color="grey", alpha=0.15,
+                    label="±25 %")
+    ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high), xlabel="measured (s)",
+           ylabel="predicted (s)", title="Predicted vs measured step time")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def plot_roofline(source: ModelSource, workload: Workload, profile: HardwareProfile, estimate: str,
+                  path: Path) -> None:
+    """Each op of one workload at (FLOPs ÷ bytes, FLOPs ÷ predicted seconds) under the device's ceilings: the
+    fastest calibrated matmul rate and the fastest calibrated bandwidth (a line of slope 1)."""
+    times = [op_time(op, profile, workload.dtype, estimate) for op in model_ops(source.arch, workload)]
+    peak = max(p.flops_per_s.pick(estimate) for p in profile.efficiency.matmul if p.dtype == workload.dtype)
+    table = profile.efficiency.elementwise_by_size
+    bandwidth = max((p.bytes_per_s.pick(estimate) for p in table), default=profile.elementwise_bytes_per_s(estimate))
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
+    intensities = [t.op.flops / t.op.bytes for t in times if t.op.flops and t.op.bytes]
+    x = [min(intensities) / 2, max(intensities) * 2]
+    ridge = min(max(peak / bandwidth, x[0]), x[1])  # where the bandwidth slope meets the compute ceiling
+    ax.plot([x[0], ridge, x[1]], [min(peak, bandwidth * x[0]), min(peak, bandwidth * ridge), peak], "k-", lw=1.5,
+            label="roofline")
+    for kind, marker in (("matmul", "o"), ("attention", "D"), ("memory", "x")):
+        chosen = [t for t in times if t.op.kind == kind and t.op.flops and t.op.bytes]
+        ax.scatter([t.op.flops / t.op.bytes for t in chosen], [t.op.flops / t.seconds for t in chosen],
+                   marker=marker, label=kind)
+    ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP/byte)", ylabel="FLOP/s (predicted)",
+           title=f"{source.name} {workload.mode} B={workload.batch} S={workload.seq_len} on {profile.name}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)

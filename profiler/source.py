@@ -1,0 +1,169 @@
+"""`ModelSource`: a MODEL argument resolved once, and the one factory of real modules.
+
+Every command that takes a MODEL calls `resolve` on it and passes the `ModelSource` on; nothing else opens a model
+config file, tells a zoo model from a HuggingFace one, or builds a module. A MODEL is one of
+
+* a zoo size (`complexity.config.SIZES`: tiny, 20m, small, ...);
+* the name of a shipped config (`shipped_model_names()`: llama_7b, mixtral_8x7b, ... — package data in
+  `profiler/data/models/`, so they work from a wheel install too);
+* a path to a HuggingFace-style `config.json` (any `SUPPORTED_MODEL_TYPES`, the zoo's own `complexity` included).
+
+A source holds the `ArchSpec` the formulas read, the raw config, and `build(device, for_counting)`: the zoo's
+`ComplexityForCausalLM` or transformers' own class for the config's `model_type`. Importing this module imports
+neither torch nor transformers; `build` does, when called.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from complexity.config import SIZES, ComplexityConfig, config_for_size
+from profiler.arch import ArchSpec, from_complexity_config, from_hf_dict
+
+MODELS_DIR = Path(__file__).resolve().parent / "data" / "models"
+PUBLISHED_FILE = "published.json"  # published parameter counts of the shipped configs, not a model
+DEVICES = ("meta", "cpu", "cuda", "mps")
+
+# Small values for the size fields of the supported configs (`ModelSource.scaled_down`); others are kept.
+_SCALED_DOWN = {
+    "hidden_size": 64, "n_embd": 64, "intermediate_size": 128, "moe_intermediate_size": 32, "num_hidden_layers": 2,
+    "n_layer": 2, "num_attention_heads": 4, "n_head": 4, "head_dim": 16, "vocab_size": 256, "n_positions": 256,
+    "max_position_embeddings": 256, "q_lora_rank": 32, "kv_lora_rank": 16, "qk_nope_head_dim": 16,
+    "qk_rope_head_dim": 8, "v_head_dim": 16, "first_k_dense_replace": 1, "n_routed_experts": 32,
+    "num_local_experts": 4, "n_group": 4, "topk_group": 2,
+}
+# config.json keys that describe the file, not the model; transformers' AutoConfig.for_model takes them apart.
+_HF_METADATA = ("architectures", "transformers_version", "model_type")
+
+
+def shipped_model_names() -> list[str]:
+    """Names of the shipped model configs (file stems in profiler/data/models)."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.json") if p.name != PUBLISHED_FILE)
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON document in `path`; ValueError naming the file when it cannot be read or parsed."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror})") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved MODEL: its name, its `ArchSpec`, the raw config (a config.json dict, or the zoo config's dict)
+    and where it came from ("zoo size", "shipped config" or the file's path)."""
+
+    name: str
+    arch: ArchSpec
+    config: Mapping[str, Any]
+    origin: str
+
+    @property
+    def is_zoo(self) -> bool:
+        """A Complexity zoo model (built by `complexity`), not one of transformers' classes."""
+        return self.arch.model_type == "complexity"
+
+    @property
+    def has_routed_experts(self) -> bool:
+        """Some layer routes tokens by a learned router (MoE): routing reads scores, so it cannot run on meta."""
+        return any(group.mlp.kind == "moe" for group in self.arch.layer_groups)
+
+    def zoo_config(self) -> ComplexityConfig:
+        if not self.is_zoo:
+            raise ValueError(f"model {self.name!r} has model_type={self.arch.model_type!r}, not a zoo model")
+        return ComplexityConfig.from_dict(dict(self.config))
+
+    def scaled_down(self) -> ModelSource:
+        """The same family and structure at a tiny size: every size field present replaced by a small value
+        (`_SCALED_DOWN`), key/value heads half the heads (MHA stays MHA), a sliding window of 8, no rope scaling.
+        Used to run mixture-of-experts models on real tensors; formulas are then checked on this same config."""
+        if self.is_zoo:
+            raise ValueError("scaled_down is for HuggingFace configs; pick a smaller zoo size instead")
+        config = dict(self.config)
+        small = {**config, **{k: v for k, v in _SCALED_DOWN.items() if k in config}}
+        if "num_key_value_heads" in config:
+            mha = config["num_key_value_heads"] == config.get("num_attention_heads")
+            small["num_key_value_heads"] = small["num_attention_heads"] if mha else small["num_attention_heads"] // 2
+        if config.get("sliding_window") is not None:
+            small["sliding_window"] = 8
+        small.pop("rope_scaling", None)
+        name = f"{self.arch.name} (scaled down)"
+        return ModelSource(name, from_hf_dict(small, name), small, self.origin)
+
+    def build(self, device: str = "meta", for_counting: bool = False) -> Any:
+        """The real module (a torch.nn.Module) on `device`, in float32.
+
+        Zoo: `ComplexityForCausalLM`, its weights initialised unless on meta or `for_counting`. With
+        `for_counting` on meta, a token-routed MLP (whose routing reads the token ids, impossible on meta) is
+        replaced by a dense SwiGLU one expert wide: its matmul FLOPs are exactly the routed MLP's, since every
+        token passes through exactly one expert whatever the routing (parameters differ: count those on
+        `build("meta")`).
+        HuggingFace: transformers' causal-LM class for `model_type`, SDPA attention, eval mode (no dropout),
+        randomly initialised by transformers (nothing is downloaded)."""
+        import torch
+
+        if torch.device(device).type not in DEVICES:
+            raise ValueError(f"device={device!r} must be one of {list(DEVICES)} (or cuda:N)")
+        if not self.is_zoo:
+            return _build_hf(dict(self.config), device)
+        from complexity.models.modeling import ComplexityForCausalLM
+
+        config = self.zoo_config()
+        meta = torch.device(device).type == "meta"
+        if for_counting and meta and config.use_token_routed_mlp:
+            config = ComplexityConfig.from_dict({**config.to_dict(), "use_token_routed_mlp": False,
+                                                 "intermediate_size": config.expert_intermediate_size})
+        with torch.device(device):
+            module = ComplexityForCausalLM(config)
+        if not (meta or for_counting):
+            module.init_weights()
+        return module
+
+
+def _build_hf(config: dict[str, Any], device: str) -> Any:
+    from transformers import AutoConfig, AutoModelForCausalLM  # optional dependency (the dev extra)
+    import torch
+
+    fields = {k: v for k, v in config.items() if k not in _HF_METADATA}
+    try:
+        hf_config = AutoConfig.for_model(config["model_type"], **fields)
+    except ValueError as err:
+        raise ValueError(f"model_type={config['model_type']!r} is not known to transformers: {err}") from err
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(hf_config, attn_implementation="sdpa")
+    return model.eval()
+
+
+def from_config_dict(config: Mapping[str, Any], name: str, origin: str = "config") -> ModelSource:
+    """A source from a config.json dict already in memory (its `model_type` says the family)."""
+    arch = from_hf_dict(dict(config), name)
+    if arch.model_type == "complexity":  # keep the zoo's own dict, validated and complete
+        config = ComplexityConfig.from_dict(dict(config)).to_dict()
+    return ModelSource(name, arch, dict(config), origin)
+
+
+def resolve(model: str) -> ModelSource:
+    """MODEL as every command takes it: a zoo size, a shipped config's name, or a config.json path."""
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"MODEL={model!r} must be a zoo size, a shipped config name or a config.json path")
+    if model in SIZES:
+        config = config_for_size(model)
+        return ModelSource(model, from_complexity_config(config, name=model), config.to_dict(), "zoo size")
+    if model in shipped_model_names():
+        return from_config_dict(read_json(MODELS_DIR / f"{model}.json"), model, "shipped config")
+    path = Path(model)
+    if path.is_file():
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a config must be a JSON object, got {type(data).__name__}")
+        return from_config_dict(data, path.stem, str(path))
+    raise ValueError(f"MODEL={model!r} is neither a zoo size ({', '.join(SIZES)}), a shipped config "
+                     f"({', '.join(shipped_model_names())}) nor a config.json file")

@@ -1,0 +1,49 @@
+"""What a model is asked to do: the modes, the phases a step runs through, and a `Workload` to predict.
+
+One list of modes (`MODES`); each command takes the ones it can do:
+
+* `forward`  — one forward pass over B sequences of S tokens (no autograd);
+* `train`    — forward with the next-token loss, backward, one AdamW step;
+* `decode`   — one decoding step: B new tokens, each attending a cache of C = S earlier tokens;
+* `generate` — greedy generation, a prefill then decoding steps: measured as a whole (`measure`), predicted as
+  its decoding steps.
+
+Phases: the parts of a step that time is split into (`forward`, `backward`, `optimizer`); the FLOP counter sees
+the first two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from complexity.inputs import require_int
+from profiler.formulas.memory import dtype_bytes
+
+MODES = ("forward", "train", "decode", "generate")
+PREDICTED_MODES = ("forward", "train", "decode")  # one step each, priced op by op
+MEASURED_MODES = ("forward", "train", "generate")  # what the harness times end to end
+COMPARED_MODES = ("forward", "train")  # both measured and predicted at the same shape
+PHASES = ("forward", "backward", "optimizer")
+MAX_TOKENS = 2**24  # per sequence and per batch: beyond any real workload, so larger values are typos
+
+
+@dataclass(frozen=True)
+class Workload:
+    """B sequences of S tokens (forward/train), or one new token per sequence at context C = seq_len (decode)."""
+
+    mode: str
+    batch: int
+    seq_len: int
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.mode not in PREDICTED_MODES:
+            raise ValueError(f"mode={self.mode!r} is not one of {PREDICTED_MODES}")
+        for name in ("batch", "seq_len"):
+            require_int(name, getattr(self, name), 1, MAX_TOKENS)
+        dtype_bytes(self.dtype)
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the step produces or trains on: B·S, or B for a decoding step."""
+        return self.batch * (1 if self.mode == "decode" else self.seq_len)

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from profiler.simulator import architecture
-from profiler.simulator.config import DEFAULT_CONFIG, SimulatorConfig
-from profiler.simulator.core import simulate, simulate_many
+from simulator import architecture
+from simulator.config import DEFAULT_CONFIG, SimulatorConfig
+from simulator.core import simulate, simulate_many
 
 
 def random_packed(n: int, rng: np.random.Generator, config: SimulatorConfig = DEFAULT_CONFIG) -> np.ndarray:

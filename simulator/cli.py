@@ -11,9 +11,9 @@ import json
 import math
 from typing import Any
 
-from profiler.simulator import bench
-from profiler.simulator.config import DEFAULT_CONFIG, load_config
-from profiler.simulator.core import SimulationResult, simulate
+from simulator import bench
+from simulator.config import DEFAULT_CONFIG, load_config
+from simulator.core import SimulationResult, simulate
 
 FORMATS = ("table", "json")
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**result.to_dict(), "seed": seed}, indent=2) if args.format == "json"
               else render_table(result, seed))
     if args.plot is not None:
-        from profiler.simulator.plot import plot_ne_vs_days  # matplotlib loads only when a plot is asked for
+        from simulator.plot import plot_ne_vs_days  # matplotlib loads only when a plot is asked for
 
         plot_ne_vs_days(args.plot, architecture, days, config)
     return 0

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from profiler.simulator import DEFAULT_CONFIG, SimulatorConfig, config_from_dict, load_config, simulate
+from simulator import DEFAULT_CONFIG, SimulatorConfig, config_from_dict, load_config, simulate
 
 
 def test_defaults_are_the_seeds_constants():

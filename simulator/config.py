@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from profiler.simulator import architecture, formulas
+from simulator import architecture, formulas
 
 MODIFIER_KEYS = ("ne", "qps", "flops", "flax", "depth")
 CURVE_NAMES = ("small", "medium", "large")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 # Modules that define a command, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "profiler.analyze", "profiler.validate", "profiler.calibrate", "profiler.measure", "profiler.predict",
-    "profiler.compare", "profiler.estimate", "profiler.report", "simulator.cli",
+    "profiler.compare", "profiler.estimate", "profiler.report", "profiler.commands.simulate",
 )
 
 

@@ -2,6 +2,7 @@
 
 `--format json` prints `SimulationResult.to_dict()` plus "seed" (a stable interface, see docs/simulator.md);
 `--plot PNG` draws NE against training days; `--benchmark N` times `simulate_many` on N random architectures.
+The simulation, the plot and the timing live in the `simulator` package; this module parses the flags and renders.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import json
 import math
 from typing import Any
 
-from simulator import bench
-from simulator.config import DEFAULT_CONFIG, load_config
-from simulator.core import SimulationResult, simulate
+from simulator import DEFAULT_CONFIG, SimulationResult, bench, load_config, simulate
 
 FORMATS = ("table", "json")
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from profiler.simulator.config import DEFAULT_CONFIG, SimulatorConfig
-from profiler.simulator.core import simulate_many
+from simulator.config import DEFAULT_CONFIG, SimulatorConfig
+from simulator.core import simulate_many
 
 DAYS_BEYOND = 1.5  # the x axis runs to 1.5 x MAX_TRAINING_DAYS, to show the plateau after it
 POINTS = 241

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from profiler.simulator import DEFAULT_CONFIG, pack, simulate_many
-from profiler.simulator.architecture import check_packed, unpack
-from profiler.simulator.bench import random_packed
+from simulator import DEFAULT_CONFIG, pack, simulate_many
+from simulator.architecture import check_packed, unpack
+from simulator.bench import random_packed
 
 
 def test_pack_layout_and_round_trip():

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from profiler.cli import main
-from profiler.simulator import simulate
+from simulator import simulate
 
 RESULT_KEYS = {"architecture", "training_days", "training_sufficiency", "params", "complexity_ne_raw",
                "complexity_qps_raw", "complexity_ne", "complexity_qps", "complexity_ne_clipped",

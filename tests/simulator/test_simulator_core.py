@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from profiler.simulator import DEFAULT_CONFIG, pack, simulate, simulate_many
+from simulator import DEFAULT_CONFIG, pack, simulate, simulate_many
 
 # ---- by hand: parameters of a tower 512 -> widths -> 10, Σ(prev·cur + cur) ----
 P_MIN = 512 * 64 + 64 + 64 * 10 + 10                                               # [64]: 33,482

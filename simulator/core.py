@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from profiler.simulator import formulas
-from profiler.simulator.architecture import check_packed, pack, unpack
-from profiler.simulator.config import DEFAULT_CONFIG, Architecture, SimulatorConfig
+from simulator import formulas
+from simulator.architecture import check_packed, pack, unpack
+from simulator.config import DEFAULT_CONFIG, Architecture, SimulatorConfig
 
 Seed = int | np.random.SeedSequence | np.random.Generator | None
 

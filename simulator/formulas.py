@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from profiler.simulator.config import Curve, SimulatorConfig
+    from simulator.config import Curve, SimulatorConfig
 
 
 def tower_params(widths: np.ndarray, input_dim: int, output_dim: int) -> np.ndarray:

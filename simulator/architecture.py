@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from profiler.simulator.config import Architecture, SimulatorConfig
+    from simulator.config import Architecture, SimulatorConfig
 
 
 def normalize(architecture: Any, config: SimulatorConfig, name: str = "architecture") -> Architecture:

@@ -4,9 +4,9 @@
 constants in `DEFAULT_CONFIG`, overridable with `dataclasses.replace` or `load_config(path)`. See docs/simulator.md.
 """
 
-from profiler.simulator.architecture import pack
-from profiler.simulator.config import DEFAULT_CONFIG, SimulatorConfig, config_from_dict, load_config
-from profiler.simulator.core import SimulationBatch, SimulationResult, simulate, simulate_many
+from simulator.architecture import pack
+from simulator.config import DEFAULT_CONFIG, SimulatorConfig, config_from_dict, load_config
+from simulator.core import SimulationBatch, SimulationResult, simulate, simulate_many
 
 __all__ = ["DEFAULT_CONFIG", "SimulationBatch", "SimulationResult", "SimulatorConfig", "config_from_dict",
            "load_config", "pack", "simulate", "simulate_many"]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from profiler.simulator import DEFAULT_CONFIG, SimulatorConfig, config_from_dict, load_config, simulate
+from simulator import DEFAULT_CONFIG, SimulatorConfig, config_from_dict, load_config, simulate
 
 
 def test_defaults_are_the_seeds_constants():
@@ -65,6 +65,7 @@ def test_to_dict_round_trips_through_json():
     ({"MAX_TRAINING_DAYS": True}, "MAX_TRAINING_DAYS=True must be a finite number"),
     ({"INPUT_DIMENSIONS": 0}, "INPUT_DIMENSIONS=0 must be an integer >= 1"),
     ({"OUTPUT_DIMENSIONS": 10.5}, "OUTPUT_DIMENSIONS=10.5 must be an integer >= 1"),
+    ({"INPUT_DIMENSIONS": True}, "INPUT_DIMENSIONS=True must be an integer >= 1"),
     ({"QPS_MODEL_MAX_FLOPS": 1e7}, "QPS_MODEL_MAX_FLOPS=10000000.0 must be a finite number > QPS_MODEL_MIN_FLOPS=5e+07"),
     ({"MIN_QPS": -1}, "MIN_QPS=-1 must be a finite number >= 0"),
     ({"GLOBAL_NOISE_SCALE": "big"}, "GLOBAL_NOISE_SCALE='big' must be a finite number >= 0"),
@@ -72,6 +73,8 @@ def test_to_dict_round_trips_through_json():
     ({"DEPTH_RANGE": [5, 1]}, "DEPTH_RANGE=[5, 1] must be [low, high], integers with 1 <= low < high"),
     ({"FLAX_RANGE": [64]}, "FLAX_RANGE=[64] must be [low, high]"),
     ({"MIN_SUBARCHES": 6}, "MIN_SUBARCHES=6 must be an integer in [1, 5] (len(NETWORK_MODIFIERS) = 5)"),
+    ({"MIN_SUBARCHES": 0}, "MIN_SUBARCHES=0 must be an integer in [1, 5] (len(NETWORK_MODIFIERS) = 5)"),
+    ({"DEPTH_RANGE": [1, True]}, "DEPTH_RANGE=[1, True] must be [low, high], integers with 1 <= low < high"),
     ({"NETWORK_MODIFIERS": []}, "NETWORK_MODIFIERS must be a non-empty list of rows"),
     ({"NETWORK_MODIFIERS": [{"ne": 1}]}, "NETWORK_MODIFIERS[0] must be an object with exactly the keys ne, qps"),
     ({"NETWORK_MODIFIERS": [{"ne": -1, "qps": 1, "flops": 1, "flax": 0, "depth": 0}]},

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from profiler.simulator import architecture, formulas
+from complexity.inputs import is_int, require_int
+from simulator import architecture, formulas
 
 MODIFIER_KEYS = ("ne", "qps", "flops", "flax", "depth")
 CURVE_NAMES = ("small", "medium", "large")
@@ -84,19 +85,10 @@ def _check_real(name: str, value: Any, lower: float | None = None, lower_open: b
         raise ValueError(f"{name}={value!r} must be a finite number{bound}")
 
 
-def _check_int(name: str, value: Any, lower: int, upper: int | None = None, upper_name: str | None = None) -> None:
-    if upper is None:
-        allowed = f"an integer >= {lower}"
-    else:
-        allowed = f"an integer in [{lower}, {upper}]" + (f" ({upper_name} = {upper})" if upper_name else "")
-    if isinstance(value, bool) or not isinstance(value, int) or value < lower or (upper is not None and value > upper):
-        raise ValueError(f"{name}={value!r} must be {allowed}")
-
-
 def _int_range(name: str, value: Any) -> tuple[int, int]:
     """[low, high] with 1 <= low < high, both integers (a range of one value would make its Δ a 0/0)."""
     ok = (isinstance(value, (list, tuple)) and len(value) == 2
-          and all(isinstance(v, int) and not isinstance(v, bool) for v in value) and 1 <= value[0] < value[1])
+          and all(is_int(v) for v in value) and 1 <= value[0] < value[1])
     if not ok:
         raise ValueError(f"{name}={value!r} must be [low, high], integers with 1 <= low < high")
     return (value[0], value[1])
@@ -184,7 +176,7 @@ class SimulatorConfig:
 
     def __post_init__(self) -> None:
         for name in ("INPUT_DIMENSIONS", "OUTPUT_DIMENSIONS"):
-            _check_int(name, getattr(self, name), 1)
+            require_int(name, getattr(self, name), 1)
         for name in ("MAX_TRAINING_DAYS", "MACHINE_EFFICIENCY", "QPS_MODEL_MIN_FLOPS"):
             _check_real(name, getattr(self, name), lower=0.0, lower_open=True)
         _check_real("QPS_MODEL_MAX_FLOPS", self.QPS_MODEL_MAX_FLOPS, lower=self.QPS_MODEL_MIN_FLOPS,
@@ -197,8 +189,8 @@ class SimulatorConfig:
         for name in ("DEPTH_RANGE", "FLAX_RANGE"):
             object.__setattr__(self, name, _int_range(name, getattr(self, name)))
         object.__setattr__(self, "NETWORK_MODIFIERS", _modifiers(self.NETWORK_MODIFIERS))
-        _check_int("MIN_SUBARCHES", self.MIN_SUBARCHES, 1, len(self.NETWORK_MODIFIERS),
-                   "len(NETWORK_MODIFIERS)")
+        rows = len(self.NETWORK_MODIFIERS)
+        require_int("MIN_SUBARCHES", self.MIN_SUBARCHES, 1, rows, note=f"len(NETWORK_MODIFIERS) = {rows}")
         object.__setattr__(self, "NE_CURVES", _curves(self.NE_CURVES))
         for name in ("SMALL_NETWORK", "MEDIUM_NETWORK", "LARGE_NETWORK"):
             object.__setattr__(self, name, architecture.normalize(getattr(self, name), self, name))

@@ -2,6 +2,7 @@
 
 `--format json` prints `SimulationResult.to_dict()` plus "seed" (a stable interface, see docs/simulator.md);
 `--plot PNG` draws NE against training days; `--benchmark N` times `simulate_many` on N random architectures.
+The simulation, the plot and the timing live in the `simulator` package; this module parses the flags and renders.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import json
 import math
 from typing import Any
 
-from profiler.simulator import bench
-from profiler.simulator.config import DEFAULT_CONFIG, load_config
-from profiler.simulator.core import SimulationResult, simulate
+from simulator import DEFAULT_CONFIG, SimulationResult, bench, load_config, simulate
 
 FORMATS = ("table", "json")
 
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**result.to_dict(), "seed": seed}, indent=2) if args.format == "json"
               else render_table(result, seed))
     if args.plot is not None:
-        from profiler.simulator.plot import plot_ne_vs_days  # matplotlib loads only when a plot is asked for
+        from simulator.plot import plot_ne_vs_days  # matplotlib loads only when a plot is asked for
 
         plot_ne_vs_days(args.plot, architecture, days, config)
     return 0

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from profiler.simulator import architecture
-from profiler.simulator.config import DEFAULT_CONFIG, SimulatorConfig
-from profiler.simulator.core import simulate, simulate_many
+from complexity.inputs import require_int
+from simulator import architecture
+from simulator.config import DEFAULT_CONFIG, SimulatorConfig
+from simulator.core import simulate, simulate_many
 
 
 def random_packed(n: int, rng: np.random.Generator, config: SimulatorConfig = DEFAULT_CONFIG) -> np.ndarray:
@@ -35,8 +36,7 @@ def best_of(repeats: int, fn: Any) -> float:
 
 def benchmark(n: int, days: float = 30.0, repeats: int = 3, single_calls: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Seconds for simulate_many on `n` random architectures (as lists, and pre-packed), and µs per simulate call."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"--benchmark N={n!r} must be an integer >= 1 (architectures per simulate_many call)")
+    require_int("n", n, 1, note="architectures per simulate_many call")
     packed = random_packed(n, np.random.default_rng(seed))
     lists = [[list(sub) for sub in architecture.unpack(row)] for row in packed]
     calls = lists[:single_calls]

@@ -110,14 +110,18 @@ class ModelSource:
         randomly initialised by transformers (nothing is downloaded)."""
         import torch
 
-        if torch.device(device).type not in DEVICES:
+        try:
+            device_type = torch.device(device).type
+        except RuntimeError:
+            device_type = None
+        if device_type not in DEVICES:
             raise ValueError(f"device={device!r} must be one of {list(DEVICES)} (or cuda:N)")
         if not self.is_zoo:
             return _build_hf(dict(self.config), device)
         from complexity.models.modeling import ComplexityForCausalLM
 
         config = self.zoo_config()
-        meta = torch.device(device).type == "meta"
+        meta = device_type == "meta"
         if for_counting and meta and config.use_token_routed_mlp:
             config = ComplexityConfig.from_dict({**config.to_dict(), "use_token_routed_mlp": False,
                                                  "intermediate_size": config.expert_intermediate_size})

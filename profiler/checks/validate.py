@@ -30,16 +30,17 @@ the math path computes masked pairs too (no causal figure).
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from complexity.inputs import require_int, require_number
 from profiler.arch import ArchSpec
 from profiler.counting.attribution import FLOP_COMPONENTS, counted_params
-from profiler.counting.counters import (CounterResult, RealModel, count_flop_counter_mode, count_fvcore,
-                                        count_ours)
 from profiler.formulas import flops as F
 from profiler.formulas.params import count_params
 from profiler.source import ModelSource
+
+if TYPE_CHECKING:  # the counters import torch, only when a validation runs
+    from profiler.counting.counters import CounterResult, RealModel
 
 CONVENTION = "dense"
 COUNTERS = ("parameters", "ours", "flop_counter_mode", "fvcore")
@@ -54,6 +55,8 @@ def build_real_model(source: ModelSource, batch: int, seq_len: int, device: str 
     """The real module of `source` (see module docstring) with its inputs, on `device` (MoE models: always CPU,
     scaled down)."""
     import torch
+
+    from profiler.counting.counters import RealModel
 
     if device not in DEVICES:
         raise ValueError(f"device={device!r} is not one of {DEVICES}")
@@ -177,6 +180,8 @@ def validate(source: ModelSource, batch: int = 1, seq_len: int = 128, tolerance:
     require_int("batch", batch)
     require_int("seq_len", seq_len)
     require_number("tolerance", tolerance, 0, 1, high_inclusive=False)
+    from profiler.counting.counters import count_flop_counter_mode, count_fvcore, count_ours
+
     real = build_real_model(source, batch, seq_len, device)
     ours = count_ours(real)
     grouped_mm = "aten._grouped_mm" in ours.forward_ops

@@ -10,9 +10,10 @@ component by component.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from profiler.counting.counter import FlopCounts
+if TYPE_CHECKING:  # the counter imports torch; attribution itself is plain string work
+    from profiler.counting.counter import FlopCounts
 
 FLOP_COMPONENTS = ("attention_qkv", "attention_core", "attention_out", "mlp", "router", "lm_head", "unattributed")
 PARAM_COMPONENTS = ("embeddings", "attention", "mlp", "router", "norms", "head", "unattributed")

@@ -1,12 +1,10 @@
 """Plots of compare's results, drawn with matplotlib's object API (no pyplot: no global figure state or backend
-change) and saved as PNG."""
+change) and saved as PNG. matplotlib is imported when a plot is drawn, so that registering the commands stays fast."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-from matplotlib.figure import Figure
 
 from profiler.hardware import HardwareProfile
 from profiler.predict.ops import model_ops
@@ -17,6 +15,8 @@ from profiler.workload import Workload
 
 def plot_scatter(rows: list[dict[str, Any]], path: Path) -> None:
     """Predicted against measured seconds, log-log, one marker per mode, with the y = x line and ±25 % band."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(6, 6))
     ax = fig.subplots()
     for mode, marker in (("forward", "o"), ("train", "s"), ("decode", "^")):
@@ -44,6 +44,8 @@ def plot_roofline(source: ModelSource, workload: Workload, profile: HardwareProf
     peak = max(p.flops_per_s.pick(estimate) for p in profile.efficiency.matmul if p.dtype == workload.dtype)
     table = profile.efficiency.elementwise_by_size
     bandwidth = max((p.bytes_per_s.pick(estimate) for p in table), default=profile.elementwise_bytes_per_s(estimate))
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(7, 5))
     ax = fig.subplots()
     intensities = [t.op.flops / t.op.bytes for t in times if t.op.flops and t.op.bytes]

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
 
 from profiler.hardware import HardwareProfile, profile_from_dict
+from profiler.source import MODELS_DIR, read_json
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 SHIPPED = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3", "gpt2")
 
 
 def shipped_config(name: str) -> dict:
-    with open(MODELS_DIR / f"{name}.json", encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(MODELS_DIR / f"{name}.json")
 
 
 class HypothesisChoices:

@@ -1,9 +1,8 @@
-import json
-
 import pytest
 
 from complexity.config import SIZES, config_for_size
-from profiler.arch import SUPPORTED_MODEL_TYPES, from_hf_dict, from_json_file, from_size, load_arch
+from profiler.arch import SUPPORTED_MODEL_TYPES, from_hf_dict, from_size
+from profiler.source import resolve
 
 from conftest import MODELS_DIR, SHIPPED, shipped_config
 
@@ -20,7 +19,7 @@ def test_zoo_sizes_map_every_field(size):
 
 
 def test_shipped_configs_describe_their_families():
-    arch = {name: from_json_file(MODELS_DIR / f"{name}.json") for name in SHIPPED}
+    arch = {name: resolve(name).arch for name in SHIPPED}
     assert arch["llama_7b"].layer_groups[0].attention.kind == "mha"
     assert arch["mistral_7b"].layer_groups[0].attention.kind == "gqa"
     assert arch["mistral_7b"].layer_groups[0].attention.sliding_window == 4096
@@ -77,15 +76,3 @@ def test_invalid_values_are_rejected():
         from_hf_dict(dict(shipped_config("llama_7b"), num_key_value_heads=3))
     with pytest.raises(ValueError, match="must be a JSON object"):
         from_hf_dict([1, 2])
-
-
-def test_load_arch_takes_size_or_path(tmp_path):
-    assert load_arch("tiny").name == "tiny"
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config_for_size("small").to_dict()))
-    assert load_arch(str(path)).layer_groups == from_size("small").layer_groups
-    with pytest.raises(ValueError, match="neither a zoo size"):
-        load_arch("no-such-model")
-    path.write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        load_arch(str(path))

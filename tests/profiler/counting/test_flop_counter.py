@@ -135,12 +135,13 @@ def test_token_routed_mlp_counts_one_expert_per_token():
 
 def test_meta_stand_in_for_token_routed_mlp_has_the_real_matmul_flops():
     from complexity.config import config_for_size
-    from profiler.counting.models import count_training_step, zoo_model_for_counting
+    from profiler.counting.counter import count_training_step
+    from profiler.source import from_config_dict
 
-    config = config_for_size("tiny", num_hidden_layers=1)
+    source = from_config_dict(config_for_size("tiny", num_hidden_layers=1).to_dict(), "tiny, 1 layer")
     ids = torch.randint(0, 32000, (1, 16))
-    real = count_training_step(zoo_model_for_counting(config, "cpu"), ids)
-    meta = count_training_step(zoo_model_for_counting(config, "meta"), ids.to("meta"))
+    real = count_training_step(source.build("cpu", for_counting=True), ids)
+    meta = count_training_step(source.build("meta", for_counting=True), ids.to("meta"))
     for phase in ("forward", "backward"):
         assert real.matmul(phase) == meta.matmul(phase)
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 import pytest
 from conftest import MODELS_DIR
 
-from profiler.arch import from_json_file, from_size
+from profiler.arch import from_size
 from profiler.formulas import flops as F
 from profiler.formulas.params import count_params
-from profiler.ops import (Workload, backward_op, decode_ops, forward_ops, matmul, model_ops, parameter_tensor_sizes,
+from profiler.predict.ops import (Workload, backward_op, decode_ops, forward_ops, matmul, model_ops, parameter_tensor_sizes,
                           split_evenly)
+from profiler.source import resolve
 
 ZOO = ("tiny", "20m", "small", "base")
 HF = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "gpt2")  # DeepSeek's MLA path is one lumped product
 
 
 def _arch(name):
-    return from_size(name) if name in ZOO else from_json_file(MODELS_DIR / f"{name}.json")
+    return from_size(name) if name in ZOO else resolve(name).arch
 
 
 def _by_component(ops):

@@ -7,8 +7,8 @@ from unittest import mock
 import pytest
 import torch
 
-from profiler.timing.device import CpuDevice, CudaDevice, MpsDevice, get_device, is_out_of_memory
-from profiler.timing.timer import time_callable
+from profiler.measuring.device import CpuDevice, CudaDevice, MpsDevice, get_device, is_out_of_memory
+from profiler.measuring.timer import time_callable
 
 
 class FakeClock:

@@ -6,8 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from complexity.config import SIZES, ComplexityConfig, config_for_size
-from profiler.arch import from_complexity_config, from_hf_dict, from_json_file, from_size
+from profiler.arch import from_complexity_config, from_hf_dict, from_size
 from profiler.formulas.params import count_params, router_bias_params
+from profiler.source import resolve
 
 from conftest import MODELS_DIR, SHIPPED, HypothesisChoices, hf_configs, shipped_config
 
@@ -95,7 +96,7 @@ def test_zoo_sizes_match_the_module(size):
 
 
 def test_published_exact_counts():
-    total = {name: count_params(from_json_file(MODELS_DIR / f"{name}.json")).total for name in SHIPPED}
+    total = {name: count_params(resolve(name).arch).total for name in SHIPPED}
     assert total["llama_7b"] == 6_738_415_616
     assert total["mixtral_8x7b"] == 46_702_792_704
     assert total["deepseek_v3"] == 671_026_419_200  # includes 58 x 256 score-correction biases
@@ -105,7 +106,7 @@ def test_published_exact_counts():
 
 
 def test_deepseek_v3_active_and_bias():
-    arch = from_json_file(MODELS_DIR / "deepseek_v3.json")
+    arch = resolve("deepseek_v3").arch
     counts = count_params(arch)
     assert router_bias_params(arch) == 58 * 256
     assert round(counts.active_compute / 1e8) == 366  # README_WEIGHTS: 36.6B activated incl. the 0.9B head
@@ -115,10 +116,10 @@ def test_deepseek_v3_active_and_bias():
 
 
 def test_mixtral_active_and_qwen3_non_embedding():
-    mixtral = count_params(from_json_file(MODELS_DIR / "mixtral_8x7b.json"))
+    mixtral = count_params(resolve("mixtral_8x7b").arch)
     assert round(mixtral.active / 1e8) == 129  # "12.9B parameters per token"
     assert mixtral.components["router"] == 32 * 8 * 4096
-    qwen3 = count_params(from_json_file(MODELS_DIR / "qwen3_0.6b.json"))
+    qwen3 = count_params(resolve("qwen3_0.6b").arch)
     assert qwen3.embedding == 151936 * 1024 and qwen3.components["head"] == 0
     assert round(qwen3.non_embedding / 1e7) == 44
 
@@ -133,7 +134,7 @@ def test_tying_stores_the_head_once():
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n != "deepseek_v3"])
 def test_shipped_configs_match_transformers(name, hf_meta_count):
-    assert count_params(from_json_file(MODELS_DIR / f"{name}.json")).total == hf_meta_count(shipped_config(name))
+    assert count_params(resolve(name).arch).total == hf_meta_count(shipped_config(name))
 
 
 def test_deepseek_v3_matches_transformers_on_fewer_layers(hf_meta_count):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from profiler.counting.hf import build_hf_model, by_component, component_of, scaled_down
-from profiler.counting.models import count_training_step
+from profiler.counting.attribution import by_component, component_of, param_component
+from profiler.counting.counter import count_training_step
+from profiler.source import from_config_dict
 
 pytest.importorskip("transformers")
 
@@ -18,9 +19,9 @@ MIXTRAL = {"model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14
 
 
 def test_scaled_down_llama_on_meta_matches_hand_counts():
-    config = scaled_down(LLAMA)  # h 64, 2 layers, 4 heads of 16, MHA, MLP 128, vocab 256
+    model = from_config_dict(LLAMA, "llama").scaled_down()  # h 64, 2 layers, 4 heads of 16, MHA, MLP 128, vocab 256
     batch, seq = 1, 32
-    counts = count_training_step(build_hf_model(config, "meta"), torch.zeros(batch, seq, dtype=torch.long, device="meta"))
+    counts = count_training_step(model.build("meta"), torch.zeros(batch, seq, dtype=torch.long, device="meta"))
     assert counts.unknown == {}
     forward = by_component(counts, "forward")
     tokens = batch * seq
@@ -34,9 +35,9 @@ def test_scaled_down_llama_on_meta_matches_hand_counts():
 
 
 def test_scaled_down_mixtral_counts_top_k_experts_and_router():
-    config = scaled_down(MIXTRAL)  # 4 experts of width 128, top-2, GQA 4:2
+    model = from_config_dict(MIXTRAL, "mixtral").scaled_down()  # 4 experts of width 128, top-2, GQA 4:2
     torch.manual_seed(0)
-    counts = count_training_step(build_hf_model(config, "cpu"), torch.randint(0, 256, (1, 16)))
+    counts = count_training_step(model.build("cpu"), torch.randint(0, 256, (1, 16)))
     assert counts.unknown == {}
     forward = by_component(counts, "forward")
     assert forward["mlp"] == 2 * 2 * 16 * 2 * 3 * 64 * 128  # layers · tokens · top-2 · SwiGLU
@@ -49,7 +50,7 @@ def test_backward_of_each_projection_is_filed_under_its_component():
     for config, device in ((gpt2, "meta"), (MIXTRAL, "cpu")):
         torch.manual_seed(0)
         ids = torch.randint(0, 256, (1, 16)).to(device)
-        counts = count_training_step(build_hf_model(scaled_down(config), device), ids)
+        counts = count_training_step(from_config_dict(config, "model").scaled_down().build(device), ids)
         forward, backward = by_component(counts, "forward"), by_component(counts, "backward")
         for name in ("attention_qkv", "attention_out", "mlp", "router", "lm_head"):
             assert backward[name] == 2 * forward[name], name
@@ -65,3 +66,15 @@ def test_backward_of_each_projection_is_filed_under_its_component():
 ])
 def test_component_of(path, op, component):
     assert component_of(path, op) == component
+
+
+@pytest.mark.parametrize("name, component", [
+    ("model.embed_tokens.weight", "embeddings"), ("transformer.wpe.weight", "embeddings"),
+    ("lm_head.weight", "head"), ("model.layers.0.self_attn.q_norm.weight", "attention"),
+    ("transformer.h.0.attn.c_attn.bias", "attention"), ("model.layers.1.mlp.gate.weight", "router"),
+    ("model.layers.1.mlp.gate.e_score_correction_bias", "router"), ("model.layers.1.mlp.gate_proj.weight", "mlp"),
+    ("model.layers.1.mlp.experts.gate_up_proj", "mlp"), ("model.layers.0.input_layernorm.weight", "norms"),
+    ("transformer.ln_f.bias", "norms"), ("model.norm.weight", "norms"), ("model.extra.weight", "unattributed"),
+])
+def test_param_component(name, component):
+    assert param_component(name) == component

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from profiler import compare
-from profiler.analyze import analyze
-from profiler.arch import load_arch
+from profiler.analysis import analyze
+from profiler.checks import compare
+from profiler.checks.report import report
 from profiler.cli import main
-from profiler.report import render_markdown, report
+from profiler.render.report import render_markdown
+from profiler.source import resolve
 
 pytest.importorskip("transformers")
 
@@ -19,24 +20,27 @@ def test_report_without_timing_joins_analysis_and_validation(capsys):
     assert main(["report", "tiny", "--seq-len", "16", "--no-timing", "--format", "json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"model", "analysis", "validation"}
-    assert result["analysis"] == json.loads(json.dumps(analyze(load_arch("tiny"), batch=1, seq_len=16,
+    assert result["analysis"] == json.loads(json.dumps(analyze(resolve("tiny").arch, batch=1, seq_len=16,
                                                                dtype="float32")))
     assert result["validation"]["passed"] and result["validation"]["max_rel_error"] == 0
 
 
-def test_timing_section_comes_from_compare(monkeypatch, tmp_path):
+def test_timing_section_comes_from_compare(monkeypatch):
     calls = []
 
-    def fake_comparison(points, out, device, threads, repeats):
-        calls.append((points, out, device, threads, repeats))
+    def fake_comparison(points, device, repeats):
+        calls.append((points, device, repeats))
         rows = [{"mode": mode, "measured_s": 0.010, "predicted_s": 0.011, "error": 0.1, "bound": "compute",
                  "mfu": 0.25} for _, mode, _, _ in points]
-        return {"statistic": "min", "environment": {"device": "cpu", "threads": 1, "clock": "cpu", "torch": "x"},
-                "rows": rows, "files": {"json": str(out / "compare.json")}}
+        timing = {"statistic": "min", "environment": {"device": "cpu", "threads": 1, "clock": "cpu", "torch": "x"},
+                  "rows": rows}
+        return timing, "the calibrated profile"
 
     monkeypatch.setattr(compare, "calibrated_comparison", fake_comparison)
-    result = report("tiny", batch=2, seq_len=8, device="cpu", threads=1, repeats=3, output_dir=tmp_path)
-    assert calls == [([("tiny", "forward", 2, 8), ("tiny", "train", 2, 8)], tmp_path, "cpu", 1, 3)]
+    tiny = resolve("tiny")
+    result, profile, points = report(tiny, batch=2, seq_len=8, device="cpu", repeats=3)
+    assert calls == [([(tiny, "forward", 2, 8), (tiny, "train", 2, 8)], "cpu", 3)]
+    assert profile == "the calibrated profile" and points == calls[0][0]
     text = render_markdown(result)
     assert "## Time on this device: measured and predicted" in text
     assert "| train | 10.00 | 11.00 | +10.0% | compute | 25.0% | - |" in text
@@ -56,3 +60,11 @@ def test_bad_input_is_one_line_and_exit_2(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("profiler report: error:") and "\n" not in err
+
+
+def test_the_command_restores_torch_threads(capsys):
+    """Thread settings belong to the command and end with it: the caller's count is untouched."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    assert main(["report", "tiny", "--seq-len", "8", "--no-timing", "--threads", str(before + 1)]) == 0
+    assert torch.get_num_threads() == before

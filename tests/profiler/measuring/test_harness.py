@@ -12,8 +12,9 @@ import torch
 
 from conftest import random_hf_config
 from profiler.cli import main
-from profiler.timing.harness import load_model, make_step, module_breakdown, parse_batches, sweep
-from profiler.timing.device import get_device
+from profiler.source import resolve
+from profiler.measuring.harness import load_model, make_step, module_breakdown, parse_batches, sweep
+from profiler.measuring.device import get_device
 
 RUN_KEYS = {"batch", "status", "error", "timing", "tokens_per_s", "sequences_per_s", "memory", "energy_j",
             "energy_j_per_token"}
@@ -77,9 +78,10 @@ def test_table_format(capsys, micro_config):
 def test_hf_config_builds_transformers_model(tmp_path):
     path = tmp_path / "llama.json"
     path.write_text(json.dumps(random_hf_config("llama", random.Random(0))))
-    module, arch = load_model(str(path), get_device("cpu"), "float32")
-    assert type(module).__module__.startswith("transformers.") and arch.model_type == "llama"
-    step, prefill = make_step(module, "generate", torch.zeros(1, 3, dtype=torch.long), new_tokens=2)
+    source = resolve(str(path))
+    module = load_model(source, get_device("cpu"), "float32")
+    assert type(module).__module__.startswith("transformers.") and source.arch.model_type == "llama"
+    step, prefill = make_step(module, "generate", torch.zeros(1, 3, dtype=torch.long), new_tokens=2, zoo=False)
     assert step().shape == (1, 5) and prefill().shape == (1, 4)
 
 
@@ -109,7 +111,7 @@ def test_sweep_records_mps_style_oom_runtime_error_but_not_other_errors():
 
 def test_breakdown_self_times_add_up_to_the_call(micro_config):
     device = get_device("cpu")
-    module, _ = load_model(micro_config, device, "float32")
+    module = load_model(resolve(micro_config), device, "float32")
     step, _ = make_step(module, "train", torch.zeros(1, 4, dtype=torch.long))
     step()
     breakdown = module_breakdown(module, step, device, top=100)

@@ -8,27 +8,39 @@ import pytest
 from conftest import synthetic_profile
 
 from profiler.arch import from_size
-from profiler.compare import compare_points, grid, relative_error, summary, write_outputs
-from profiler.ops import Workload
-from profiler.predict import predict
-from profiler.timing.model_shapes import net_rate_spread, workload_shapes
+from profiler.checks.compare import compare_points, grid, largest_training_point, prediction_error, summary
+from profiler.measuring.model_shapes import net_rate_spread, workload_shapes
+from profiler.predict.roofline import predict
+from profiler.render.comparison import write_outputs
+from profiler.source import resolve
+from profiler.workload import Workload
 
 
-def test_grid_and_relative_error():
-    assert grid(["tiny"], [1, 4], [128], ["forward", "train"]) == [
-        ("tiny", "forward", 1, 128), ("tiny", "forward", 4, 128), ("tiny", "train", 1, 128), ("tiny", "train", 4, 128)]
-    assert relative_error(1.1, 1.0) == pytest.approx(0.1) and relative_error(0.5, 1.0) == pytest.approx(-0.5)
+def test_grid_and_prediction_error():
+    tiny = resolve("tiny")
+    assert grid([tiny], [1, 4], [128], ["forward", "train"]) == [
+        (tiny, "forward", 1, 128), (tiny, "forward", 4, 128), (tiny, "train", 1, 128), (tiny, "train", 4, 128)]
+    assert prediction_error(1.1, 1.0) == pytest.approx(0.1) and prediction_error(0.5, 1.0) == pytest.approx(-0.5)
     with pytest.raises(ValueError, match="measured"):
-        relative_error(1.0, 0.0)
+        prediction_error(1.0, 0.0)
+    with pytest.raises(ValueError, match="modes='forward,decode': each must be one of"):
+        grid([tiny], [1], [8], ["forward", "decode"])
+
+
+def test_the_roofline_plot_takes_the_largest_training_point():
+    tiny, small = resolve("tiny"), resolve("small")
+    points = [(tiny, "forward", 8, 512), (tiny, "train", 1, 128), (small, "train", 2, 64)]
+    assert largest_training_point(points) == (small, "train", 2, 64)  # 128 tokens: a tie, the last one wins
+    assert largest_training_point(points[:1]) == points[0]
 
 
 def test_compare_rows_summary_and_files(tmp_path):
     profile = synthetic_profile()
-    points = grid(["tiny"], [1], [16, 32], ["forward", "train"])
+    points = grid([resolve("tiny")], [1], [16, 32], ["forward", "train"])
 
-    def fake_measure(model, mode, batch, seq_len):
+    def fake_measure(source, mode, batch, seq_len):
         # 20 % slower than the optimistic prediction, and a made-up memory peak
-        seconds = 1.2 * predict(from_size(model), profile, Workload(mode, batch, seq_len), "optimistic")["seconds"]
+        seconds = 1.2 * predict(source.arch, profile, Workload(mode, batch, seq_len), "optimistic")["seconds"]
         return {"min_s": seconds, "p50_s": seconds, "peak_bytes": 10**9, "start_bytes": 10**8}
 
     rows = compare_points(points, profile, fake_measure)
@@ -40,10 +52,12 @@ def test_compare_rows_summary_and_files(tmp_path):
     assert stats["min_median_abs_error"] == stats["median_abs_error"]
     likely = predict(from_size("tiny"), profile, Workload("forward", 1, 16), "likely")["seconds"]
     assert rows[0]["by_statistic"]["p50"]["predicted_s"] == pytest.approx(likely)  # medians against median rates
-    report = write_outputs(rows, profile, points, tmp_path, "min")
-    for name in ("compare.json", "predicted_vs_measured.png", "roofline.png"):
-        assert (tmp_path / name).stat().st_size > 0
-    assert json.loads((tmp_path / "compare.json").read_text())["summary"] == report["summary"]
+    report = write_outputs({"hardware": profile.name, "statistic": "min", "environment": {}, "summary": stats,
+                            "rows": rows}, profile, points, tmp_path / "out")
+    for name in ("compare.json", "predicted_vs_measured.png", "roofline.png", "calibrated_profile.json"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert json.loads((tmp_path / "out" / "compare.json").read_text()) == json.loads(json.dumps(report))
+    assert report["files"]["json"] == str(tmp_path / "out" / "compare.json")
 
 
 def test_bad_statistic_names_the_field():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from profiler.timing.stats import TimingStats, percentile
+from profiler.measuring.stats import TimingStats, percentile
 
 
 def test_percentiles_interpolate_between_closest_ranks():

@@ -9,8 +9,9 @@ import json
 import pytest
 
 from complexity.config import config_for_size
-from profiler import validate
+from profiler.checks import validate
 from profiler.cli import main
+from profiler.source import from_config_dict, resolve
 from profiler.formulas import flops as F
 
 from conftest import shipped_config
@@ -80,9 +81,8 @@ def test_tiny_zoo_model_passes_with_stable_json(capsys, tiny_zoo):
     ("mixtral_8x7b", "cpu", "fused"), ("deepseek_v3", "cpu", "math"),  # MLA's d_qk != d_v: PyTorch's math path
 ])
 def test_scaled_down_transformers_configs_pass(capsys, config_file, name, device, kernel):
-    from profiler.counting.hf import scaled_down
-
-    code, result, _ = run_json(capsys, config_file(scaled_down(shipped_config(name)), name), "--seq-len", "16")
+    small = from_config_dict(shipped_config(name), name).scaled_down()
+    code, result, _ = run_json(capsys, config_file(dict(small.config), name), "--seq-len", "16")
     assert code == 0 and result["device"] == device and result["attention_kernel"]["ours"] == kernel
     assert_exact(result)
     gaps = {(row["quantity"], row["component"], row["counter"]) for row in result["rows"]
@@ -95,12 +95,10 @@ def test_scaled_down_transformers_configs_pass(capsys, config_file, name, device
 @pytest.mark.parametrize("zoo", [True, False])
 def test_sliding_window_causal_counts_on_cpu(capsys, config_file, zoo):
     """On CPU the counter reads the window masks: the causal attention core matches W(W+1)/2 + (S-W)·W pairs."""
-    from profiler.counting.hf import scaled_down
-
     if zoo:
         config = config_for_size("tiny", num_hidden_layers=1, sliding_window=8, vocab_size=64).to_dict()
     else:
-        config = scaled_down(shipped_config("mistral_7b"))  # window 8
+        config = dict(from_config_dict(shipped_config("mistral_7b"), "mistral").scaled_down().config)  # window 8
     path = config_file(config, "windowed")
     code, result, _ = run_json(capsys, path, "--seq-len", "32", "--device", "cpu")
     assert code == 0 and result["device"] == "cpu" and result["max_rel_error"] == 0
@@ -133,7 +131,7 @@ def test_a_wrong_formula_is_over_tolerance_and_exits_1(capsys, monkeypatch, tiny
     (["no-such-model"], "MODEL='no-such-model' is neither a zoo size"),
     (["tiny", "--seq-len", "0"], "seq_len=0 must be an integer >= 1"),
     (["tiny", "--batch", "-1"], "batch=-1 must be an integer >= 1"),
-    (["tiny", "--tolerance", "2"], "tolerance=2.0 must be in [0, 1)"),
+    (["tiny", "--tolerance", "2"], "tolerance=2.0 must be a number in [0, 1)"),
     (["tiny", "--seq-len", "4096"], "seq_len=4096 must be <= 2048"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
@@ -160,27 +158,15 @@ def test_analyze_counted_embeds_the_summary(capsys, tiny_zoo):
     assert "Validation against counted FLOPs" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name, component", [
-    ("model.embed_tokens.weight", "embeddings"), ("transformer.wpe.weight", "embeddings"),
-    ("lm_head.weight", "head"), ("model.layers.0.self_attn.q_norm.weight", "attention"),
-    ("transformer.h.0.attn.c_attn.bias", "attention"), ("model.layers.1.mlp.gate.weight", "router"),
-    ("model.layers.1.mlp.gate.e_score_correction_bias", "router"), ("model.layers.1.mlp.gate_proj.weight", "mlp"),
-    ("model.layers.1.mlp.experts.gate_up_proj", "mlp"), ("model.layers.0.input_layernorm.weight", "norms"),
-    ("transformer.ln_f.bias", "norms"), ("model.norm.weight", "norms"), ("model.extra.weight", "unattributed"),
-])
-def test_param_component(name, component):
-    assert validate.param_component(name) == component
-
-
-def test_relative_error():
-    assert validate.relative_error(1000, 1001) == pytest.approx(1e-3)
-    assert validate.relative_error(0, 0) == 0 and validate.relative_error(0, 5) == 1.0
+def test_count_error():
+    assert validate.count_error(1000, 1001) == pytest.approx(1e-3) and validate.count_error(1000, 999) > 0
+    assert validate.count_error(0, 0) == 0 and validate.count_error(0, 5) == 1.0
 
 
 def test_validate_without_fvcore_leaves_its_rows_out(monkeypatch):
     """The main job installs the package without the dev extra: validation still runs, and says fvcore is absent."""
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fvcore" else find_spec(name, *a))
-    result = validate.validate("tiny", batch=1, seq_len=8)
+    result = validate.validate(resolve("tiny"), batch=1, seq_len=8)
     assert result["passed"] and not any(row["counter"] == "fvcore" for row in result["rows"])
     assert any("fvcore is not installed" in note for note in result["notes"])

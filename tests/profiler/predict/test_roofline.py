@@ -10,8 +10,9 @@ from conftest import synthetic_profile
 from profiler.arch import from_size
 from profiler.cli import main
 from profiler.hardware import load_profile
-from profiler.ops import Op, Workload
-from profiler.predict import op_time, predict
+from profiler.predict.ops import Op
+from profiler.workload import Workload
+from profiler.predict.roofline import op_time, predict
 
 
 def test_compute_bound_op_takes_flops_over_rate_plus_overhead():

@@ -1,7 +1,8 @@
 import pytest
 
-from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_json_file, from_size
+from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_size
 from profiler.formulas import memory as M
+from profiler.source import resolve
 
 from conftest import MODELS_DIR
 
@@ -25,7 +26,7 @@ def test_korthikanti_formula_on_gpt2_small():
     assert M.korthikanti_layer_bytes(2, 1024, 768, 12) == 179_306_496
     assert M.korthikanti_layer_bytes(2, 1024, 768, 12, "selective") == 34 * 1024 * 2 * 768
     assert M.korthikanti_layer_bytes(2, 1024, 768, 12, "full") == 2 * 1024 * 2 * 768
-    arch = from_json_file(MODELS_DIR / "gpt2.json")
+    arch = resolve("gpt2").arch
     assert M.korthikanti_activation_bytes(arch, 2, 1024) == 12 * 179_306_496
 
 
@@ -53,12 +54,12 @@ def test_recomputation_and_micro_batches_shrink_activations():
 
 
 def test_kv_cache_gqa_window_and_mla():
-    llama = from_json_file(MODELS_DIR / "llama_7b.json")
+    llama = resolve("llama_7b").arch
     assert M.kv_cache_bytes(llama, 1, 4096, "float16") == 2 * 32 * 4096 * 4096 * 2  # 2 GiB
-    mistral = from_json_file(MODELS_DIR / "mistral_7b.json")  # GQA 8 of 32 heads, window 4096
+    mistral = resolve("mistral_7b").arch  # GQA 8 of 32 heads, window 4096
     assert M.kv_cache_bytes(mistral, 1, 4000, "bfloat16") == M.kv_cache_bytes(llama, 1, 4000, "bfloat16") // 4
     assert M.kv_cache_bytes(mistral, 1, 100_000, "bfloat16") == M.kv_cache_bytes(mistral, 1, 4095, "bfloat16")
-    deepseek = from_json_file(MODELS_DIR / "deepseek_v3.json")  # latent 512 + RoPE key 64 per token and layer
+    deepseek = resolve("deepseek_v3").arch  # latent 512 + RoPE key 64 per token and layer
     assert M.kv_cache_bytes(deepseek, 2, 1000, "bfloat16") == 2 * 1000 * 61 * 576 * 2
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from profiler.cli import main
 from profiler.hardware import load_profile
-from profiler.timing.calibration import rate_spread, transformer_shapes
-from profiler.timing.stats import TimingStats
+from profiler.measuring.calibration import rate_spread, transformer_shapes
+from profiler.measuring.stats import TimingStats
 
 
 def test_quick_calibration_writes_a_loadable_profile(tmp_path, capsys):

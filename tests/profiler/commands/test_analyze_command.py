@@ -6,10 +6,9 @@ import sys
 
 import pytest
 
-from profiler import analyze
+from profiler.checks import published
 from profiler.cli import main
-
-from conftest import MODELS_DIR
+from profiler.source import MODELS_DIR
 
 PARAM_KEYS = {"total", "active", "embedding", "non_embedding", "active_non_embedding", "active_compute",
               "components", "active_components", "router_bias_buffers"}
@@ -84,10 +83,9 @@ def test_validate_passes_on_shipped_configs(capsys):
 
 
 def test_validate_fails_on_a_wrong_published_count(tmp_path, monkeypatch, capsys):
-    (tmp_path / "llama_7b.json").write_text((MODELS_DIR / "llama_7b.json").read_text())
     wrong = {"llama_7b": [{"quantity": "total", "value": 5_295_575_040, "rounding": 1, "source": "seed 003"}]}
     (tmp_path / "published.json").write_text(json.dumps(wrong))
-    monkeypatch.setattr(analyze, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(published, "MODELS_DIR", tmp_path)
     code, out, _ = run_cli(capsys, "--validate")
     assert code == 1 and "False" in out
 
@@ -104,8 +102,17 @@ def test_training_budget(capsys):
 
 def test_analysis_imports_no_torch():
     """The analytic path allocates no tensors: it does not even import torch."""
-    code = ("import sys; from profiler.analyze import analyze; from profiler.arch import load_arch; "
-            "analyze(load_arch(sys.argv[1]), batch=8, seq_len=4096); print('torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code, str(MODELS_DIR / "deepseek_v3.json")],
+    code = ("import sys; from profiler.analysis import analyze; from profiler.source import resolve; "
+            "analyze(resolve(sys.argv[1]).arch, batch=8, seq_len=4096); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, "deepseek_v3"],
                             capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["llama_7b", "mixtral_8x7b", "deepseek_v3"])
+def test_shipped_configs_are_addressed_by_name(capsys, name):
+    code, out, _ = run_cli(capsys, name, "--format", "json")
+    by_path = main(["analyze", str(MODELS_DIR / f"{name}.json"), "--format", "json"])
+    assert code == by_path == 0
+    first, second = out, capsys.readouterr().out
+    assert json.loads(first) == json.loads(second) and json.loads(first)["model"] == name

@@ -1,8 +1,9 @@
 import pytest
 
-from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_hf_dict, from_json_file, from_size
+from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_hf_dict, from_size
 from profiler.formulas import flops as F
 from profiler.formulas.params import count_params
+from profiler.source import resolve
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -65,7 +66,7 @@ def test_hand_computed_moe_and_token_routed():
 
 def test_gpt2_matches_the_textbook_layer_formula():
     """Dense GPT-2 layer forward = 24·B·S·h² + 4·B·S²·h (d_ff = 4h, biases excluded), plus the LM head 2·B·S·h·V."""
-    arch, b, s, h = from_json_file(MODELS_DIR / "gpt2.json"), 2, 1024, 768
+    arch, b, s, h = resolve("gpt2").arch, 2, 1024, 768
     total = sum(F.forward_flops(arch, b, s, "dense").values())
     assert total == 12 * (24 * b * s * h * h + 4 * b * s * s * h) + 2 * b * s * h * 50257
 
@@ -73,7 +74,7 @@ def test_gpt2_matches_the_textbook_layer_formula():
 @pytest.mark.parametrize("name", ["llama_7b", "mixtral_8x7b", "qwen3_0.6b"])
 def test_dense_forward_is_two_flops_per_matmul_parameter_plus_attention(name):
     """2·T·(active matmul parameters) + the attention matmuls, for models without biases."""
-    arch = from_json_file(MODELS_DIR / f"{name}.json")
+    arch = resolve(name).arch
     counts, (b, s) = count_params(arch), (2, 64)
     matmul_params = counts.active_compute - counts.components["norms"] \
         - sum(g.count * 2 * g.attention.head_dim for g in arch.layer_groups if g.attention.qk_norm)
@@ -121,13 +122,13 @@ def test_prefill_and_decode():
 
 
 def test_decode_is_capped_by_the_window():
-    arch = from_json_file(MODELS_DIR / "mistral_7b.json")
+    arch = resolve("mistral_7b").arch
     assert F.decode_flops(arch, 1, 4095) == F.decode_flops(arch, 1, 50_000)
     assert sum(F.decode_flops(arch, 1, 4094).values()) < sum(F.decode_flops(arch, 1, 4095).values())
 
 
 def test_six_n_and_palm():
-    arch = from_json_file(MODELS_DIR / "llama_7b.json")
+    arch = resolve("llama_7b").arch
     n = count_params(arch).active_non_embedding
     assert F.six_n(n, 1000) == 6 * n * 1000
     assert F.palm_flops_per_token(arch, n, 2048) == 6 * n + 12 * 32 * 32 * 128 * 2048

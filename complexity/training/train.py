@@ -38,6 +38,7 @@ from torch.distributed.checkpoint.state_dict import (
 from tqdm import tqdm
 
 from complexity.config import SIZES, ComplexityConfig
+from complexity.models.matmul_flops import train_step_flops
 from complexity.models.modeling import ComplexityForCausalLM
 from complexity.training import checkpoint as ckpt
 from complexity.training.data import PackedData, build_token_file, open_token_file, resolve_text_files, train_indices
@@ -49,8 +50,6 @@ from complexity.training.tokenizer import (
     special_token_ids,
     train_tokenizer,
 )
-from profiler.arch import from_complexity_config
-from profiler.formulas.flops import train_step_flops
 
 logger = logging.getLogger(__name__)
 
@@ -239,8 +238,7 @@ def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
                        "world_size": rt.world_size, "train_sequences": data.num_train,
                        "eval_sequences": data.num_eval, "tokens": meta["num_tokens"]})
         evaluate(0)  # the initialised model: the baseline the run improves on
-    step_flops = train_step_flops(from_complexity_config(config), cfg.micro_batch_size, cfg.seq_len, "causal") \
-        * cfg.grad_accum * rt.world_size
+    step_flops = train_step_flops(config, cfg.micro_batch_size, cfg.seq_len) * cfg.grad_accum * rt.world_size
     global_batch = cfg.micro_batch_size * cfg.grad_accum * rt.world_size
     bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not (cfg.progress and rt.is_main), unit="step")
     with bar:

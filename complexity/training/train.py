@@ -38,6 +38,7 @@ from torch.distributed.checkpoint.state_dict import (
 from tqdm import tqdm
 
 from complexity.config import SIZES, ComplexityConfig
+from complexity.inputs import require_int, require_number
 from complexity.models.matmul_flops import train_step_flops
 from complexity.models.modeling import ComplexityForCausalLM
 from complexity.training import checkpoint as ckpt
@@ -106,20 +107,14 @@ class TrainConfig:
         minimums = dict(vocab_size=MIN_VOCAB_SIZE, seq_len=2, micro_batch_size=1, grad_accum=1, max_steps=1,
                         warmup_steps=0, eval_interval=1, eval_batches=1, save_interval=1, seed=0)
         for name, minimum in minimums.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-        ranges = dict(lr=(0.0, math.inf, False), min_lr_ratio=(0.0, 1.0, True), weight_decay=(0.0, math.inf, True),
-                      grad_clip=(0.0, math.inf, True), eval_fraction=(0.0, 0.5, False))
-        for name, (low, high, low_ok) in ranges.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value > high or value < low or (value == low and not low_ok):
-                bracket = "[" if low_ok else "("
-                raise ValueError(f"{name}={value!r} must be a number in {bracket}{low}, {high}]")
-        if self.peak_tflops is not None and (not isinstance(self.peak_tflops, (int, float))
-                                             or not math.isfinite(self.peak_tflops) or self.peak_tflops <= 0):
-            raise ValueError(f"peak_tflops={self.peak_tflops!r} must be a number > 0 (TFLOP/s per device)")
+            require_int(name, getattr(self, name), minimum=minimum)
+        ranges = dict(lr=dict(low=0, low_inclusive=False), min_lr_ratio=dict(low=0, high=1),
+                      weight_decay=dict(low=0), grad_clip=dict(low=0),
+                      eval_fraction=dict(low=0, high=0.5, low_inclusive=False))
+        for name, bounds in ranges.items():
+            require_number(name, getattr(self, name), **bounds)
+        if self.peak_tflops is not None:
+            require_number("peak_tflops", self.peak_tflops, low=0, low_inclusive=False)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r} is not one of {PRECISIONS}")
         if self.distributed not in DISTRIBUTED_MODES:

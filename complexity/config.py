@@ -14,10 +14,11 @@ size table for their exact parameter counts.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from complexity.inputs import require_int, require_number
 
 MODEL_TYPE = "complexity"
 ROUTING_MODES = ("range", "modulo")
@@ -53,8 +54,8 @@ class ComplexityConfig:
 
     def __post_init__(self) -> None:
         if self.head_dim is None:
-            _check_int(self, "num_attention_heads", minimum=1)
-            _check_int(self, "hidden_size", minimum=1)
+            require_int("num_attention_heads", self.num_attention_heads)
+            require_int("hidden_size", self.hidden_size)
             if self.hidden_size % self.num_attention_heads:
                 raise ValueError(
                     f"hidden_size={self.hidden_size} must be divisible by num_attention_heads="
@@ -68,7 +69,7 @@ class ComplexityConfig:
         """Raise ValueError naming the first field whose value is out of its allowed range."""
         for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "head_dim", "max_position_embeddings", "num_experts"):
-            _check_int(self, name, minimum=1)
+            require_int(name, getattr(self, name))
         if self.head_dim % 2:
             raise ValueError(f"head_dim={self.head_dim} must be even (RoPE rotates pairs of channels)")
         if self.num_attention_heads % self.num_key_value_heads:
@@ -77,14 +78,12 @@ class ComplexityConfig:
                 f"num_key_value_heads={self.num_key_value_heads} (allowed: a divisor of num_attention_heads)"
             )
         for name in ("rope_theta", "rms_norm_eps", "initializer_range"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name}={value!r} must be a finite number > 0")
+            require_number(name, getattr(self, name), low=0, low_inclusive=False)
         for name in ("tie_word_embeddings", "use_qk_norm", "use_token_routed_mlp"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
         if self.sliding_window is not None:
-            _check_int(self, "sliding_window", minimum=1, none_allowed=True)
+            require_int("sliding_window", self.sliding_window, note="or null for full causal attention")
         if self.routing not in ROUTING_MODES:
             raise ValueError(f"routing={self.routing!r} is not one of {ROUTING_MODES}")
         if self.use_token_routed_mlp:
@@ -98,9 +97,8 @@ class ComplexityConfig:
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
             value = getattr(self, name)
             if value is not None:
-                _check_int(self, name, minimum=0, none_allowed=True)
-                if value >= self.vocab_size:
-                    raise ValueError(f"{name}={value} must be in [0, vocab_size={self.vocab_size})")
+                require_int(name, value, minimum=0, maximum=self.vocab_size - 1,
+                            note=f"an id below vocab_size={self.vocab_size}, or null")
         if self.torch_dtype not in DTYPES:
             raise ValueError(f"torch_dtype={self.torch_dtype!r} is not one of {DTYPES}")
 
@@ -138,13 +136,6 @@ class ComplexityConfig:
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err})") from err
         return cls.from_dict(data)
-
-
-def _check_int(config: ComplexityConfig, name: str, minimum: int, none_allowed: bool = False) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        allowed = f"an integer >= {minimum}" + (" or null" if none_allowed else "")
-        raise ValueError(f"{name}={value!r} must be {allowed}")
 
 
 # Named sizes. Hidden size and depth are seed 001's; the rest is our choice (README explains it):

@@ -22,6 +22,7 @@ from complexity.core.normalization import RMSNorm
 from complexity.core.rotary import RotaryEmbedding
 from complexity.core.token_routed_mlp import TokenRoutedMLP, route_tokens
 from complexity.config import ComplexityConfig
+from complexity.inputs import require_int
 
 
 @dataclass
@@ -190,12 +191,11 @@ class ComplexityForCausalLM(nn.Module):
 
 
 def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 0")
+    require_int("max_new_tokens", max_new_tokens, minimum=0)
     if not math.isfinite(temperature) or temperature < 0:
         raise ValueError(f"temperature={temperature!r} must be a finite number >= 0 (0 = greedy)")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k={top_k!r} must be an integer >= 1 or None")
+    if top_k is not None:
+        require_int("top_k", top_k, note="or None")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p={top_p!r} must be in (0, 1] or None")
 

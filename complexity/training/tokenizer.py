@@ -23,6 +23,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from complexity.core.token_routed_mlp import expert_ids
 from complexity.config import ROUTING_MODES
 from complexity.atomic import write_atomically
+from complexity.inputs import require_int
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -37,8 +38,7 @@ def train_tokenizer(files: Sequence[str | os.PathLike], vocab_size: int) -> Toke
 
     No prefix space is added and no text is normalised, so `decode(encode(text)) == text` for every string.
     """
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < MIN_VOCAB_SIZE:
-        raise ValueError(f"vocab_size={vocab_size!r} must be an integer >= {MIN_VOCAB_SIZE} (256 bytes + specials)")
+    require_int("vocab_size", vocab_size, minimum=MIN_VOCAB_SIZE, note="256 bytes + specials")
     if not files:
         raise ValueError("files must name at least one text file to train the tokenizer on")
     tokenizer = Tokenizer(models.BPE())
@@ -109,8 +109,7 @@ def expert_shares(counts: np.ndarray, num_experts: int, routing: str) -> np.ndar
     """
     if routing not in ROUTING_MODES:
         raise ValueError(f"routing={routing!r} is not one of {ROUTING_MODES}")
-    if isinstance(num_experts, bool) or not isinstance(num_experts, int) or not 1 <= num_experts <= len(counts):
-        raise ValueError(f"num_experts={num_experts!r} must be an integer in [1, {len(counts)}]")
+    require_int("num_experts", num_experts, minimum=1, maximum=len(counts))
     counts = np.asarray(counts, dtype=np.float64)
     if counts.sum() <= 0:
         raise ValueError("counts must contain at least one token occurrence")

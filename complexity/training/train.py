@@ -38,6 +38,8 @@ from torch.distributed.checkpoint.state_dict import (
 from tqdm import tqdm
 
 from complexity.config import SIZES, ComplexityConfig
+from complexity.inputs import require_int, require_number
+from complexity.models.matmul_flops import train_step_flops
 from complexity.models.modeling import ComplexityForCausalLM
 from complexity.training import checkpoint as ckpt
 from complexity.training.data import PackedData, build_token_file, open_token_file, resolve_text_files, train_indices
@@ -49,8 +51,6 @@ from complexity.training.tokenizer import (
     special_token_ids,
     train_tokenizer,
 )
-from profiler.arch import from_complexity_config
-from profiler.formulas.flops import train_step_flops
 
 logger = logging.getLogger(__name__)
 
@@ -107,20 +107,14 @@ class TrainConfig:
         minimums = dict(vocab_size=MIN_VOCAB_SIZE, seq_len=2, micro_batch_size=1, grad_accum=1, max_steps=1,
                         warmup_steps=0, eval_interval=1, eval_batches=1, save_interval=1, seed=0)
         for name, minimum in minimums.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-        ranges = dict(lr=(0.0, math.inf, False), min_lr_ratio=(0.0, 1.0, True), weight_decay=(0.0, math.inf, True),
-                      grad_clip=(0.0, math.inf, True), eval_fraction=(0.0, 0.5, False))
-        for name, (low, high, low_ok) in ranges.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value > high or value < low or (value == low and not low_ok):
-                bracket = "[" if low_ok else "("
-                raise ValueError(f"{name}={value!r} must be a number in {bracket}{low}, {high}]")
-        if self.peak_tflops is not None and (not isinstance(self.peak_tflops, (int, float))
-                                             or not math.isfinite(self.peak_tflops) or self.peak_tflops <= 0):
-            raise ValueError(f"peak_tflops={self.peak_tflops!r} must be a number > 0 (TFLOP/s per device)")
+            require_int(name, getattr(self, name), minimum=minimum)
+        ranges = dict(lr=dict(low=0, low_inclusive=False), min_lr_ratio=dict(low=0, high=1),
+                      weight_decay=dict(low=0), grad_clip=dict(low=0),
+                      eval_fraction=dict(low=0, high=0.5, low_inclusive=False))
+        for name, bounds in ranges.items():
+            require_number(name, getattr(self, name), **bounds)
+        if self.peak_tflops is not None:
+            require_number("peak_tflops", self.peak_tflops, low=0, low_inclusive=False)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r} is not one of {PRECISIONS}")
         if self.distributed not in DISTRIBUTED_MODES:
@@ -239,8 +233,7 @@ def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
                        "world_size": rt.world_size, "train_sequences": data.num_train,
                        "eval_sequences": data.num_eval, "tokens": meta["num_tokens"]})
         evaluate(0)  # the initialised model: the baseline the run improves on
-    step_flops = train_step_flops(from_complexity_config(config), cfg.micro_batch_size, cfg.seq_len, "causal") \
-        * cfg.grad_accum * rt.world_size
+    step_flops = train_step_flops(config, cfg.micro_batch_size, cfg.seq_len) * cfg.grad_accum * rt.world_size
     global_batch = cfg.micro_batch_size * cfg.grad_accum * rt.world_size
     bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not (cfg.progress and rt.is_main), unit="step")
     with bar:

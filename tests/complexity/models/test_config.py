@@ -29,6 +29,17 @@ def test_each_bad_value_raises_naming_the_field(make_config, field, overrides, n
         make_config(**overrides)
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (dict(num_hidden_layers=0), r"num_hidden_layers=0 must be an integer >= 1"),
+    (dict(sliding_window=0), r"sliding_window=0 must be an integer >= 1 \(or null"),
+    (dict(eos_token_id=128), r"eos_token_id=128 must be an integer in \[0, 127\] \(an id below vocab_size=128"),
+    (dict(rope_theta=0.0), r"rope_theta=0.0 must be a finite number > 0"),
+])
+def test_messages_give_the_allowed_range(make_config, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        make_config(**overrides)
+
+
 def test_json_round_trip_is_hf_style(make_config, tmp_path):
     config = make_config(sliding_window=8, routing="modulo", eos_token_id=2)
     data = json.loads(config.to_json_string())

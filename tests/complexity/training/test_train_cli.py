@@ -26,7 +26,7 @@ def test_train_cli_one_command_builds_tokenizer_and_trains(corpus, model_config_
 
 @pytest.mark.parametrize("flag, value, message", [
     ("--max-steps", "0", "max_steps=0 must be an integer >= 1"),
-    ("--lr", "-1", "lr=-1.0 must be a number in (0.0, inf]"),
+    ("--lr", "-1", "lr=-1.0 must be a finite number > 0"),
     ("--grad-accum", "0", "grad_accum=0 must be an integer >= 1"),
 ])
 def test_bad_values_exit_2_with_one_line(corpus, tmp_path, capsys, flag, value, message):

@@ -26,23 +26,24 @@ from complexity.core.mlp import SwiGLUMLP
 from complexity.core.token_routed_mlp import TokenRoutedMLP
 from profiler.arch import from_complexity_config
 from profiler.formulas.flops import train_step_flops
+from profiler.measuring.device import CpuDevice, Device
+from profiler.measuring.timer import time_callable
 
 
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, clock: Callable[[], float], warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        times.append(clock() - start)
-    return statistics.median(times)
+def cpu_device(clock: str = "wall") -> Device:
+    """The CPU as the profiler's timer sees it, reading `clock` (see --clock)."""
+    return CpuDevice(torch.device("cpu"), clock=CLOCKS[clock])
 
 
-def bench_mlp(repeats: int, clock: Callable[[], float]) -> None:
+def median_s(fn: Callable[[], object], repeats: int, device: Device, warmup: int = 2) -> float:
+    """Median seconds of `repeats` calls after `warmup`, through the profiler's timer (`time_callable`)."""
+    return time_callable(fn, device, warmup, repeats).p50
+
+
+def bench_mlp(repeats: int, device: Device) -> None:
     config = ComplexityConfig(vocab_size=32000, hidden_size=512, intermediate_size=2048, num_attention_heads=8,
                               num_key_value_heads=2, num_experts=4)
     dense, routed = SwiGLUMLP(config), TokenRoutedMLP(config)
@@ -51,8 +52,8 @@ def bench_mlp(repeats: int, clock: Callable[[], float]) -> None:
     assert sum(p.numel() for p in dense.parameters()) == sum(p.numel() for p in routed.parameters())
     x = torch.randn(8, 512, 512, requires_grad=True)
     ids = torch.randint(0, config.vocab_size, (8, 512))
-    t_dense = median_seconds(lambda: dense(x).sum().backward(), repeats, clock)
-    t_routed = median_seconds(lambda: routed(x, ids).sum().backward(), repeats, clock)
+    t_dense = median_s(lambda: dense(x).sum().backward(), repeats, device)
+    t_routed = median_s(lambda: routed(x, ids).sum().backward(), repeats, device)
     print(f"mlp    SwiGLUMLP {t_dense * 1e3:.1f} ms | TokenRoutedMLP (4 experts, routing included) "
           f"{t_routed * 1e3:.1f} ms | speed-up {t_dense / t_routed:.2f}x (ideal 4x)")
 
@@ -74,7 +75,7 @@ def _models() -> tuple[ComplexityForCausalLM, torch.nn.Module, ComplexityConfig]
     return ours, llama, ours_config
 
 
-def bench_train(repeats: int, clock: Callable[[], float], batch: int = 8, seq: int = 256) -> None:
+def bench_train(repeats: int, device: Device, batch: int = 8, seq: int = 256) -> None:
     """Steps of the two models alternate (ABAB...) so that load from other processes hits both alike."""
     ours, llama, config = _models()
     ids = torch.randint(0, config.vocab_size, (batch, seq))
@@ -94,9 +95,7 @@ def bench_train(repeats: int, clock: Callable[[], float], batch: int = 8, seq: i
     times = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
-            start = clock()
-            step()
-            times[name].append(clock() - start)
+            times[name].append(device.time_call(step))
     # forward + backward FLOPs (2 per multiply-add, dense attention), from the analytic profiler
     flops = train_step_flops(from_complexity_config(config), batch, seq, convention="dense")
     rate = {name: flops / statistics.median(t) for name, t in times.items()}
@@ -106,7 +105,7 @@ def bench_train(repeats: int, clock: Callable[[], float], batch: int = 8, seq: i
 
 
 @torch.no_grad()
-def bench_decode(repeats: int, clock: Callable[[], float], new_tokens: int = 256, prompt: int = 32) -> None:
+def bench_decode(repeats: int, device: Device, new_tokens: int = 256, prompt: int = 32) -> None:
     ours, llama, config = _models()
     ours.eval(), llama.eval()
     ids = torch.randint(0, config.vocab_size, (1, prompt))
@@ -121,9 +120,9 @@ def bench_decode(repeats: int, clock: Callable[[], float], new_tokens: int = 256
             seq = torch.cat([seq, ours(seq).logits[:, -1:].argmax(-1)], dim=-1)
         return seq
 
-    t_hf = median_seconds(hf_generate, repeats, clock, warmup=1)
-    t_ours = median_seconds(lambda: ours.generate(ids, new_tokens), repeats, clock, warmup=1)
-    t_uncached = median_seconds(uncached, max(1, repeats // 2), clock, warmup=0)
+    t_hf = median_s(hf_generate, repeats, device, warmup=1)
+    t_ours = median_s(lambda: ours.generate(ids, new_tokens), repeats, device, warmup=1)
+    t_uncached = median_s(uncached, max(1, repeats // 2), device, warmup=0)
     print(f"decode {new_tokens} new tokens after a {prompt}-token prompt: transformers generate "
           f"{new_tokens / t_hf:.0f} tok/s | ours (KV cache) {new_tokens / t_ours:.0f} tok/s | ratio {t_hf / t_ours:.2f}x "
           f"| ours uncached {new_tokens / t_uncached:.0f} tok/s | cache speed-up {t_uncached / t_ours:.1f}x")
@@ -143,7 +142,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU fp32, {args.clock} clock")
     for name, fn in (("mlp", bench_mlp), ("train", bench_train), ("decode", bench_decode)):
         if args.bench in (name, "all"):
-            fn(args.repeats, CLOCKS[args.clock])
+            fn(args.repeats, cpu_device(args.clock))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench_zoo import median_seconds  # scripts/ is on sys.path when this file is run as a script
+from bench_zoo import cpu_device, median_s  # scripts/ is on sys.path when this file is run as a script
 
 from complexity import ComplexityConfig
 from complexity.core.mlp import SwiGLUMLP
@@ -105,7 +105,7 @@ def claim_attention(args: argparse.Namespace) -> None:
         shape = (batch, heads, seq, head_dim)
         q, k, v = _qkv(*shape)
         torch.testing.assert_close(sdpa_attention(q, k, v), explicit_attention(q, k, v), rtol=1e-4, atol=1e-5)
-        times = {kind: median_seconds(lambda kind=kind: _attention_step(kind, shape), args.repeats)
+        times = {kind: median_s(lambda kind=kind: _attention_step(kind, shape), args.repeats, cpu_device())
                  for kind in ATTENTION}
         memory = {kind: peak_memory(kind, shape) for kind in ATTENTION}
         print(f"| {seq} | {times['sdpa'] * 1e3:.1f} | {times['explicit'] * 1e3:.1f} | "
@@ -134,7 +134,7 @@ def claim_mlp(args: argparse.Namespace) -> None:
         counts = counter.counts
         total = counts.matmul()
         dense_flops = dense_flops or total
-        seconds = median_seconds(run, args.repeats)
+        seconds = median_s(run, args.repeats, cpu_device())
         print(f"| {name} | {sum(p.numel() for p in module.parameters()):,} | "
               f"{counts.matmul('forward') // tokens:,} | {total // tokens:,} | {total / dense_flops:.0%} | "
               f"{seconds * 1e3:.1f} |")

@@ -133,8 +133,8 @@ class ModelSource:
 
 
 def _build_hf(config: dict[str, Any], device: str) -> Any:
-    from transformers import AutoConfig, AutoModelForCausalLM  # optional dependency (the dev extra)
     import torch
+    from transformers import AutoConfig, AutoModelForCausalLM  # optional dependency (the dev extra)
 
     fields = {k: v for k, v in config.items() if k not in _HF_METADATA}
     try:

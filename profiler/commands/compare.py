@@ -7,8 +7,15 @@ import argparse
 import json
 from pathlib import Path
 
-from profiler.checks.compare import (CLOCKS, DEFAULT_BATCHES, DEFAULT_SEQ_LENS, DEFAULT_SIZES, STATISTICS,
-                                     calibrated_comparison, grid)
+from profiler.checks.compare import (
+    CLOCKS,
+    DEFAULT_BATCHES,
+    DEFAULT_SEQ_LENS,
+    DEFAULT_SIZES,
+    STATISTICS,
+    calibrated_comparison,
+    grid,
+)
 from profiler.commands.settings import default_threads, torch_threads
 from profiler.render.comparison import render_table, write_outputs
 from profiler.source import resolve

@@ -9,7 +9,6 @@ from typing import Any
 from tqdm import tqdm
 
 from complexity.inputs import require_int
-
 from profiler.measuring.device import Device
 from profiler.measuring.stats import TimingStats
 

@@ -8,7 +8,7 @@ from profiler.source import resolve
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import MODELS_DIR, hf_configs
+from conftest import hf_configs
 
 GQA = AttentionSpec(num_heads=2, num_kv_heads=1, head_dim=4, v_head_dim=4)
 DENSE = MLPSpec(kind="dense", intermediate_size=16)

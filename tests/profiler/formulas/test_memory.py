@@ -4,7 +4,6 @@ from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_siz
 from profiler.formulas import memory as M
 from profiler.source import resolve
 
-from conftest import MODELS_DIR
 
 
 def test_bytes_per_parameter_for_training():

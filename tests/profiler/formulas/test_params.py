@@ -10,7 +10,7 @@ from profiler.arch import from_complexity_config, from_hf_dict, from_size
 from profiler.formulas.params import count_params, router_bias_params
 from profiler.source import resolve
 
-from conftest import MODELS_DIR, SHIPPED, HypothesisChoices, hf_configs, shipped_config
+from conftest import SHIPPED, HypothesisChoices, hf_configs, shipped_config
 
 FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "mixtral", "deepseek_v3")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MODELS_DIR
 
 from profiler.arch import from_size
 from profiler.formulas import flops as F

@@ -69,6 +69,48 @@ class AttentionSpec:
         """Channels per head that RoPE rotates: all of head_dim, or MLA's decoupled RoPE part."""
         return self.rope_head_dim if self.is_mla else self.head_dim
 
+    def weight_shapes(self, hidden: int) -> dict[str, tuple[int, ...]]:
+        """Every parameter tensor of the layer's attention, by transformers' name, shape as stored ([out, in]).
+
+        Standard: q_proj [H·d_qk, h], k_proj [KV·d_qk, h], v_proj [KV·d_v, h] (+ biases), q_norm and k_norm
+        [d_qk] with QK-norm, o_proj [h, H·d_v] (+ bias). MLA (DeepSeek-V2 arXiv:2405.04434 §2.1, V3 §2.1.1):
+        q_proj [H·d_qk, h], or q_a_proj [r_q, h] + q_a_layernorm [r_q] + q_b_proj [H·d_qk, r_q] with a query
+        rank; kv_a_proj_with_mqa [r_kv + d_rope, h], kv_a_layernorm [r_kv], kv_b_proj [H·(d_nope + d_v), r_kv];
+        o_proj. (GPT-2 stores q, k and v fused in one c_attn; the numbers are the same.)"""
+        heads, d_qk, d_v = self.num_heads, self.head_dim, self.v_head_dim
+        shapes: dict[str, tuple[int, ...]] = {}
+
+        def linear(name: str, d_out: int, d_in: int, bias: bool = False) -> None:
+            shapes[name] = (d_out, d_in)
+            if bias:
+                shapes[f"{name}.bias"] = (d_out,)
+
+        if self.is_mla:
+            if self.q_lora_rank is None:
+                linear("q_proj", heads * d_qk, hidden, self.qkv_bias)
+            else:
+                linear("q_a_proj", self.q_lora_rank, hidden, self.qkv_bias)
+                shapes["q_a_layernorm"] = (self.q_lora_rank,)
+                linear("q_b_proj", heads * d_qk, self.q_lora_rank)
+            linear("kv_a_proj_with_mqa", self.kv_lora_rank + self.rope_head_dim, hidden, self.qkv_bias)
+            shapes["kv_a_layernorm"] = (self.kv_lora_rank,)
+            linear("kv_b_proj", heads * (d_qk - self.rope_head_dim + d_v), self.kv_lora_rank)
+        else:
+            linear("q_proj", heads * d_qk, hidden, self.qkv_bias)
+            linear("k_proj", self.num_kv_heads * d_qk, hidden, self.qkv_bias)
+            linear("v_proj", self.num_kv_heads * d_v, hidden, self.qkv_bias)
+            if self.qk_norm:
+                shapes["q_norm"] = (d_qk,)
+                shapes["k_norm"] = (d_qk,)
+        linear("o_proj", hidden, heads * d_v, self.o_bias)
+        return shapes
+
+    def qkv_matrices(self, hidden: int) -> int:
+        """Weights of the query/key/value path's matrices (every 2-D weight but o_proj): the multiply-adds per
+        token of the projections before attention."""
+        return sum(shape[0] * shape[1] for name, shape in self.weight_shapes(hidden).items()
+                   if len(shape) == 2 and name != "o_proj")
+
     def attended_keys(self, context: int) -> int:
         """Keys one new query attends after C cached tokens: itself and the cache, cut to the window,
         min(C + 1, W)."""

@@ -47,13 +47,9 @@ def qkv_weights(att: AttentionSpec, hidden: int) -> int:
 
     Standard: h·(H + 2·KV)·d (GQA/MQA shrink the k and v terms; Ainslie et al. 2023). MLA, computed in its
     explicit (non-absorbed) form: h·r_q + r_q·H·d_qk (or h·H·d_qk) + h·(r_kv + d_rope) + r_kv·H·(d_nope + d_v)
-    (DeepSeek-V2, arXiv:2405.04434 §2.1)."""
-    heads, d_qk, d_v = att.num_heads, att.head_dim, att.v_head_dim
-    if att.is_mla:
-        r_q, r_kv, d_nope = att.q_lora_rank, att.kv_lora_rank, d_qk - att.rope_head_dim
-        q = hidden * heads * d_qk if r_q is None else hidden * r_q + r_q * heads * d_qk
-        return q + hidden * (r_kv + att.rope_head_dim) + r_kv * heads * (d_nope + d_v)
-    return hidden * heads * d_qk + hidden * att.num_kv_heads * (d_qk + d_v)
+    (DeepSeek-V2, arXiv:2405.04434 §2.1). Both are the weight matrices of `AttentionSpec.weight_shapes` before
+    o_proj (`AttentionSpec.qkv_matrices`)."""
+    return att.qkv_matrices(hidden)
 
 
 def mlp_weights_per_token(group: LayerGroup, hidden: int) -> int:

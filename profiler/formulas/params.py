@@ -14,6 +14,7 @@ and position embeddings), a tied table counting once, as the LM head. DeepSeek-V
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from profiler.arch import ArchSpec, AttentionSpec, MLPSpec
@@ -38,24 +39,9 @@ def attention_params(att: AttentionSpec, hidden: int) -> int:
     queries, one for keys, shared across heads as in Qwen3).
     MLA (DeepSeek-V2 arXiv:2405.04434 §2.1, V3 §2.1.1): q path h*r_q + r_q (norm) + r_q*H*d_qk (or h*H*d_qk without
     a query rank); kv path h*(r_kv + d_rope) + r_kv (norm) + r_kv*H*(d_nope + d_v); output H*d_v*h.
+    These are the sizes of the tensors `AttentionSpec.weight_shapes` lists, summed.
     """
-    heads, d_qk, d_v = att.num_heads, att.head_dim, att.v_head_dim
-    out = linear_params(heads * d_v, hidden, att.o_bias)
-    if att.is_mla:
-        r_kv, d_nope = att.kv_lora_rank, d_qk - att.rope_head_dim
-        if att.q_lora_rank is None:
-            q = linear_params(hidden, heads * d_qk, att.qkv_bias)
-        else:
-            q = linear_params(hidden, att.q_lora_rank, att.qkv_bias) + att.q_lora_rank \
-                + linear_params(att.q_lora_rank, heads * d_qk)
-        kv = linear_params(hidden, r_kv + att.rope_head_dim, att.qkv_bias) + r_kv \
-            + linear_params(r_kv, heads * (d_nope + d_v))
-        return q + kv + out
-    q = linear_params(hidden, heads * d_qk, att.qkv_bias)
-    k = linear_params(hidden, att.num_kv_heads * d_qk, att.qkv_bias)
-    v = linear_params(hidden, att.num_kv_heads * d_v, att.qkv_bias)
-    qk_norm = 2 * d_qk if att.qk_norm else 0
-    return q + k + v + out + qk_norm
+    return sum(math.prod(shape) for shape in att.weight_shapes(hidden).values())
 
 
 def expert_params(width: int, hidden: int, gated: bool, bias: bool) -> int:

@@ -25,6 +25,7 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
@@ -272,18 +273,7 @@ def parameter_tensor_sizes(arch: ArchSpec) -> list[int]:
     sizes += [] if arch.tie_word_embeddings else [vocab * h]
     for group in arch.layer_groups:
         att, mlp = group.attention, group.mlp
-        heads, d_qk, d_v = att.num_heads, att.head_dim, att.v_head_dim
-        layer = 2 * norm
-        if att.is_mla:
-            r_kv, d_nope = att.kv_lora_rank, d_qk - att.rope_head_dim
-            layer += ([h * heads * d_qk] if att.q_lora_rank is None
-                      else [h * att.q_lora_rank, att.q_lora_rank, att.q_lora_rank * heads * d_qk])
-            layer += [h * (r_kv + att.rope_head_dim), r_kv, r_kv * heads * (d_nope + d_v)]
-        else:
-            widths = [heads * d_qk, att.num_kv_heads * d_qk, att.num_kv_heads * d_v]
-            layer += [h * w for w in widths] + (widths if att.qkv_bias else [])
-            layer += [d_qk, d_qk] if att.qk_norm else []
-        layer += [heads * d_v * h] + ([h] if att.o_bias else [])
+        layer = 2 * norm + [math.prod(shape) for shape in att.weight_shapes(h).values()]
 
         def expert(width: int) -> list[int]:
             matrices = [h * width] * (3 if mlp.gated else 2)

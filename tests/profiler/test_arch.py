@@ -76,3 +76,17 @@ def test_invalid_values_are_rejected():
         from_hf_dict(dict(shipped_config("llama_7b"), num_key_value_heads=3))
     with pytest.raises(ValueError, match="must be a JSON object"):
         from_hf_dict([1, 2])
+
+
+@pytest.mark.parametrize("name", ["tiny", "llama_7b", "qwen3_0.6b", "mistral_7b", "deepseek_v3"])
+def test_attention_weight_shapes_are_the_real_modules_tensors(name):
+    """AttentionSpec.weight_shapes names and shapes every tensor of the layer's attention as transformers (or the
+    zoo) stores it; the parameter, FLOP and optimizer formulas all read it."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    source = resolve(name) if name == "tiny" else resolve(name).scaled_down()
+    module = source.build("meta")
+    attention = module.model.layers[0].self_attn
+    real = {n.removesuffix(".weight"): tuple(p.shape) for n, p in attention.named_parameters()}
+    group = source.arch.layer_groups[0]
+    assert group.attention.weight_shapes(source.arch.hidden_size) == real

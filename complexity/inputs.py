@@ -15,6 +15,11 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_real(value: Any) -> bool:
+    """A finite real number (int or float, `bool` excluded): no NaN, no infinity."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def require_int(name: str, value: Any, minimum: int | None = 1, maximum: int | None = None, note: str = "") -> int:
     """`value` when it is an integer in [minimum, maximum] (either end None: unbounded), else a ValueError
     "name=value must be an integer >= minimum" (or "in [minimum, maximum]"), followed by `note` in parentheses."""
@@ -35,7 +40,7 @@ def require_number(name: str, value: Any, low: float = -math.inf, high: float = 
                    low_inclusive: bool = True, high_inclusive: bool = True) -> float:
     """`value` as a float when it is a finite real number within the bounds, else a ValueError naming the range
     with brackets ("[0, 1)")."""
-    finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    finite = is_real(value)
     above = finite and (value >= low if low_inclusive else value > low)
     below = finite and (value <= high if high_inclusive else value < high)
     if not (above and below):

@@ -29,7 +29,6 @@ from profiler.formulas.flops import train_step_flops
 from profiler.measuring.device import CpuDevice, Device
 from profiler.measuring.timer import time_callable
 
-
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 

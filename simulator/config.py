@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from complexity.inputs import is_int, require_int
+from complexity.inputs import is_int, is_real, require_int
 from simulator import architecture, formulas
 
 MODIFIER_KEYS = ("ne", "qps", "flops", "flax", "depth")
@@ -69,10 +68,6 @@ class References:
 
 
 # ----------------------------------------------------------------------------------------------- validation
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _check_real(name: str, value: Any, lower: float | None = None, lower_open: bool = False,
                 lower_name: str | None = None) -> None:
     """A finite number (bool is not one), optionally above `lower` (strictly when `lower_open`)."""
@@ -80,8 +75,8 @@ def _check_real(name: str, value: Any, lower: float | None = None, lower_open: b
         bound = ""
     else:
         bound = f" {'>' if lower_open else '>='} " + (f"{lower_name}={lower:g}" if lower_name else f"{lower:g}")
-    too_low = lower is not None and _is_real(value) and (value <= lower if lower_open else value < lower)
-    if not _is_real(value) or too_low:
+    too_low = lower is not None and is_real(value) and (value <= lower if lower_open else value < lower)
+    if not is_real(value) or too_low:
         raise ValueError(f"{name}={value!r} must be a finite number{bound}")
 
 

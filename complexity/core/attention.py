@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from complexity.config import ComplexityConfig
 from complexity.core.cache import KVCache
 from complexity.core.normalization import RMSNorm
 from complexity.core.rotary import apply_rotary
-from complexity.config import ComplexityConfig
 
 
 class ComplexityAttention(nn.Module):

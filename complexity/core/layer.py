@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from complexity.config import ComplexityConfig
 from complexity.core.attention import ComplexityAttention
 from complexity.core.cache import KVCache
 from complexity.core.mlp import SwiGLUMLP
 from complexity.core.normalization import RMSNorm
 from complexity.core.token_routed_mlp import TokenRoutedMLP, TokenRouting
-from complexity.config import ComplexityConfig
 
 
 class ComplexityDecoderLayer(nn.Module):

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from complexity.config import ComplexityConfig
 from complexity.core.attention import build_attention_mask
 from complexity.core.cache import KVCache
 from complexity.core.layer import ComplexityDecoderLayer
@@ -21,7 +22,6 @@ from complexity.core.mlp import SwiGLUMLP
 from complexity.core.normalization import RMSNorm
 from complexity.core.rotary import RotaryEmbedding
 from complexity.core.token_routed_mlp import TokenRoutedMLP, route_tokens
-from complexity.config import ComplexityConfig
 from complexity.inputs import require_int
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from complexity.core.token_routed_mlp import expert_ids
-from complexity.config import ROUTING_MODES
 from complexity.atomic import write_atomically
+from complexity.config import ROUTING_MODES
+from complexity.core.token_routed_mlp import expert_ids
 from complexity.inputs import require_int
 
 EOS_TOKEN = "<|endoftext|>"

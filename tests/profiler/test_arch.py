@@ -1,10 +1,9 @@
 import pytest
+from conftest import MODELS_DIR, SHIPPED, shipped_config
 
 from complexity.config import SIZES, config_for_size
 from profiler.arch import SUPPORTED_MODEL_TYPES, from_hf_dict, from_size
 from profiler.source import resolve
-
-from conftest import MODELS_DIR, SHIPPED, shipped_config
 
 
 @pytest.mark.parametrize("size", list(SIZES))

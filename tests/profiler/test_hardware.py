@@ -7,8 +7,14 @@ import json
 
 import pytest
 
-from profiler.hardware import (DEVICE_TYPES, HardwareProfile, available_profiles, load_profile, profile_from_dict,
-                               save_profile)
+from profiler.hardware import (
+    DEVICE_TYPES,
+    HardwareProfile,
+    available_profiles,
+    load_profile,
+    profile_from_dict,
+    save_profile,
+)
 
 SHIPPED = ("apple_m4", "apple_m4_pro", "apple_m4_max", "nvidia_h100_sxm", "nvidia_a100", "cpu_generic")
 

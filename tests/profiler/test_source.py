@@ -5,13 +5,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SHIPPED, shipped_config
 
 from complexity.config import SIZES, config_for_size
 from profiler.arch import from_size
 from profiler.formulas.params import count_params
 from profiler.source import MODELS_DIR, resolve, shipped_model_names
-
-from conftest import SHIPPED, shipped_config
 
 
 def test_shipped_names_are_the_package_data_configs():

@@ -7,14 +7,13 @@ import importlib.util
 import json
 
 import pytest
+from conftest import shipped_config
 
 from complexity.config import config_for_size
 from profiler.checks import validate
 from profiler.cli import main
-from profiler.source import from_config_dict, resolve
 from profiler.formulas import flops as F
-
-from conftest import shipped_config
+from profiler.source import from_config_dict, resolve
 
 pytest.importorskip("transformers")
 

@@ -1,14 +1,12 @@
 import pytest
+from conftest import hf_configs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_hf_dict, from_size
 from profiler.formulas import flops as F
 from profiler.formulas.params import count_params
 from profiler.source import resolve
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from conftest import hf_configs
 
 GQA = AttentionSpec(num_heads=2, num_kv_heads=1, head_dim=4, v_head_dim=4)
 DENSE = MLPSpec(kind="dense", intermediate_size=16)

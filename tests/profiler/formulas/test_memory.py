@@ -5,7 +5,6 @@ from profiler.formulas import memory as M
 from profiler.source import resolve
 
 
-
 def test_bytes_per_parameter_for_training():
     n = 1000
     # mixed precision with AdamW: 2 (weights) + 2 (grads) + 4 (master) + 8 (moments) = 16 bytes (ZeRO §3.1)

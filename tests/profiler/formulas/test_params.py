@@ -2,6 +2,7 @@ import dataclasses
 import math
 
 import pytest
+from conftest import SHIPPED, HypothesisChoices, hf_configs, shipped_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -9,8 +10,6 @@ from complexity.config import SIZES, ComplexityConfig, config_for_size
 from profiler.arch import from_complexity_config, from_hf_dict, from_size
 from profiler.formulas.params import count_params, router_bias_params
 from profiler.source import resolve
-
-from conftest import SHIPPED, HypothesisChoices, hf_configs, shipped_config
 
 FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "mixtral", "deepseek_v3")
 

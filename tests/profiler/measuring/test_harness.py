@@ -9,12 +9,12 @@ import sys
 
 import pytest
 import torch
-
 from conftest import random_hf_config
+
 from profiler.cli import main
-from profiler.source import resolve
-from profiler.measuring.harness import load_model, make_step, module_breakdown, parse_batches, sweep
 from profiler.measuring.device import get_device
+from profiler.measuring.harness import load_model, make_step, module_breakdown, parse_batches, sweep
+from profiler.source import resolve
 
 RUN_KEYS = {"batch", "status", "error", "timing", "tokens_per_s", "sequences_per_s", "memory", "energy_j",
             "energy_j_per_token"}

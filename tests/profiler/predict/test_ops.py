@@ -7,8 +7,16 @@ import pytest
 from profiler.arch import from_size
 from profiler.formulas import flops as F
 from profiler.formulas.params import count_params
-from profiler.predict.ops import (Workload, backward_op, decode_ops, forward_ops, matmul, model_ops, parameter_tensor_sizes,
-                          split_evenly)
+from profiler.predict.ops import (
+    Workload,
+    backward_op,
+    decode_ops,
+    forward_ops,
+    matmul,
+    model_ops,
+    parameter_tensor_sizes,
+    split_evenly,
+)
 from profiler.source import resolve
 
 ZOO = ("tiny", "20m", "small", "base")

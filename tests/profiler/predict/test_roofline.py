@@ -11,8 +11,8 @@ from profiler.arch import from_size
 from profiler.cli import main
 from profiler.hardware import load_profile
 from profiler.predict.ops import Op
-from profiler.workload import Workload
 from profiler.predict.roofline import op_time, predict
+from profiler.workload import Workload
 
 
 def test_compute_bound_op_takes_flops_over_rate_plus_overhead():
@@ -88,7 +88,8 @@ def test_cli_bad_input_is_one_line(capsys):
 
 def test_profile_additions_validate_and_round_trip(tmp_path):
     """elementwise_by_size / zero_fill_by_size must ascend; exp_per_s is a spread; all survive save and load."""
-    from profiler.hardware import load_profile as load, profile_from_dict, save_profile
+    from profiler.hardware import load_profile as load
+    from profiler.hardware import profile_from_dict, save_profile
 
     point = lambda size, rate: {"bytes": size, "bytes_per_s": {"min": rate, "median": rate, "max": rate}}  # noqa: E731
     profile = synthetic_profile(by_size=[point(10, 1e9), point(1000, 1e10)])

@@ -10,11 +10,11 @@ from conftest import synthetic_profile
 
 from profiler.arch import from_size
 from profiler.cli import main
-from profiler.predict.training import estimate_training
 from profiler.formulas.memory import implementation_activation_bytes
 from profiler.formulas.params import count_params
-from profiler.workload import Workload
 from profiler.predict.roofline import predict
+from profiler.predict.training import estimate_training
+from profiler.workload import Workload
 
 
 def test_hand_computed_small_case():

@@ -134,7 +134,8 @@ def calibrated_comparison(points: list[Point], device_name: str = "cpu", clock: 
             raise ValueError(f"clock='cpu' needs device='cpu', got device={device_name!r}")
         device = dataclasses.replace(device, clock=time.process_time)
     workloads = [(source.arch, Workload(mode, b, s)) for source, mode, b, s in points]
-    profile = calibrate(device, name="compare_calibrated", progress=progress)
+    dtypes = tuple(sorted({w.dtype for _, w in workloads}))
+    profile = calibrate(device, name="compare_calibrated", progress=progress, only_dtypes=dtypes)
     profile = model_shapes.calibrate_for_workloads(profile, workloads, device, repeats, progress=progress)
     rows = compare_points(points, profile, harness_measure_fn(device, warmup, repeats), statistic=statistic)
     environment = {"device": device.describe(), "threads": torch.get_num_threads(), "clock": clock,

@@ -66,10 +66,11 @@ def build_real_model(source: ModelSource, batch: int, seq_len: int, device: str 
         notes.append(f"mixture of experts: transformers' module built scaled down on CPU with random weights (seed "
                      f"{SEED}); the formulas are evaluated for the same scaled-down config")
     arch = source.arch
-    limit, what = ((arch.learned_positions, "its learned position table") if arch.learned_positions
-                   else (arch.max_position_embeddings, "max_position_embeddings"))
-    if (source.is_zoo or arch.learned_positions) and seq_len > limit:
-        raise ValueError(f"seq_len={seq_len} must be <= {limit} ({what} of this model)")
+    if arch.learned_positions and seq_len > arch.learned_positions:  # GPT-2: no position beyond its table
+        raise ValueError(f"seq_len={seq_len} must be <= {arch.learned_positions} (its learned position table)")
+    if source.is_zoo and seq_len > arch.max_position_embeddings:  # the zoo's RoPE table ends there
+        raise ValueError(f"seq_len={seq_len} must be <= {arch.max_position_embeddings} (max_position_embeddings "
+                         "of this model)")
     with torch.random.fork_rng(devices=[]):  # reproducible random weights, the caller's RNG left as it was
         torch.manual_seed(SEED)
         module = source.build(device, for_counting=True)

@@ -178,15 +178,21 @@ def _assumed_power(device: Device) -> tuple[float, str]:
 
 
 def calibrate(device: str | Device = "auto", quick: bool = False, base: str | None = None, name: str | None = None,
-              power_watts: float | None = None, progress: bool | None = False) -> HardwareProfile:
-    """Measure the device and return a validated profile (see the module docstring for what and how)."""
+              power_watts: float | None = None, progress: bool | None = False,
+              only_dtypes: tuple[str, ...] | None = None) -> HardwareProfile:
+    """Measure the device and return a validated profile (see the module docstring for what and how).
+    `only_dtypes` limits the matmul points to those dtypes (compare needs only its workloads' dtype; a CPU without
+    native bfloat16 takes seconds per bfloat16 product)."""
     dev = device if isinstance(device, Device) else get_device(device)
     plan = plan_for(dev.type, quick)
     base_profile = load_profile(base) if base else None
     if base_profile and base_profile.device_type != dev.type:
         raise ValueError(f"--base {base!r} describes a {base_profile.device_type} device, this is {dev.type}")
     started = time.perf_counter()
-    dtypes = dtypes_for(dev)
+    dtypes = [d for d in dtypes_for(dev) if only_dtypes is None or d[0] in only_dtypes]
+    if not dtypes:
+        raise ValueError(f"only_dtypes={only_dtypes!r}: none of them runs on {dev.type}; "
+                         f"it runs {[d[0] for d in dtypes_for(dev)]}")
     jobs = [(dtype_name, torch_dtype, precision, shape) for dtype_name, torch_dtype, precision in dtypes
             for shape in plan.shapes]
     points = []

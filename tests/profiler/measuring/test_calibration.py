@@ -57,3 +57,12 @@ def test_mps_calibration_without_mps_is_a_clear_error(capsys, monkeypatch):
     monkeypatch.setattr("torch.backends.mps.is_available", lambda: False)
     assert main(["calibrate", "--quick", "--device", "mps"]) == 2
     assert "device='mps' is not available here" in capsys.readouterr().err
+
+
+def test_only_dtypes_limits_the_matmul_points():
+    from profiler.measuring.calibration import calibrate
+
+    profile = calibrate("cpu", quick=True, only_dtypes=("float32",))
+    assert {p.dtype for p in profile.efficiency.matmul} == {"float32"} and set(profile.peak_flops_per_s) == {"float32"}
+    with pytest.raises(ValueError, match=r"only_dtypes=\('float8',\): none of them runs on cpu"):
+        calibrate("cpu", quick=True, only_dtypes=("float8",))

@@ -134,11 +134,22 @@ class ComplexityForCausalLM(nn.Module):
         labels: torch.Tensor | None = None,
         past_key_values: KVCache | None = None,
         use_cache: bool = False,
+        logits_to_keep: int = 0,
     ) -> CausalLMOutput:
         """Logits [batch, seq, vocab]; with labels (same shape as input_ids, -100 = ignore) the mean next-token
-        cross-entropy: position t predicts labels[t + 1], the shift happens here, once."""
+        cross-entropy: position t predicts labels[t + 1], the shift happens here, once.
+
+        logits_to_keep > 0 runs the LM head on the last logits_to_keep positions only (all of them when it exceeds
+        seq), so logits is [batch, min(logits_to_keep, seq), vocab]; 0 keeps every position.
+        """
+        # HF's name and meaning (LlamaForCausalLM), but unlike Llama an int only (Llama also takes a tensor of
+        # positions), and it must be 0 with labels (Llama does not check; its loss would get too few logits).
+        require_int("logits_to_keep", logits_to_keep, minimum=0, note="0 = every position")
+        if labels is not None and logits_to_keep:
+            raise ValueError(f"logits_to_keep={logits_to_keep} must be 0 when labels are given: the loss needs "
+                             "the logits of every position")
         hidden_states, cache = self.model(input_ids, attention_mask, past_key_values, use_cache)
-        logits = self.lm_head(hidden_states)
+        logits = self.lm_head(hidden_states[:, -logits_to_keep:] if logits_to_keep else hidden_states)
         loss = None
         if labels is not None:
             if labels.shape != input_ids.shape:

@@ -85,6 +85,34 @@ def test_forward_rejects_bad_input(make_model):
         dense(torch.tensor([[-1]]))
 
 
+@pytest.mark.parametrize("keep", [1, 3, 10, 15])
+def test_logits_to_keep_gives_the_last_positions_of_the_full_logits(make_model, keep):
+    model = make_model()
+    ids = torch.randint(0, 128, (2, 10))
+    full = model(ids).logits
+    kept = model(ids, logits_to_keep=keep).logits
+    assert kept.shape == (2, min(keep, 10), 128)
+    # Equal to float tolerance, not bitwise: on the CPU the LM head's matmul over fewer rows may take another kernel
+    # and reduction order, so the logits can differ in their last bits (up to ~2e-7 here in fp32).
+    torch.testing.assert_close(kept, full[:, -keep:])
+    assert torch.equal(model(ids, logits_to_keep=0).logits, full)
+    # Decoding with a cache: one new token, its logits only.
+    cache = model(ids[:, :9], use_cache=True).past_key_values
+    torch.testing.assert_close(model(ids[:, 9:], past_key_values=cache, logits_to_keep=1).logits, full[:, -1:])
+
+
+@pytest.mark.parametrize("keep", [-1, 1.0, True, "1", None])
+def test_logits_to_keep_rejects_non_integers_and_negatives(make_model, keep):
+    with pytest.raises(ValueError, match="logits_to_keep"):
+        make_model()(torch.zeros(1, 4, dtype=torch.long), logits_to_keep=keep)
+
+
+def test_logits_to_keep_must_be_zero_with_labels(make_model):
+    ids = torch.zeros(1, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="logits_to_keep"):
+        make_model()(ids, labels=ids, logits_to_keep=1)
+
+
 def uncached_greedy(model, ids, steps):
     for _ in range(steps):
         next_token = model(ids).logits[:, -1].argmax(-1, keepdim=True)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from complexity import ComplexityForCausalLM, KVCache, count_parameters, create_complexity_model
+from complexity.models.modeling import _choose_next
 
 # Exact counts documented in README (total, non-embedding, active per token), vocab 32,000, tied embeddings.
 DOCUMENTED_SIZES = {
@@ -160,6 +161,36 @@ def test_left_padded_batch_generates_what_each_row_generates_alone(make_model, o
     for i, r in enumerate(rows):
         alone = model.generate(r[None], max_new_tokens=12)
         assert torch.equal(together[i, width:], alone[0, len(r):]), f"row {i}"
+
+
+def full_logit_generate(model, ids, steps, attention_mask=None, temperature=0.0, top_k=None, top_p=None,
+                        generator=None):
+    """`generate`'s decoding loop (KV cache, no eos) with the LM head over every new position, not the last only."""
+    cache = KVCache(model.config.num_hidden_layers, model.config.sliding_window)
+    tokens = step_input = ids
+    mask = attention_mask
+    for _ in range(steps):
+        logits = model(step_input, attention_mask=mask, past_key_values=cache).logits[:, -1].float()
+        step_input = _choose_next(logits, temperature, top_k, top_p, generator)[:, None]
+        tokens = torch.cat([tokens, step_input], dim=-1)
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
+    return tokens
+
+
+@pytest.mark.parametrize("sampling", [{}, {"temperature": 1.0}, {"temperature": 0.8, "top_k": 20, "top_p": 0.9}])
+@pytest.mark.parametrize("padded", [False, True])
+def test_generate_gives_the_tokens_of_full_logit_decoding(make_model, sampling, padded):
+    # float64: last-position-only logits differ from the full ones by ~1e-16, far below any gap between top tokens.
+    model = make_model(dtype=torch.float64)
+    ids = torch.randint(0, 128, (3, 9))
+    mask = None
+    if padded:
+        mask = torch.ones_like(ids)
+        mask[0, :5] = mask[2, :2] = 0
+    expected = full_logit_generate(model, ids, 16, mask, generator=torch.Generator().manual_seed(5), **sampling)
+    got = model.generate(ids, 16, attention_mask=mask, generator=torch.Generator().manual_seed(5), **sampling)
+    assert torch.equal(got, expected)
 
 
 def test_generate_eos_sampling_and_bad_arguments(make_model):

@@ -187,7 +187,9 @@ class ComplexityForCausalLM(nn.Module):
         fill = self.config.pad_token_id if self.config.pad_token_id is not None else eos_token_id
         tokens, step_input = [input_ids], input_ids
         for _ in range(max_new_tokens):
-            logits = self(step_input, attention_mask=mask, past_key_values=cache).logits[:, -1].float()
+            # The last position's logits only, so the prefill never computes [batch, prompt, vocab] logits.
+            out = self(step_input, attention_mask=mask, past_key_values=cache, logits_to_keep=1)
+            logits = out.logits[:, -1].float()
             next_token = _choose_next(logits, temperature, top_k, top_p, generator)
             if eos_token_id is not None:
                 next_token = torch.where(finished, torch.full_like(next_token, fill), next_token)

@@ -1,5 +1,7 @@
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from complexity import ComplexityForCausalLM, KVCache, count_parameters, create_complexity_model
 from complexity.models.modeling import _choose_next
@@ -191,6 +193,35 @@ def test_generate_gives_the_tokens_of_full_logit_decoding(make_model, sampling, 
     expected = full_logit_generate(model, ids, 16, mask, generator=torch.Generator().manual_seed(5), **sampling)
     got = model.generate(ids, 16, attention_mask=mask, generator=torch.Generator().manual_seed(5), **sampling)
     assert torch.equal(got, expected)
+
+
+class LargestFloatOutput(TorchDispatchMode):
+    """Bytes of the largest floating-point tensor any aten op allocates inside the mode (views allocate nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not func.is_view:
+            for value in tree_leaves(out):
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    self.bytes = max(self.bytes, value.numel() * value.element_size())
+        return out
+
+
+def test_generate_prefill_never_holds_the_logits_of_every_prompt_position(make_model):
+    batch, prompt, vocab = 2, 64, 4096  # the prompt's fp32 logits (2 MiB) dwarf every other tensor at hidden 64
+    model = make_model(vocab_size=vocab)
+    ids = torch.randint(0, vocab, (batch, prompt))
+    all_logits = batch * prompt * vocab * 4
+    with torch.no_grad(), LargestFloatOutput() as forward:
+        model(ids)
+    assert forward.bytes == all_logits  # the counter sees them when they are computed
+    with LargestFloatOutput() as generate:
+        model.generate(ids, max_new_tokens=4)
+    assert generate.bytes < all_logits, f"largest tensor {generate.bytes} bytes"
 
 
 def test_generate_eos_sampling_and_bad_arguments(make_model):

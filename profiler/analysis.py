@@ -27,6 +27,10 @@ ASSUMPTIONS = (
     "forward/backward/train_step cover the whole batch (--batch sequences); activations are for one micro-batch "
     "(--batch / --grad-accum sequences); gradient accumulation reuses one gradient buffer.",
     "Mixed precision when --dtype is 16-bit: 16-bit weights and gradients, fp32 master weights and optimizer moments.",
+    "train_peak is the largest phase of memory.timeline (live tensors of one optimizer step, an implementation like "
+    "the zoo's, --device's default optimizer: single-tensor on cpu/mps, foreach on cuda); forward_peak a no-grad "
+    "forward returning every logit; generate_peak prefill then --new-tokens decoding steps, logits of the last "
+    "position only. Allocator slack (CUDA's reserved pool) is not included.",
     "6N uses N = active non-embedding parameters (Kaplan et al. 2020); detailed counts add the LM head and attention.",
     "Prefill runs the LM head on the last position only; decode attends min(C + 1, window) keys per layer.",
 )
@@ -44,8 +48,11 @@ def params_section(arch: ArchSpec, counts: ParamCounts) -> dict[str, Any]:
 
 def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | None = None,
             dtype: str = "bfloat16", optimizer: str = "adamw", grad_accum: int = 1,
-            recompute: str = "none", attention_kernel: str = "fused") -> dict[str, Any]:
-    """The whole report as plain data (the `--format json` document)."""
+            recompute: str = "none", attention_kernel: str = "fused", device: str = "cuda",
+            new_tokens: int = 32) -> dict[str, Any]:
+    """The whole report as plain data (the `--format json` document). `device` picks the optimizer
+    implementation the training timeline assumes (`memory.OPTIMIZER_PATHS`); `new_tokens` the length of the
+    generation whose peak is reported."""
     context = seq_len if context is None else context
     require_int("batch", batch)
     require_int("grad_accum", grad_accum)
@@ -62,6 +69,8 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
 
     training = M.training_bytes(arch, counts.total, micro_batch, seq_len, dtype, optimizer, recompute)
     weights = training["weights"]
+    timeline = M.training_timeline(arch, micro_batch, seq_len, dtype, optimizer, recompute, grad_accum, device)
+    generation = M.generate_timeline(arch, batch, seq_len, new_tokens, dtype)
     kv_cache = M.kv_cache_bytes(arch, batch, context, dtype)
     prefill_working = M.prefill_working_bytes(arch, batch, seq_len, dtype)
     return {
@@ -75,7 +84,7 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
         },
         "workload": {"batch": batch, "micro_batch": micro_batch, "grad_accum": grad_accum, "seq_len": seq_len,
                      "context": context, "dtype": dtype, "optimizer": optimizer, "recompute": recompute,
-                     "attention_kernel": attention_kernel},
+                     "attention_kernel": attention_kernel, "device": device, "new_tokens": new_tokens},
         "params": params_section(arch, counts),
         "flops": {
             "forward": forward["dense"], "forward_causal": forward["causal"],
@@ -96,8 +105,11 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
             "activations": training["activations"],
             "activations_korthikanti": M.korthikanti_activation_bytes(arch, micro_batch, seq_len, recompute),
             "kv_cache": kv_cache, "prefill_working": prefill_working,
-            "train_peak": training["total"],
+            "train_peak": max(timeline.values()),
+            "forward_peak": M.forward_peak_bytes(arch, batch, seq_len, dtype),
+            "generate_peak": max(generation.values()),
             "inference_peak": weights + kv_cache + prefill_working,
+            "timeline": timeline, "generate_timeline": generation,
         },
         "assumptions": list(ASSUMPTIONS),
     }

@@ -5,9 +5,9 @@ Steps: (1) calibrate the device (`profiler.measuring.calibration.calibrate`, as 
 then `profiler.measuring.model_shapes` adds the grid's own product shapes, the attention kernel and bandwidth by
 working-set size); (2) measure every grid point with the `measure` harness; (3) predict it with
 `profiler.predict.roofline` from the analytic op list; (4) report the signed error (predicted − measured) ÷
-measured per point and its summary. Training points also compare the measured peak of live tensor bytes with
-`profiler.formulas.memory.training_bytes` (weights + gradients + AdamW state + activations), and what the step
-added on top of the live state it started from with activations + gradients.
+measured per point and its summary. Every point also compares the measured peak of live tensor bytes with the
+predicted one (`predicted_peak`: the training timeline's largest phase, or the no-grad forward's peak), and
+what the call added on top of what was live when it began.
 
 Clock: `wall` times elapsed seconds; `cpu` (CPU device) the process's CPU seconds, which with one thread is the
 time the work itself took even when other processes share the cores (they lengthen elapsed time but not our CPU
@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from profiler.formulas.memory import training_bytes
+from profiler.formulas.memory import forward_peak_bytes, gradient_bytes, training_timeline, weight_bytes
 from profiler.formulas.params import count_params
 from profiler.hardware import HardwareProfile
 from profiler.predict.roofline import predict
@@ -64,10 +64,24 @@ def prediction_error(predicted: float, measured: float) -> float:
     return (predicted - measured) / measured
 
 
+def predicted_peak(source: ModelSource, mode: str, batch: int, seq_len: int, dtype: str,
+                   device: str) -> tuple[int, int]:
+    """Predicted peak bytes of live tensors of one measured call, and those live when it starts. Training: the
+    largest phase of `training_timeline`, starting from the weights, the optimizer state and the previous step's
+    gradients (the harness has run a step before; `zero_grad(set_to_none=True)` frees them inside the call).
+    Forward: `forward_peak_bytes`, starting from the weights."""
+    arch, params = source.arch, count_params(source.arch).total
+    if mode == "train":
+        timeline = training_timeline(arch, batch, seq_len, dtype, device=device)
+        return max(timeline.values()), timeline["between_steps"] + gradient_bytes(params, dtype)
+    return forward_peak_bytes(arch, batch, seq_len, dtype), weight_bytes(params, dtype)
+
+
 def compare_points(points: list[Point], profile: HardwareProfile, measure_fn: MeasureFn,
-                   dtype: str = "float32", statistic: str = "min") -> list[dict[str, Any]]:
+                   dtype: str = "float32", statistic: str = "min", memory_device: str = "cpu") -> list[dict[str, Any]]:
     """One row per grid point: measured and predicted seconds and their error under `statistic`, the same under
-    every statistic (`by_statistic`), bound, MFU, and for training the measured peak against the analytic memory."""
+    every statistic (`by_statistic`), bound, MFU, and the measured peak memory against `predicted_peak` (on the
+    allocator of `memory_device`)."""
     if statistic not in STATISTICS:
         raise ValueError(f"statistic={statistic!r} must be one of {list(STATISTICS)}")
     rows = []
@@ -83,14 +97,13 @@ def compare_points(points: list[Point], profile: HardwareProfile, measure_fn: Me
         row = {"model": source.name, "mode": mode, "batch": batch, "seq_len": seq_len, **by_statistic[statistic],
                "by_statistic": by_statistic, "bound": result["bound"], "mfu": result["mfu"],
                "seconds_by_phase": result["seconds_by_phase"]}
-        if mode == "train" and measured.get("peak_bytes"):
-            analytic = training_bytes(source.arch, count_params(source.arch).total, batch, seq_len, dtype)
+        if measured.get("peak_bytes"):
+            predicted, start = predicted_peak(source, mode, batch, seq_len, dtype, memory_device)
             added = measured["peak_bytes"] - measured["start_bytes"]
-            predicted_added = analytic["activations"] + analytic["gradients"]
-            row["memory"] = {"measured_peak_bytes": measured["peak_bytes"], "predicted_peak_bytes": analytic["total"],
-                             "error": prediction_error(analytic["total"], measured["peak_bytes"]),
-                             "measured_added_bytes": added, "predicted_added_bytes": predicted_added,
-                             "added_error": prediction_error(predicted_added, added)}
+            row["memory"] = {"measured_peak_bytes": measured["peak_bytes"], "predicted_peak_bytes": predicted,
+                             "error": prediction_error(predicted, measured["peak_bytes"]),
+                             "measured_added_bytes": added, "predicted_added_bytes": predicted - start,
+                             "added_error": prediction_error(predicted - start, added)}
         rows.append(row)
         log.info("%s %s B=%d S=%d: measured %.4g s, predicted %.4g s (%+.1f%%)", source.name, mode, batch, seq_len,
                  row["measured_s"], row["predicted_s"], 100 * row["error"])
@@ -137,7 +150,8 @@ def calibrated_comparison(points: list[Point], device_name: str = "cpu", clock: 
     dtypes = tuple(sorted({w.dtype for _, w in workloads}))
     profile = calibrate(device, name="compare_calibrated", progress=progress, only_dtypes=dtypes)
     profile = model_shapes.calibrate_for_workloads(profile, workloads, device, repeats, progress=progress)
-    rows = compare_points(points, profile, harness_measure_fn(device, warmup, repeats), statistic=statistic)
+    rows = compare_points(points, profile, harness_measure_fn(device, warmup, repeats), statistic=statistic,
+                          memory_device=device.type)
     environment = {"device": device.describe(), "threads": torch.get_num_threads(), "clock": clock,
                    "torch": torch.__version__}
     report = {"hardware": profile.name, "statistic": statistic, "environment": environment,

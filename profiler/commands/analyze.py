@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--recompute", default="none", choices=F.RECOMPUTE, help="activation recomputation")
     parser.add_argument("--attention-kernel", default="fused", choices=F.ATTENTION_KERNELS,
                         help="attention backward: fused kernels recompute the scores (default), math stores them")
+    parser.add_argument("--device", default="cuda", choices=M.MEMORY_DEVICES,
+                        help="whose default optimizer implementation the memory timeline assumes: single-tensor on "
+                             "cpu and mps, foreach (a copy of the parameters) on cuda (default cuda)")
+    parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated for generate_peak (default 32)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     budget = parser.add_argument_group("compute-optimal size for a budget (Hoffmann et al. 2022)")
     budget.add_argument("--training-budget", "--training_budget", type=float, metavar="USD",
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         source = resolve(args.model)
         report = analyze(source.arch, batch=args.batch, seq_len=args.seq_len, context=args.context,
                          dtype=args.dtype, optimizer=args.optimizer, grad_accum=args.grad_accum,
-                         recompute=args.recompute, attention_kernel=args.attention_kernel)
+                         recompute=args.recompute, attention_kernel=args.attention_kernel, device=args.device,
+                         new_tokens=args.new_tokens)
         if args.counted:
             from profiler.checks import validate  # imports torch, transformers and fvcore: only when asked
 

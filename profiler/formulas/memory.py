@@ -8,8 +8,10 @@ bytes per parameter with Adam(W).
 
 from __future__ import annotations
 
+from complexity.inputs import require_int
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
 from profiler.formulas.flops import RECOMPUTE
+from profiler.formulas.params import count_params, parameter_tensor_sizes
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
 # fp32 numbers of state per parameter: Adam(W) keeps first and second moments (Kingma & Ba 2015; Loshchilov &
@@ -124,15 +126,15 @@ def head_saved_bytes(arch: ArchSpec, tokens: int, act_bytes: int) -> int:
     return tokens * (2 * arch.hidden_size * act_bytes + arch.vocab_size * (act_bytes + FP32))
 
 
-def implementation_activation_bytes(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str,
-                                    recompute: str = "none") -> int:
-    """Activation bytes for an implementation like the zoo's: fused SDPA (no S×S kept), RMSNorm, SwiGLU, GQA,
-    token-routed or MoE MLP, no dropout, activations in `dtype`.
+def layers_activation_bytes(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str,
+                            recompute: str = "none") -> int:
+    """Bytes the decoder layers keep for backward in an implementation like the zoo's: fused SDPA (no S×S kept),
+    RMSNorm, SwiGLU, GQA, token-routed or MoE MLP, no dropout, activations in `dtype`.
 
-    none / selective: Σ_layers T·layer_saved_bytes_per_token + head (selective recomputation has nothing left to
-    save: SDPA already recomputes the scores in its backward). full: each layer keeps only its input (T·h) and
-    the layer being back-propagated holds its full set once (Chen et al. 2016, "Training Deep Nets with Sublinear
-    Memory Cost"). T = micro_batch · seq_len.
+    none / selective: Σ_layers T·layer_saved_bytes_per_token (selective recomputation has nothing left to save:
+    SDPA already recomputes the scores in its backward). full: each layer keeps only its input (T·h) and the layer
+    being back-propagated holds its full set once (Chen et al. 2016, "Training Deep Nets with Sublinear Memory
+    Cost"). T = micro_batch · seq_len.
     """
     if recompute not in RECOMPUTE:
         raise ValueError(f"recompute={recompute!r} is not one of {RECOMPUTE}")
@@ -140,10 +142,16 @@ def implementation_activation_bytes(arch: ArchSpec, micro_batch: int, seq_len: i
     per_layer = [(g.count, tokens * layer_saved_bytes_per_token(g, arch.hidden_size, act_bytes))
                  for g in arch.layer_groups]
     if recompute == "full":
-        layers = arch.num_layers * tokens * arch.hidden_size * act_bytes + max(size for _, size in per_layer)
-    else:
-        layers = sum(count * size for count, size in per_layer)
-    return layers + head_saved_bytes(arch, tokens, act_bytes)
+        return arch.num_layers * tokens * arch.hidden_size * act_bytes + max(size for _, size in per_layer)
+    return sum(count * size for count, size in per_layer)
+
+
+def implementation_activation_bytes(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str,
+                                    recompute: str = "none") -> int:
+    """Activation bytes for an implementation like the zoo's: the layers' (`layers_activation_bytes`) and the
+    head's (`head_saved_bytes`: final norm, logits, fp32 log-softmax), all alive at once."""
+    return (layers_activation_bytes(arch, micro_batch, seq_len, dtype, recompute)
+            + head_saved_bytes(arch, micro_batch * seq_len, dtype_bytes(dtype)))
 
 
 def training_bytes(arch: ArchSpec, params: int, micro_batch: int, seq_len: int, dtype: str,
@@ -156,6 +164,84 @@ def training_bytes(arch: ArchSpec, params: int, micro_batch: int, seq_len: int, 
              "optimizer": optimizer_bytes(params, optimizer, dtype),
              "activations": implementation_activation_bytes(arch, micro_batch, seq_len, dtype, recompute)}
     return {**parts, "total": sum(parts.values())}
+
+
+# ------------------------------------------------------------------------------------------ training timeline
+# Which optimizer implementation torch picks by default on each device (torch.optim.optimizer
+# `_default_to_fused_or_foreach`: the multi-tensor "foreach" kernels where every parameter is on a CUDA device,
+# the single-tensor loop elsewhere; MPS has no foreach kernels in `_get_foreach_kernels_supported_devices`).
+MEMORY_DEVICES = ("cpu", "cuda", "mps")
+OPTIMIZER_PATHS = {"cpu": "single_tensor", "mps": "single_tensor", "cuda": "foreach"}
+TRAINING_PHASES = ("between_steps", "loss", "forward_end", "backward_start", "backward_end", "optimizer_step")
+
+
+def optimizer_temporary_bytes(tensor_sizes: list[int], optimizer: str, path: str) -> int:
+    """Transient fp32 bytes an optimizer step allocates on top of the weights, gradients and its state, for
+    parameter tensors of `tensor_sizes` numbers each (measured on torch 2.13, CPU, with the allocator's own
+    events; docs/estimating.md):
+
+    * Adam(W), single-tensor loop: 2 × the largest parameter tensor (the bias-corrected denominator and the update
+      of one tensor at a time);
+    * Adam(W), foreach: one fp32 copy of every parameter (the `_foreach_*` ops build their intermediates for the
+      whole list at once);
+    * SGD (with or without momentum): updates in place, 0 single-tensor; one copy of the parameters foreach.
+    """
+    if optimizer not in OPTIMIZER_STATES:
+        raise ValueError(f"optimizer={optimizer!r} is not one of {sorted(OPTIMIZER_STATES)}")
+    if path not in set(OPTIMIZER_PATHS.values()):
+        raise ValueError(f"path={path!r} is not one of {sorted(set(OPTIMIZER_PATHS.values()))}")
+    if path == "foreach":
+        return FP32 * sum(tensor_sizes)
+    return 2 * FP32 * max(tensor_sizes) if optimizer in ("adamw", "adam") else 0
+
+
+def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str = "float32",
+                      optimizer: str = "adamw", recompute: str = "none", grad_accum: int = 1,
+                      device: str = "cuda") -> dict[str, int]:
+    """Bytes of live tensors at each phase of one optimizer step of an implementation like the zoo's (next-token
+    cross-entropy over the whole vocabulary, gradients released by `zero_grad(set_to_none=True)` between steps),
+    for one micro-batch of T = micro_batch · seq_len tokens. The step's peak is the largest phase — a maximum over
+    phases, not a sum of every term. With N parameters, a = bytes(dtype), V the vocabulary, h the width:
+
+    * between_steps  = weights + optimizer state (`weight_bytes` + `optimizer_bytes`: moments, 16-bit's master);
+    * loss           = between + held gradients + layers' activations + the final norm's input and output
+                       (2·T·h·a) + the logits (T·V·a; in 16-bit also their fp32 copy, T·V·4) + the fp32
+                       log-softmax (T·V·4) that cross-entropy computes from them;
+    * forward_end    = the same without the logits, which nothing keeps (cross-entropy saves its log-softmax);
+    * backward_start = forward_end + the NLL's gradient table and the log-softmax's input gradient, 2·T·V·4 (and
+                       that gradient cast back to 16-bit, T·V·a);
+    * backward_end   = between + gradients (N·a) + a tied head's two V·h gradient tables (the embedding's and the
+                       head's, both alive while they are summed into the shared weight's gradient);
+    * optimizer_step = between + gradients + `optimizer_temporary_bytes` (the device's default implementation,
+                       `OPTIMIZER_PATHS`).
+
+    "Held gradients" are those of the earlier micro-batches: N·a when grad_accum > 1, else none. Activations are
+    freed as the backward proceeds while gradients appear, so the two ends of the backward bound it. Measured
+    against the CPU allocator's events for the zoo (docs/estimating.md); a transformers module keeps more."""
+    require_int("grad_accum", grad_accum)
+    if device not in MEMORY_DEVICES:
+        raise ValueError(f"device={device!r} is not one of {MEMORY_DEVICES}")
+    a, tokens = dtype_bytes(dtype), micro_batch * seq_len
+    params = count_params(arch).total
+    between = weight_bytes(params, dtype) + optimizer_bytes(params, optimizer, dtype)
+    gradients = gradient_bytes(params, dtype)
+    held = gradients if grad_accum > 1 else 0
+    table = tokens * arch.vocab_size * FP32  # one fp32 T×V table
+    logits = tokens * arch.vocab_size * a
+    upcast = table if a < FP32 else 0  # cross-entropy runs in fp32: a 16-bit model's logits are copied up
+    downcast = logits if a < FP32 else 0  # ... and their gradient back down
+    forward_end = (between + held + layers_activation_bytes(arch, micro_batch, seq_len, dtype, recompute)
+                   + 2 * tokens * arch.hidden_size * a + table)
+    tied_tables = 2 * arch.vocab_size * arch.hidden_size * a if arch.tie_word_embeddings else 0
+    temporaries = optimizer_temporary_bytes(parameter_tensor_sizes(arch), optimizer, OPTIMIZER_PATHS[device])
+    return {
+        "between_steps": between,
+        "loss": forward_end + logits + upcast,
+        "forward_end": forward_end,
+        "backward_start": forward_end + 2 * table + downcast,
+        "backward_end": between + gradients + tied_tables,
+        "optimizer_step": between + gradients + temporaries,
+    }
 
 
 # ------------------------------------------------------------------------------------------ inference
@@ -174,11 +260,10 @@ def kv_cache_bytes(arch: ArchSpec, batch: int, context: int, dtype: str) -> int:
                for g in arch.layer_groups) * dtype_bytes(dtype)
 
 
-def prefill_working_bytes(arch: ArchSpec, batch: int, prompt_len: int, dtype: str) -> int:
-    """Transient bytes of a no-grad prefill: the largest layer's live tensors for T = B·P tokens (residual and
-    normed input 2h, q/k/v and attention output, the visited experts' two widest intermediates) plus fp32
-    logits of the last position. An estimate: allocator slack and kernel workspaces are not included."""
-    act_bytes, tokens = dtype_bytes(dtype), batch * prompt_len
+def layer_working_bytes(arch: ArchSpec, tokens: int, dtype: str) -> int:
+    """Transient bytes of the largest layer of a no-grad pass over T tokens: residual and normed input (2h), then
+    the larger of attention's q/k/v and output or the visited experts' two widest intermediates. An estimate:
+    allocator slack and kernel workspaces are not included."""
 
     def live(group: LayerGroup) -> int:
         att, mlp = group.attention, group.mlp
@@ -186,4 +271,45 @@ def prefill_working_bytes(arch: ArchSpec, batch: int, prompt_len: int, dtype: st
         widths = mlp.experts_per_token * mlp.intermediate_size + mlp.num_shared_experts * mlp.shared_intermediate_size
         return 2 * arch.hidden_size + max(attention, 2 * widths)
 
-    return tokens * max(live(g) for g in arch.layer_groups) * act_bytes + batch * arch.vocab_size * FP32
+    return tokens * max(live(g) for g in arch.layer_groups) * dtype_bytes(dtype)
+
+
+def prefill_working_bytes(arch: ArchSpec, batch: int, prompt_len: int, dtype: str) -> int:
+    """Transient bytes of a no-grad prefill: the largest layer's (`layer_working_bytes`, T = B·P) plus fp32
+    logits of the last position."""
+    return layer_working_bytes(arch, batch * prompt_len, dtype) + batch * arch.vocab_size * FP32
+
+
+def forward_peak_bytes(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> int:
+    """Peak of a no-grad forward that returns every position's logits (the zoo's and transformers' default):
+    weights + the larger of the largest layer's working set and the head's output, the final norm's output and
+    the logits, T·(h + V)·a."""
+    tokens, a = batch * seq_len, dtype_bytes(dtype)
+    head = tokens * (arch.hidden_size + arch.vocab_size) * a
+    return weight_bytes(count_params(arch).total, dtype) + max(layer_working_bytes(arch, tokens, dtype), head)
+
+
+GENERATE_PHASES = ("prefill", "last_decode_step")
+
+
+def generate_timeline(arch: ArchSpec, batch: int, prompt_len: int, new_tokens: int, dtype: str) -> dict[str, int]:
+    """Bytes of live tensors while generating `new_tokens` tokens after a prompt of P tokens, the LM head on the
+    last position only (the zoo's `logits_to_keep=1`, transformers' `logits_to_keep`):
+
+    * prefill          = weights + KV cache of P tokens + `layer_working_bytes` of B·P tokens + the last
+                         position's logits (B·V·a) and their fp32 copy (B·V·4);
+    * last_decode_step = weights + KV cache of P + N tokens + one layer's cache once more (appending copies that
+                         layer's keys and values, as torch.cat does) + the working set and logits of B tokens.
+    """
+    require_int("new_tokens", new_tokens, 1)
+    a, weights = dtype_bytes(dtype), weight_bytes(count_params(arch).total, dtype)
+    logits = batch * arch.vocab_size * (a + FP32)
+    context = prompt_len + new_tokens
+    one_layer = max(batch * g.attention.cached_tokens(context) * kv_elements_per_token(g.attention) * a
+                    for g in arch.layer_groups)
+    return {
+        "prefill": (weights + kv_cache_bytes(arch, batch, prompt_len, dtype)
+                    + layer_working_bytes(arch, batch * prompt_len, dtype) + logits),
+        "last_decode_step": (weights + kv_cache_bytes(arch, batch, context, dtype) + one_layer
+                             + layer_working_bytes(arch, batch, dtype) + logits),
+    }

@@ -137,3 +137,32 @@ def count_params(arch: ArchSpec) -> ParamCounts:
 
     return ParamCounts(components=by_component(False), active_components=by_component(True),
                        head_weights=arch.vocab_size * h)
+
+
+def parameter_tensor_sizes(arch: ArchSpec) -> list[int]:
+    """Numbers in each parameter tensor the optimizer loops over (they add up to `count_params(arch).total`):
+    token embedding (+ position table, + untied head), per layer the norms, projections (+ biases, QK-norm, MLA's
+    latent norms), MLP matrices (+ biases; the zoo's token-routed experts stacked into one tensor per matrix, MoE
+    experts one tensor each) and router (+ DeepSeek-V3's correction bias), and the final norm."""
+    h, vocab = arch.hidden_size, arch.vocab_size
+    norm = [h, h] if arch.norm == "layernorm" else [h]
+    sizes = [vocab * h] + ([arch.learned_positions * h] if arch.learned_positions else [])
+    sizes += [] if arch.tie_word_embeddings else [vocab * h]
+    for group in arch.layer_groups:
+        att, mlp = group.attention, group.mlp
+        layer = 2 * norm + [math.prod(shape) for shape in att.weight_shapes(h).values()]
+
+        def expert(width: int) -> list[int]:
+            matrices = [h * width] * (3 if mlp.gated else 2)
+            biases = ([width] * (2 if mlp.gated else 1) + [h]) if mlp.bias else []
+            return matrices + biases
+
+        if mlp.kind == "token_routed":
+            layer += [mlp.num_experts * size for size in expert(mlp.intermediate_size)]
+        else:
+            layer += expert(mlp.intermediate_size) * (mlp.num_experts if mlp.kind == "moe" else 1)
+        layer += expert(mlp.shared_intermediate_size) * mlp.num_shared_experts
+        if mlp.kind == "moe":
+            layer += [mlp.num_experts * h] + ([mlp.num_experts] if mlp.router_bias else [])
+        sizes += layer * group.count
+    return sizes + norm

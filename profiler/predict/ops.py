@@ -25,12 +25,12 @@ Conventions:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
 from profiler.formulas import flops as F
 from profiler.formulas.memory import dtype_bytes
+from profiler.formulas.params import parameter_tensor_sizes
 from profiler.workload import Workload
 
 # Launches and full-tensor passes (reads + writes) of the zoo's eager element-wise blocks, float32.
@@ -260,35 +260,6 @@ def backward_extra_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> 
             stacked = mlp.num_experts * mlp.intermediate_size * h  # one stacked parameter [E, h, I]
             ops += [elementwise("mlp.expert_grad_stack", stacked, 2, 1, b).scaled(3 * group.count)]  # gate, up, down
     return [replace(op, phase="backward") for op in ops]
-
-
-def parameter_tensor_sizes(arch: ArchSpec) -> list[int]:
-    """Numbers in each parameter tensor the optimizer loops over (they add up to `count_params(arch).total`):
-    token embedding (+ position table, + untied head), per layer the norms, projections (+ biases, QK-norm, MLA's
-    latent norms), MLP matrices (+ biases; the zoo's token-routed experts stacked into one tensor per matrix, MoE
-    experts one tensor each) and router (+ DeepSeek-V3's correction bias), and the final norm."""
-    h, vocab = arch.hidden_size, arch.vocab_size
-    norm = [h, h] if arch.norm == "layernorm" else [h]
-    sizes = [vocab * h] + ([arch.learned_positions * h] if arch.learned_positions else [])
-    sizes += [] if arch.tie_word_embeddings else [vocab * h]
-    for group in arch.layer_groups:
-        att, mlp = group.attention, group.mlp
-        layer = 2 * norm + [math.prod(shape) for shape in att.weight_shapes(h).values()]
-
-        def expert(width: int) -> list[int]:
-            matrices = [h * width] * (3 if mlp.gated else 2)
-            biases = ([width] * (2 if mlp.gated else 1) + [h]) if mlp.bias else []
-            return matrices + biases
-
-        if mlp.kind == "token_routed":
-            layer += [mlp.num_experts * size for size in expert(mlp.intermediate_size)]
-        else:
-            layer += expert(mlp.intermediate_size) * (mlp.num_experts if mlp.kind == "moe" else 1)
-        layer += expert(mlp.shared_intermediate_size) * mlp.num_shared_experts
-        if mlp.kind == "moe":
-            layer += [mlp.num_experts * h] + ([mlp.num_experts] if mlp.router_bias else [])
-        sizes += layer * group.count
-    return sizes + norm
 
 
 def optimizer_ops(tensor_sizes: list[int]) -> list[Op]:

@@ -53,8 +53,13 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
              "dense": human(row["detailed_dense"], "FLOPs"), "causal": human(row["detailed_causal"], "FLOPs"),
              "dense/6N": f"{row['dense_over_six_n']:.3f}", "causal/6N": f"{row['causal_over_six_n']:.3f}"}
             for row in report["six_n_vs_detailed"]]))
+        memory = report["memory"]
         out.append(("Memory", [{"quantity": key, "bytes": exact(value), "human": human(value, "bytes")}
-                               for key, value in report["memory"].items()]))
+                               for key, value in memory.items() if not isinstance(value, dict)]))
+        for key, title in (("timeline", "Memory of a training step, by phase (the peak is the largest)"),
+                           ("generate_timeline", "Memory of generation, by phase")):
+            out.append((title, [{"phase": phase, "bytes": exact(value), "human": human(value, "bytes")}
+                                for phase, value in memory[key].items()]))
     if "validation" in report:
         check = report["validation"]
         notes = "".join(f"; note: {note}" for note in check["notes"])

@@ -35,7 +35,8 @@ def render_markdown(result: dict[str, Any]) -> str:
 
     lines += ["", "## Memory", ""]
     lines += _table(["quantity", "bytes", "human"],
-                    [[key, f"{value:,}", human(value, "bytes")] for key, value in memory.items() if value])
+                    [[key, f"{value:,}", human(value, "bytes")] for key, value in memory.items()
+                     if value and not isinstance(value, dict)])
 
     check = result["validation"]
     verdict = "passed" if check["passed"] else "FAILED"

@@ -8,7 +8,8 @@ import pytest
 from conftest import synthetic_profile
 
 from profiler.arch import from_size
-from profiler.checks.compare import compare_points, grid, largest_training_point, prediction_error, summary
+from profiler.checks.compare import (compare_points, grid, largest_training_point, predicted_peak, prediction_error,
+                                     summary)
 from profiler.measuring.model_shapes import net_rate_spread, workload_shapes
 from profiler.predict.roofline import predict
 from profiler.render.comparison import write_outputs
@@ -45,8 +46,13 @@ def test_compare_rows_summary_and_files(tmp_path):
 
     rows = compare_points(points, profile, fake_measure)
     assert len(rows) == 4 and all(r["error"] == pytest.approx(1 / 1.2 - 1) for r in rows)
-    assert all(("memory" in r) == (r["mode"] == "train") for r in rows)
+    assert all("memory" in r for r in rows)
     assert rows[-1]["memory"]["measured_added_bytes"] == 9 * 10**8
+    tiny = resolve("tiny")
+    for row in rows:
+        predicted, start = predicted_peak(tiny, row["mode"], row["batch"], row["seq_len"], "float32", "cpu")
+        assert row["memory"]["predicted_peak_bytes"] == predicted
+        assert row["memory"]["predicted_added_bytes"] == predicted - start > 0
     stats = summary(rows)
     assert stats["points"] == 4 and stats["median_abs_error"] == pytest.approx(1 - 1 / 1.2)
     assert stats["min_median_abs_error"] == stats["median_abs_error"]

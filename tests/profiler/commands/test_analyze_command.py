@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from profiler.checks import published
+from profiler.formulas import memory as M
 from profiler.cli import main
 from profiler.source import MODELS_DIR
 
@@ -15,6 +16,7 @@ PARAM_KEYS = {"total", "active", "embedding", "non_embedding", "active_non_embed
 FLOP_KEYS = {"forward", "forward_causal", "backward", "backward_causal", "recompute", "recompute_causal",
              "train_step", "train_step_causal", "six_nd", "palm", "prefill", "decode_per_token", "components"}
 MEMORY_KEYS = {"weights", "gradients", "optimizer", "master_weights", "activations", "activations_korthikanti",
+               "forward_peak", "generate_peak", "timeline", "generate_timeline",
                "kv_cache", "prefill_working", "train_peak", "inference_peak"}
 
 
@@ -31,14 +33,19 @@ def test_json_interface_is_stable(capsys):
     assert set(report["params"]) == PARAM_KEYS and set(report["flops"]) == FLOP_KEYS
     assert set(report["memory"]) == MEMORY_KEYS
     assert set(report["flops"]["components"]) == {"dense", "causal", "prefill", "decode_per_token"}
-    assert all(isinstance(v, int) for v in report["memory"].values())
+    timelines = ("timeline", "generate_timeline")
+    assert all(isinstance(v, int) for k, v in report["memory"].items() if k not in timelines)
+    assert set(report["memory"]["timeline"]) == set(M.TRAINING_PHASES)
+    assert set(report["memory"]["generate_timeline"]) == set(M.GENERATE_PHASES)
     assert report["workload"]["micro_batch"] == 2
     flops, memory = report["flops"], report["memory"]
     attention = flops["components"]["dense"]["attention_scores"]  # fused kernel: the backward recomputes it
     assert flops["backward"] == 2 * flops["forward"] + attention
     assert flops["train_step"] == flops["forward"] + flops["backward"]
     assert flops["forward_causal"] < flops["forward"]
-    assert memory["train_peak"] == memory["weights"] + memory["gradients"] + memory["optimizer"] + memory["activations"]
+    assert memory["train_peak"] == max(memory["timeline"].values())
+    assert memory["generate_peak"] == max(memory["generate_timeline"].values())
+    assert memory["timeline"]["between_steps"] == memory["weights"] + memory["optimizer"]
 
 
 def test_grad_accumulation_changes_activations_only(capsys):

@@ -1,7 +1,10 @@
+import dataclasses
+
 import pytest
 
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_size
 from profiler.formulas import memory as M
+from profiler.formulas.params import count_params, parameter_tensor_sizes
 from profiler.source import resolve
 
 
@@ -66,3 +69,61 @@ def test_prefill_working_set_grows_with_tokens():
     one, four = (M.prefill_working_bytes(arch, 1, s, "bfloat16") for s in (64, 256))
     logits = arch.vocab_size * 4
     assert four - logits == 4 * (one - logits)
+
+
+def test_training_timeline_terms_by_hand():
+    arch = from_size("tiny")  # tied head: V = 32000, h = 256
+    params, b, s = count_params(arch).total, 2, 64
+    t, v, h = b * s, arch.vocab_size, arch.hidden_size
+    timeline = M.training_timeline(arch, b, s, "float32", device="cpu")
+    assert tuple(timeline) == M.TRAINING_PHASES
+    assert timeline["between_steps"] == 4 * params + 8 * params  # weights + AdamW's two moments
+    forward_end = (timeline["between_steps"] + M.layers_activation_bytes(arch, b, s, "float32")
+                   + 2 * t * h * 4 + t * v * 4)
+    assert timeline["forward_end"] == forward_end
+    assert timeline["loss"] == forward_end + t * v * 4  # the logits, alive while the log-softmax is computed
+    assert timeline["backward_start"] == forward_end + 2 * t * v * 4
+    assert timeline["backward_end"] == timeline["between_steps"] + 4 * params + 2 * v * h * 4  # tied tables
+    largest = max(parameter_tensor_sizes(arch))
+    assert largest == v * h and timeline["optimizer_step"] == timeline["between_steps"] + 4 * params + 8 * largest
+
+
+def test_training_timeline_options():
+    arch = from_size("tiny")
+    params = count_params(arch).total
+    cpu, cuda = (M.training_timeline(arch, 1, 32, device=d) for d in ("cpu", "cuda"))
+    assert {k for k in cpu if cpu[k] != cuda[k]} == {"optimizer_step"}
+    assert cuda["optimizer_step"] - cpu["optimizer_step"] == 4 * params - 8 * max(parameter_tensor_sizes(arch))
+    sgd = M.training_timeline(arch, 1, 32, optimizer="sgd", device="cpu")
+    assert sgd["optimizer_step"] == sgd["between_steps"] + 4 * params  # in place: gradients only
+    accumulating = M.training_timeline(arch, 1, 32, grad_accum=4, device="cpu")
+    assert accumulating["loss"] - cpu["loss"] == 4 * params and accumulating["backward_end"] == cpu["backward_end"]
+    full = M.training_timeline(arch, 1, 32, recompute="full", device="cpu")
+    assert full["forward_end"] < cpu["forward_end"]
+    half = M.training_timeline(arch, 1, 32, dtype="bfloat16", device="cpu")
+    tv = 32 * arch.vocab_size
+    assert half["loss"] - half["forward_end"] == tv * 2 + tv * 4  # 16-bit logits and their fp32 copy
+    untied_arch = dataclasses.replace(arch, tie_word_embeddings=False)
+    untied = M.training_timeline(untied_arch, 1, 32, device="cpu")
+    assert untied["backward_end"] - untied["between_steps"] == 4 * count_params(untied_arch).total  # no tables
+    for bad, match in ((dict(device="tpu"), "device='tpu'"), (dict(grad_accum=0), "grad_accum=0"),
+                       (dict(optimizer="lion"), "optimizer='lion'")):
+        with pytest.raises(ValueError, match=match):
+            M.training_timeline(arch, 1, 32, **bad)
+
+
+def test_forward_and_generate_peaks():
+    arch = from_size("tiny")
+    weights = 4 * count_params(arch).total
+    t = 4 * 512
+    assert M.forward_peak_bytes(arch, 4, 512, "float32") == weights + t * (arch.hidden_size + arch.vocab_size) * 4
+    generate = M.generate_timeline(arch, 2, 100, 28, "float32")
+    assert tuple(generate) == M.GENERATE_PHASES
+    logits = 2 * arch.vocab_size * 8
+    assert generate["prefill"] == (weights + M.kv_cache_bytes(arch, 2, 100, "float32")
+                                   + M.layer_working_bytes(arch, 200, "float32") + logits)
+    one_layer = M.kv_cache_bytes(arch, 2, 128, "float32") // arch.num_layers
+    assert generate["last_decode_step"] == (weights + M.kv_cache_bytes(arch, 2, 128, "float32") + one_layer
+                                            + M.layer_working_bytes(arch, 2, "float32") + logits)
+    with pytest.raises(ValueError, match="new_tokens=0"):
+        M.generate_timeline(arch, 1, 8, 0, "float32")

@@ -6,7 +6,7 @@ import pytest
 
 from profiler.arch import from_size
 from profiler.formulas import flops as F
-from profiler.formulas.params import count_params
+from profiler.formulas.params import count_params, parameter_tensor_sizes
 from profiler.predict.ops import (
     Workload,
     backward_op,
@@ -14,7 +14,6 @@ from profiler.predict.ops import (
     forward_ops,
     matmul,
     model_ops,
-    parameter_tensor_sizes,
     split_evenly,
 )
 from profiler.source import resolve

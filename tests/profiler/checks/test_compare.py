@@ -8,8 +8,14 @@ import pytest
 from conftest import synthetic_profile
 
 from profiler.arch import from_size
-from profiler.checks.compare import (compare_points, grid, largest_training_point, predicted_peak, prediction_error,
-                                     summary)
+from profiler.checks.compare import (
+    compare_points,
+    grid,
+    largest_training_point,
+    predicted_peak,
+    prediction_error,
+    summary,
+)
 from profiler.measuring.model_shapes import net_rate_spread, workload_shapes
 from profiler.predict.roofline import predict
 from profiler.render.comparison import write_outputs

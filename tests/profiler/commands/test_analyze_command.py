@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from profiler.checks import published
-from profiler.formulas import memory as M
 from profiler.cli import main
+from profiler.formulas import memory as M
 from profiler.source import MODELS_DIR
 
 PARAM_KEYS = {"total", "active", "embedding", "non_embedding", "active_non_embedding", "active_compute",

@@ -19,7 +19,7 @@ PACKAGES = ("complexity", "profiler", "simulator")
 # one after it. commands/ and cli.py sit on top of everything.
 PROFILER_LAYERS = (
     ("arch", "formulas", "workload", "source", "hardware"),
-    ("counting", "predict", "measuring", "analysis"),
+    ("counting", "predict", "measuring", "analysis", "fit"),
     ("checks",),
     ("render",),
     ("commands", "cli", "__main__"),

@@ -62,3 +62,19 @@ def plot_roofline(source: ModelSource, workload: Workload, profile: HardwareProf
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def plot_fit(curves: dict[str, list[int]], batches: list[int], budget: int, title: str, path: Path) -> None:
+    """Each training phase's predicted bytes against the micro-batch, with the memory budget as a line."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
+    for phase, values in curves.items():
+        ax.plot(batches, [v / 2**30 for v in values], marker="o", ms=3, label=phase)
+    ax.axhline(budget / 2**30, color="k", lw=1.5, ls="--", label=f"budget {budget / 2**30:,.1f} GiB")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="micro-batch (sequences)", ylabel="live tensors (GiB)", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)

@@ -141,6 +141,7 @@ class _CpuStorageTracker(TorchDispatchMode):
         self.live_bytes -= self._storages.pop(key)[1]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        """Run the op, count the storages of its outputs, and raise the peak to the live total."""
         out = func(*args, **(kwargs or {}))
         for value in tree_flatten(out)[0]:
             storage = _cpu_storage(value)

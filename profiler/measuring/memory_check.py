@@ -42,6 +42,7 @@ def allocator_peak(step: Callable[[], Any], setup: Callable[[], Any] | None = No
             setup()
         with record_function(_STEP_LABEL):
             step()
+    # The raw event list, where every allocator event stands alone (prof.events() folds those inside an op into it).
     events = prof.profiler.kineto_results.events()
     (label,) = [e for e in events if e.name() == _STEP_LABEL]
     changes = sorted(((e.start_ns(), e.nbytes()) for e in events

@@ -10,28 +10,28 @@ Peak memory, per device:
   (rounded to the allocator's 512-byte blocks), not the larger reserved/cached pool.
 * **MPS**: torch.mps has no peak counter. We report `current_allocated_memory` (live tensors) at the start and
   end, and `driver_allocated_memory` (what Metal holds, caches included) at the end as an upper bound of the peak.
-* **CPU**: PyTorch keeps no statistics for CPU memory. The process RSS (resident set size) is no good measure:
-  glibc's malloc keeps freed blocks, RSS counts the interpreter and libraries, and its high-water mark cannot be
-  reset portably. We count tensors instead: `_CpuAllocationTracker`, a TorchDispatchMode, sees every aten op's
-  outputs, adds the bytes of each storage it has not seen, and notices a storage's release through a weak
-  reference to it; the peak is the highest total of live storages at any op boundary. The baseline (weights,
-  optimizer state present before the region) is the bytes of distinct storages of every CPU tensor the garbage
-  collector knows. Like CUDA's figure it counts tensor bytes; unlike it, it misses scratch memory a kernel
-  allocates and frees inside one op (e.g. oneDNN workspaces) and rounds nothing. It slows every op, so measure
-  memory in a separate pass from timing.
+* **CPU**: PyTorch keeps no statistics for CPU memory, and the process RSS (resident set size) is no good measure:
+  glibc's malloc keeps freed blocks, RSS counts the interpreter and libraries and not pages allocated but never
+  touched. We count tensor storages instead (`_CpuStorageTracker`): every CPU storage live when the region
+  begins is registered with a weak reference, a TorchDispatchMode registers each new storage an aten op
+  returns, and a storage's bytes are subtracted when its weak reference dies — so frees of storages older than
+  the region count too. The peak is the highest live total at any op boundary. Like CUDA's figure it counts tensor
+  bytes; unlike it, it misses scratch memory a kernel allocates and frees inside one op and rounds nothing.
+  `profiler.measuring.memory_check` cross-checks it against the CPU allocator's own events. It slows every op,
+  so measure memory in a separate pass from timing.
 """
 
 from __future__ import annotations
 
 import gc
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -78,43 +78,77 @@ def _cpu_storage(value: Any) -> torch.UntypedStorage | None:
     return storage
 
 
-class _CpuAllocationTracker(TorchDispatchMode):
-    """Bytes of live CPU tensor storages created inside the mode, and their highest total (see module docstring)."""
+def _live_cpu_storages() -> Iterator[torch.UntypedStorage]:
+    """The storages of every CPU tensor the garbage collector tracks (weights, buffers, optimizer state, cached
+    inputs), and of the gradients of those that are leaves: a gradient written by backward has no Python object
+    until something reads `.grad`, so the collector cannot see it. A storage shared by several tensors (views)
+    comes once per tensor; callers count it once."""
+    for obj in gc.get_objects():
+        # type(), not isinstance(): isinstance reads obj.__class__, which some lazy module proxies warn about.
+        if not issubclass(type(obj), torch.Tensor):
+            continue
+        tensors = [obj, obj.grad] if obj.is_leaf else [obj]  # .grad of a non-leaf warns
+        for tensor in tensors:
+            storage = _cpu_storage(tensor)
+            if storage is not None:
+                yield storage
+
+
+class _CpuStorageTracker(TorchDispatchMode):
+    """Bytes of live CPU tensor storages, counted by storage identity, and their highest total at an op boundary.
+
+    `start()` registers every storage live at that moment (`_live_cpu_storages`); then each aten op's outputs are
+    looked at: a storage already registered (in-place ops, views, `out=`) adds nothing unless it grew (resize),
+    a new one adds its nbytes. Each registered storage carries a weak reference whose callback subtracts its
+    bytes when the storage is freed — also for storages that existed before the region, such as the gradients
+    `zero_grad(set_to_none=True)` drops. PyTorch keeps one Python object per storage for as long as the storage
+    lives, shared by all its views, so the callback fires exactly when the memory is released. Storages are
+    keyed by the id of that object, which cannot be reused before the callback has removed it (an address
+    reused by the allocator is a new storage object). Cost per op: a look-up per output, no scan of live storages.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._live: dict[int, tuple[StorageWeakRef, int]] = {}
-        self.current = 0
-        self.peak = 0
+        self._storages: dict[int, tuple[weakref.ref[torch.UntypedStorage], int]] = {}
+        self.live_bytes = 0
+        self.peak_bytes = 0
 
-    def _release_dead(self) -> None:
-        for key, (ref, nbytes) in list(self._live.items()):
-            if ref.expired():
-                del self._live[key]
-                self.current -= nbytes
+    def start(self) -> None:
+        """Register the storages live now; the live total and the peak start from their bytes."""
+        for storage in _live_cpu_storages():
+            self._register(storage)
+        self.peak_bytes = self.live_bytes
+
+    def stop(self) -> None:
+        """Forget every storage: later frees change nothing (and the callbacks no longer hold the tracker)."""
+        self._storages.clear()
+
+    def _register(self, storage: torch.UntypedStorage) -> None:
+        """Count `storage` if it is new, or the change of its size if it was resized since it was counted."""
+        key, nbytes = id(storage), storage.nbytes()
+        if key in self._storages:
+            ref, counted = self._storages[key]
+        elif nbytes == 0:
+            return  # holds nothing; counted if it grows and an op returns it again
+        else:
+            ref, counted = weakref.ref(storage, lambda _: self._release(key)), 0
+        if nbytes != counted:
+            self._storages[key] = (ref, nbytes)
+            self.live_bytes += nbytes - counted
+
+    def _release(self, key: int) -> None:
+        """The weak-reference callback of a freed storage."""
+        self.live_bytes -= self._storages.pop(key)[1]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        """Run the op, count the storages of its outputs, and raise the peak to the live total."""
         out = func(*args, **(kwargs or {}))
-        self._release_dead()
         for value in tree_flatten(out)[0]:
             storage = _cpu_storage(value)
-            if storage is not None and storage.data_ptr() not in self._live and storage.nbytes() > 0:
-                self._live[storage.data_ptr()] = (StorageWeakRef(storage), storage.nbytes())
-                self.current += storage.nbytes()
-        self.peak = max(self.peak, self.current)
+            if storage is not None:
+                self._register(storage)
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         return out
-
-
-def live_cpu_tensor_bytes() -> int:
-    """Bytes of the distinct storages of every CPU tensor the garbage collector tracks (weights, buffers,
-    optimizer state, cached inputs). Views share a storage and count once."""
-    storages: dict[int, int] = {}
-    for obj in gc.get_objects():
-        # type(), not isinstance(): isinstance reads obj.__class__, which some lazy module proxies warn about.
-        storage = _cpu_storage(obj) if issubclass(type(obj), torch.Tensor) else None
-        if storage is not None:
-            storages[storage.data_ptr()] = storage.nbytes()
-    return sum(storages.values())
 
 
 @dataclass
@@ -151,14 +185,20 @@ class Device:
 class CpuDevice(Device):
     @contextmanager
     def track_memory(self) -> Iterator[MemoryStats]:
-        stats = MemoryStats(method="cpu: live tensor storages via a TorchDispatchMode + gc baseline "
-                                   "(tensor bytes only; kernel-internal scratch not seen)")
-        stats.start_bytes = live_cpu_tensor_bytes()
-        tracker = _CpuAllocationTracker()
-        with tracker:
-            yield stats
-        stats.peak_bytes = stats.start_bytes + tracker.peak
-        stats.end_bytes = live_cpu_tensor_bytes()
+        """Bytes of live CPU tensor storages (see `_CpuStorageTracker`): those the garbage collector reaches at the
+        start, then every storage aten ops create, less every storage freed."""
+        stats = MemoryStats(method="cpu: live tensor storages by identity (gc at the start, then a TorchDispatchMode "
+                                   "and weakref callbacks; tensor bytes only, kernel-internal scratch not seen)")
+        tracker = _CpuStorageTracker()
+        tracker.start()
+        stats.start_bytes = tracker.live_bytes
+        try:
+            with tracker:
+                yield stats
+            stats.peak_bytes = tracker.peak_bytes
+            stats.end_bytes = tracker.live_bytes
+        finally:
+            tracker.stop()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "threads": torch.get_num_threads()}

@@ -70,9 +70,9 @@ def _timing_markdown(timing: dict[str, Any]) -> list[str]:
                      r["bound"], f"{r['mfu']:.1%}", memory])
     lines += _table(["step", "measured ms", "predicted ms", "error", "bound", "MFU", "peak memory error"], rows)
     lines += ["", "Error = (predicted − measured) ÷ measured. MFU = matmul FLOPs (causal) ÷ (time × the fastest matmul "
-                  "rate calibrated here). Peak memory: weights + gradients + AdamW + the activation estimate against the "
-                  "measured peak of live tensors, which also holds transient buffers the formula leaves out "
-                  "(vocabulary-sized gradient tables, optimizer temporaries)."]
+                  "rate calibrated here). Peak memory: the predicted peak of live tensors (training: the largest phase "
+                  "of the memory timeline; forward: weights and every logit) against the measured one (tensor "
+                  "storages on the CPU, the caching allocator's max_memory_allocated on CUDA)."]
     files = timing.get("files") or {}
     if files:
         lines += ["", "Files: " + ", ".join(f"{name} `{path}`" for name, path in files.items())]

@@ -12,6 +12,7 @@ from complexity.inputs import require_int
 from profiler.arch import ArchSpec
 from profiler.formulas import flops as F
 from profiler.formulas import memory as M
+from profiler.formulas import quantization as Q
 from profiler.formulas import scaling
 from profiler.formulas.params import ParamCounts, count_params, router_bias_params
 
@@ -49,11 +50,12 @@ def params_section(arch: ArchSpec, counts: ParamCounts) -> dict[str, Any]:
 def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | None = None,
             dtype: str = "bfloat16", optimizer: str = "adamw", grad_accum: int = 1,
             recompute: str = "none", attention_kernel: str = "fused", device: str = "cuda",
-            new_tokens: int = 32) -> dict[str, Any]:
+            new_tokens: int = 32, kv_dtype: str | None = None) -> dict[str, Any]:
     """The whole report as plain data (the `--format json` document). `device` picks the optimizer
     implementation the training timeline assumes (`memory.OPTIMIZER_PATHS`); `new_tokens` the length of the
-    generation whose peak is reported."""
+    generation whose peak is reported; `kv_dtype` the KV cache's storage (default `dtype`)."""
     context = seq_len if context is None else context
+    kv_dtype = dtype if kv_dtype is None else kv_dtype
     require_int("batch", batch)
     require_int("grad_accum", grad_accum)
     if batch % grad_accum:
@@ -71,7 +73,7 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
     weights = training["weights"]
     timeline = M.training_timeline(arch, micro_batch, seq_len, dtype, optimizer, recompute, grad_accum, device)
     generation = M.generate_timeline(arch, batch, seq_len, new_tokens, dtype)
-    kv_cache = M.kv_cache_bytes(arch, batch, context, dtype)
+    kv_cache = M.kv_cache_bytes(arch, batch, context, kv_dtype)
     prefill_working = M.prefill_working_bytes(arch, batch, seq_len, dtype)
     return {
         "model": arch.name, "model_type": arch.model_type,
@@ -84,7 +86,8 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
         },
         "workload": {"batch": batch, "micro_batch": micro_batch, "grad_accum": grad_accum, "seq_len": seq_len,
                      "context": context, "dtype": dtype, "optimizer": optimizer, "recompute": recompute,
-                     "attention_kernel": attention_kernel, "device": device, "new_tokens": new_tokens},
+                     "attention_kernel": attention_kernel, "device": device, "new_tokens": new_tokens,
+                     "kv_dtype": kv_dtype},
         "params": params_section(arch, counts),
         "flops": {
             "forward": forward["dense"], "forward_causal": forward["causal"],
@@ -110,6 +113,7 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
             "generate_peak": max(generation.values()),
             "inference_peak": weights + kv_cache + prefill_working,
             "timeline": timeline, "generate_timeline": generation,
+            "weights_by_format": Q.weight_bytes_by_format(arch, "float16" if dtype == "float16" else "bfloat16"),
         },
         "assumptions": list(ASSUMPTIONS),
     }

@@ -14,6 +14,8 @@ from profiler.formulas.flops import RECOMPUTE
 from profiler.formulas.params import count_params, parameter_tensor_sizes
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
+# A KV cache may also be stored in fp8 (E4M3, one scale per tensor, as vLLM's fp8 cache; the scales not counted).
+KV_DTYPE_BYTES = {**DTYPE_BYTES, "float8": 1}
 # fp32 numbers of state per parameter: Adam(W) keeps first and second moments (Kingma & Ba 2015; Loshchilov &
 # Hutter 2019), SGD with momentum one buffer, plain SGD none.
 OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd_momentum": 1, "sgd": 0}
@@ -255,9 +257,11 @@ def kv_elements_per_token(att: AttentionSpec) -> int:
 
 def kv_cache_bytes(arch: ArchSpec, batch: int, context: int, dtype: str) -> int:
     """Σ_layers B · cached_tokens · kv_elements_per_token · bytes(dtype) (`AttentionSpec.cached_tokens`: all C
-    tokens, or W - 1 with a sliding window)."""
+    tokens, or W - 1 with a sliding window); `dtype` one of `KV_DTYPE_BYTES`."""
+    if dtype not in KV_DTYPE_BYTES:
+        raise ValueError(f"kv dtype={dtype!r} is not one of {sorted(KV_DTYPE_BYTES)}")
     return sum(g.count * batch * g.attention.cached_tokens(context) * kv_elements_per_token(g.attention)
-               for g in arch.layer_groups) * dtype_bytes(dtype)
+               for g in arch.layer_groups) * KV_DTYPE_BYTES[dtype]
 
 
 def layer_working_bytes(arch: ArchSpec, tokens: int, dtype: str) -> int:

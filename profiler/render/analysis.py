@@ -12,7 +12,8 @@ from profiler.render.tables import exact, flatten, human, render_rows
 FORMATS = ("table", "json", "markdown", "csv")
 UNITS_BY_KEY = {"budget_usd": "USD", "usd_per_device_hour": "USD/h", "peak_flops_per_s": "FLOP/s",
                 "device_hours": "h", "seq_len": "tokens", "context": "tokens", "tokens": "tokens",
-                "batch": "sequences", "micro_batch": "sequences"}
+                "batch": "sequences", "micro_batch": "sequences", "bits_per_param": "bits", "layout": "",
+                "new_tokens": "tokens"}
 
 
 def _unit(path: str) -> str:
@@ -60,6 +61,10 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
                            ("generate_timeline", "Memory of generation, by phase")):
             out.append((title, [{"phase": phase, "bytes": exact(value), "human": human(value, "bytes")}
                                 for phase, value in memory[key].items()]))
+        out.append(("Weights in other formats (inference: the layers' matrices in the format, the rest in 16 bits)", [
+            {"format": name, "bytes": exact(row["bytes"]), "human": human(row["bytes"], "bytes"),
+             "bits/param": f"{row['bits_per_param']:.3f}", "layout": row["layout"]}
+            for name, row in memory["weights_by_format"].items()]))
     if "validation" in report:
         check = report["validation"]
         notes = "".join(f"; note: {note}" for note in check["notes"])

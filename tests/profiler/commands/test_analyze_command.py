@@ -16,7 +16,7 @@ PARAM_KEYS = {"total", "active", "embedding", "non_embedding", "active_non_embed
 FLOP_KEYS = {"forward", "forward_causal", "backward", "backward_causal", "recompute", "recompute_causal",
              "train_step", "train_step_causal", "six_nd", "palm", "prefill", "decode_per_token", "components"}
 MEMORY_KEYS = {"weights", "gradients", "optimizer", "master_weights", "activations", "activations_korthikanti",
-               "forward_peak", "generate_peak", "timeline", "generate_timeline",
+               "forward_peak", "generate_peak", "timeline", "generate_timeline", "weights_by_format",
                "kv_cache", "prefill_working", "train_peak", "inference_peak"}
 
 
@@ -33,7 +33,7 @@ def test_json_interface_is_stable(capsys):
     assert set(report["params"]) == PARAM_KEYS and set(report["flops"]) == FLOP_KEYS
     assert set(report["memory"]) == MEMORY_KEYS
     assert set(report["flops"]["components"]) == {"dense", "causal", "prefill", "decode_per_token"}
-    timelines = ("timeline", "generate_timeline")
+    timelines = ("timeline", "generate_timeline", "weights_by_format")
     assert all(isinstance(v, int) for k, v in report["memory"].items() if k not in timelines)
     assert set(report["memory"]["timeline"]) == set(M.TRAINING_PHASES)
     assert set(report["memory"]["generate_timeline"]) == set(M.GENERATE_PHASES)

@@ -29,7 +29,7 @@ def report(source: ModelSource, batch: int = 1, seq_len: int = 128, timing: bool
     with the profile calibrated for the timing and its grid points (None and [] without `timing`)."""
     from profiler.checks import validate  # imports torch: only here, so `analyze` stays torch-free
 
-    analysis = analyze(source.arch, batch=batch, seq_len=seq_len, dtype=DTYPE)
+    analysis = analyze(source.arch, batch=batch, seq_len=seq_len, dtype=DTYPE, device=device.split(":")[0])
     result: dict[str, Any] = {"model": analysis["model"], "analysis": analysis,
                               "validation": validate.summary(validate.validate(source, batch, seq_len))}
     if not timing:

@@ -14,6 +14,7 @@ from pathlib import Path
 from profiler.checks.report import report
 from profiler.commands.settings import default_threads, torch_threads
 from profiler.render.comparison import write_outputs
+from profiler.render.plots import plot_memory_timeline
 from profiler.render.report import render_markdown
 from profiler.source import resolve
 
@@ -46,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     text = render_markdown(result)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        train = next((row for row in result.get("timing", {}).get("rows", []) if row["mode"] == "train"), {})
+        measured = train.get("memory", {}).get("measured_peak_bytes")
+        plot_memory_timeline(result["analysis"]["memory"]["timeline"], measured,
+                             f"{result['model']}: a training step, batch {args.batch} x {args.seq_len} tokens",
+                             out / "memory_timeline.png")
         (out / "report.md").write_text(text + "\n", encoding="utf-8")
         (out / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2) if args.format == "json" else text)

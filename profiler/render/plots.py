@@ -64,6 +64,23 @@ def plot_roofline(source: ModelSource, workload: Workload, profile: HardwareProf
     fig.savefig(path, dpi=120)
 
 
+def plot_memory_timeline(timeline: dict[str, int], measured_peak: int | None, title: str, path: Path) -> None:
+    """The predicted live bytes at each phase of a training step as bars, and the measured peak as a line."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    phases = list(timeline)
+    ax.bar(phases, [timeline[p] / 2**20 for p in phases], color="tab:blue", label="predicted")
+    if measured_peak is not None:
+        ax.axhline(measured_peak / 2**20, color="tab:red", lw=1.5, label=f"measured peak {measured_peak / 2**20:,.1f} MiB")
+    ax.set(ylabel="live tensors (MiB)", title=title)
+    ax.tick_params(axis="x", labelrotation=20)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def plot_fit(curves: dict[str, list[int]], batches: list[int], budget: int, title: str, path: Path) -> None:
     """Each training phase's predicted bytes against the micro-batch, with the memory budget as a line."""
     from matplotlib.figure import Figure

@@ -20,7 +20,7 @@ def test_report_without_timing_joins_analysis_and_validation(capsys):
     assert main(["report", "tiny", "--seq-len", "16", "--no-timing", "--format", "json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"model", "analysis", "validation"}
-    assert result["analysis"] == json.loads(json.dumps(analyze(resolve("tiny").arch, batch=1, seq_len=16,
+    assert result["analysis"] == json.loads(json.dumps(analyze(resolve("tiny").arch, batch=1, seq_len=16, device="cpu",
                                                                dtype="float32")))
     assert result["validation"]["passed"] and result["validation"]["max_rel_error"] == 0
 
@@ -51,6 +51,7 @@ def test_report_writes_its_files(tmp_path, capsys):
     assert main(["report", "tiny", "--seq-len", "8", "--no-timing", "--output-dir", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert (tmp_path / "report.md").read_text() == printed
+    assert (tmp_path / "memory_timeline.png").stat().st_size > 0
     assert json.loads((tmp_path / "report.json").read_text())["model"] == "tiny"
 
 

@@ -50,10 +50,11 @@ def params_section(arch: ArchSpec, counts: ParamCounts) -> dict[str, Any]:
 def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | None = None,
             dtype: str = "bfloat16", optimizer: str = "adamw", grad_accum: int = 1,
             recompute: str = "none", attention_kernel: str = "fused", device: str = "cuda",
-            new_tokens: int = 32, kv_dtype: str | None = None) -> dict[str, Any]:
+            new_tokens: int = 32, kv_dtype: str | None = None, autocast: str | None = None) -> dict[str, Any]:
     """The whole report as plain data (the `--format json` document). `device` picks the optimizer
     implementation the training timeline assumes (`memory.OPTIMIZER_PATHS`); `new_tokens` the length of the
-    generation whose peak is reported; `kv_dtype` the KV cache's storage (default `dtype`)."""
+    generation whose peak is reported; `kv_dtype` the KV cache's storage (default `dtype`); `autocast` a 16-bit
+    dtype the training timeline's forward runs under (fp32 weights: `dtype` float32)."""
     context = seq_len if context is None else context
     kv_dtype = dtype if kv_dtype is None else kv_dtype
     require_int("batch", batch)
@@ -71,7 +72,8 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
 
     training = M.training_bytes(arch, counts.total, micro_batch, seq_len, dtype, optimizer, recompute)
     weights = training["weights"]
-    timeline = M.training_timeline(arch, micro_batch, seq_len, dtype, optimizer, recompute, grad_accum, device)
+    timeline = M.training_timeline(arch, micro_batch, seq_len, dtype, optimizer, recompute, grad_accum, device,
+                                   autocast)
     generation = M.generate_timeline(arch, batch, seq_len, new_tokens, dtype)
     kv_cache = M.kv_cache_bytes(arch, batch, context, kv_dtype)
     prefill_working = M.prefill_working_bytes(arch, batch, seq_len, dtype)
@@ -87,7 +89,7 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
         "workload": {"batch": batch, "micro_batch": micro_batch, "grad_accum": grad_accum, "seq_len": seq_len,
                      "context": context, "dtype": dtype, "optimizer": optimizer, "recompute": recompute,
                      "attention_kernel": attention_kernel, "device": device, "new_tokens": new_tokens,
-                     "kv_dtype": kv_dtype},
+                     "kv_dtype": kv_dtype, "autocast": autocast},
         "params": params_section(arch, counts),
         "flops": {
             "forward": forward["dense"], "forward_causal": forward["causal"],

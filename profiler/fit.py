@@ -61,10 +61,12 @@ def _answer(size: int, timeline: Callable[[int], dict[str, int]], budget: int) -
 
 
 def fit(arch: ArchSpec, budget: int, seq_len: int = 2048, dtype: str = "bfloat16", optimizer: str = "adamw",
-        device: str = "cuda", new_tokens: int = 256, decode_context: int | None = None) -> dict[str, Any]:
+        device: str = "cuda", new_tokens: int = 256, decode_context: int | None = None,
+        autocast: str | None = None) -> dict[str, Any]:
     """What fits in `budget` bytes (the `python -m profiler fit` document):
 
-    * training: for each recompute option, the largest micro-batch of `seq_len` tokens (`training_timeline`);
+    * training: for each recompute option, the largest micro-batch of `seq_len` tokens (`training_timeline`,
+      under `autocast` when given);
     * longest_context: the longest prompt that one sequence can take and still generate `new_tokens` tokens
       (`generate_timeline`), at most the model's max_position_embeddings − new_tokens;
     * decode_batch: the largest batch generating `new_tokens` tokens after prompts of `decode_context` tokens
@@ -77,7 +79,8 @@ def fit(arch: ArchSpec, budget: int, seq_len: int = 2048, dtype: str = "bfloat16
     training = {}
     for recompute in RECOMPUTE:
         def phases(batch: int, recompute: str = recompute) -> dict[str, int]:
-            return M.training_timeline(arch, batch, seq_len, dtype, optimizer, recompute, device=device)
+            return M.training_timeline(arch, batch, seq_len, dtype, optimizer, recompute, device=device,
+                                       autocast=autocast)
 
         training[recompute] = _answer(largest(lambda b: max(phases(b).values()), budget, MAX_SEARCH), phases, budget)
 
@@ -93,7 +96,7 @@ def fit(arch: ArchSpec, budget: int, seq_len: int = 2048, dtype: str = "bfloat16
     return {
         "model": arch.name, "budget_bytes": budget,
         "workload": {"seq_len": seq_len, "dtype": dtype, "optimizer": optimizer, "device": device,
-                     "new_tokens": new_tokens, "decode_context": decode_context},
+                     "new_tokens": new_tokens, "decode_context": decode_context, "autocast": autocast},
         "training": training,
         "longest_context": {**_answer(longest, prompt, budget), "limit": context_limit,
                             "limited_by": "max_position_embeddings" if longest == context_limit else "memory"},

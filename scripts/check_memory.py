@@ -3,6 +3,7 @@ CPU tracker `measure` uses and against the CPU allocator's own record.
 
     python scripts/check_memory.py [--models tiny,20m,small] [--modes train,forward,generate]
                                    [--batches 1,4] [--seq-lens 128,512] [--new-tokens 16] [--extra tiny:1:2048]
+modes: train (fp32), train_bf16 (fp32 weights, bf16 autocast), forward (no grad, every logit), generate
 
 MODELs are zoo sizes, shipped config names or config.json paths, plus two transformers configs defined here:
 `hf_llama` (Llama, untied head, vocab 32,000, hidden 512, 8 layers) and `hf_mixtral` (Mixtral, 4 experts, top 2).
@@ -15,7 +16,8 @@ zero_grad to None, forward with labels, backward, AdamW; forward = no-grad, ever
 tokens) and run it once, so gradients and AdamW's state exist; measure one call with `allocator_peak` and the next
 with `CpuDevice.track_memory`. One torch thread.
 
-Predicted: train = the largest phase of `training_timeline` (device cpu: single-tensor AdamW); forward =
+Predicted: train = the largest phase of `training_timeline` (device cpu: single-tensor AdamW; train_bf16 with
+`autocast="bfloat16"`); forward =
 `forward_peak_bytes`; generate = the largest phase of `generate_timeline`. Prints a Markdown table: the three
 peaks in MiB, the prediction's error against the tracker, and the tracker against the allocator (`unseen frees`:
 the allocator logged a free of a block allocated before its profile began, so its figures would be too high).
@@ -33,7 +35,7 @@ from typing import Any
 
 UNSEEN_FREE_WARNING = "Memory block of unknown size was allocated before the profiling started"
 MIB = 2**20
-MODES = ("train", "forward", "generate")
+MODES = ("train", "train_bf16", "forward", "generate")  # train_bf16: fp32 weights, the forward under bf16 autocast
 HF_CONFIGS = {
     "hf_llama": dict(model_type="llama", vocab_size=32000, hidden_size=512, intermediate_size=1536,
                      num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=4096,
@@ -54,8 +56,9 @@ def predicted_bytes(model: str, mode: str, batch: int, seq_len: int, new_tokens:
     from profiler.formulas import memory as M
 
     arch = source_of(model).arch
-    if mode == "train":
-        return max(M.training_timeline(arch, batch, seq_len, "float32", device="cpu").values())
+    if mode.startswith("train"):
+        autocast = "bfloat16" if mode == "train_bf16" else None
+        return max(M.training_timeline(arch, batch, seq_len, "float32", device="cpu", autocast=autocast).values())
     if mode == "forward":
         return M.forward_peak_bytes(arch, batch, seq_len, "float32")
     return max(M.generate_timeline(arch, batch, seq_len, new_tokens, "float32").values())
@@ -76,8 +79,8 @@ def measure_point(model: str, mode: str, batch: int, seq_len: int, new_tokens: i
 
     def setup() -> None:
         ids = torch.randint(source.arch.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(0))
-        call, _ = make_step(source.build("cpu"), mode, ids, new_tokens,
-                            zoo=source.is_zoo)
+        call, _ = make_step(source.build("cpu"), "train" if mode == "train_bf16" else mode, ids, new_tokens,
+                            zoo=source.is_zoo, autocast="bfloat16" if mode == "train_bf16" else None)
         state["call"] = call
         call()  # warm-up: gradients and AdamW's state exist from here on
 

@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="whose default optimizer implementation the memory timeline assumes: single-tensor on "
                              "cpu and mps, foreach (a copy of the parameters) on cuda (default cuda)")
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated for generate_peak (default 32)")
+    parser.add_argument("--autocast", choices=["bfloat16", "float16"],
+                        help="the memory timeline's forward under torch.autocast (fp32 weights: use --dtype float32)")
     parser.add_argument("--kv-dtype", choices=sorted(M.KV_DTYPE_BYTES),
                         help="KV cache storage for kv_cache and inference_peak (default --dtype)")
     parser.add_argument("--format", default="table", choices=FORMATS)
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         report = analyze(source.arch, batch=args.batch, seq_len=args.seq_len, context=args.context,
                          dtype=args.dtype, optimizer=args.optimizer, grad_accum=args.grad_accum,
                          recompute=args.recompute, attention_kernel=args.attention_kernel, device=args.device,
-                         new_tokens=args.new_tokens, kv_dtype=args.kv_dtype)
+                         new_tokens=args.new_tokens, kv_dtype=args.kv_dtype, autocast=args.autocast)
         if args.counted:
             from profiler.checks import validate  # imports torch, transformers and fvcore: only when asked
 

@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dtype", default="bfloat16", choices=sorted(M.DTYPE_BYTES),
                         help="weights and activations; 16-bit means mixed precision (default bfloat16)")
     parser.add_argument("--optimizer", default="adamw", choices=sorted(M.OPTIMIZER_STATES))
+    parser.add_argument("--autocast", choices=["bfloat16", "float16"],
+                        help="train under torch.autocast with fp32 weights (use --dtype float32)")
     parser.add_argument("--device", choices=M.MEMORY_DEVICES,
                         help="optimizer implementation to assume (default: the profile's device, else cuda)")
     parser.add_argument("--new-tokens", type=int, default=256, help="tokens generated (default 256)")
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or (profile.device_type if profile else "cuda")
     where = " of ".join(filter(None, [args.memory, profile.name if profile else None]))
     result = fit(arch, budget, args.seq_len, args.dtype, args.optimizer, device, args.new_tokens,
-                 args.decode_context)
+                 args.decode_context, args.autocast)
     result["memory_of"] = where
     if args.plot:
         from profiler.render.plots import plot_fit

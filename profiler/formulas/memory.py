@@ -11,7 +11,7 @@ from __future__ import annotations
 from complexity.inputs import require_int
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
 from profiler.formulas.flops import RECOMPUTE
-from profiler.formulas.params import count_params, parameter_tensor_sizes
+from profiler.formulas.params import count_params, embedding_params, parameter_tensor_sizes
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
 # A KV cache may also be stored in fp8 (E4M3, one scale per tensor, as vLLM's fp8 cache; the scales not counted).
@@ -122,6 +122,27 @@ def layer_saved_bytes_per_token(group: LayerGroup, hidden: int, act_bytes: int) 
     return elements * act_bytes + (att_stats + 2) * FP32
 
 
+def autocast_layer_bytes_per_token(group: LayerGroup, hidden: int, low: int) -> int:
+    """Bytes per token one layer keeps for backward under autocast — fp32 weights and residual stream, matmuls and
+    attention in a 16-bit dtype of `low` bytes (torch.autocast) — in the zoo's implementation:
+
+    * fp32: both norms' inputs (the residual stream, 2h) and the norms', QK-norms' and attention's statistics;
+    * 16-bit: every projection's own cast of the normed input (autocast casts an activation at each call: q, k
+      and v 3h, MLA's two input projections 2h; gate and up 2h per visited or shared expert, a plain MLP h, a
+      router h), then what fp32 training keeps too, at 16 bits (`_attention_saved`, `_mlp_saved` without the
+      dispatched input row, which autocast's casts replace).
+    The norms' outputs are fp32 and, consumed only through those casts, not kept."""
+    att, mlp = group.attention, group.mlp
+    att_elements, att_stats = _attention_saved(att)
+    projection_casts = (2 if att.is_mla else 3) * hidden
+    per_input = 2 if mlp.gated else 1
+    mlp_casts = per_input * hidden * (mlp.experts_per_token + mlp.num_shared_experts) + (hidden if mlp.kind == "moe"
+                                                                                         else 0)
+    dispatch = mlp.experts_per_token * hidden if mlp.kind != "dense" else 0
+    low_elements = projection_casts + att_elements + mlp_casts + _mlp_saved(group, hidden) - dispatch
+    return low_elements * low + (2 * hidden + att_stats + 2) * FP32
+
+
 def head_saved_bytes(arch: ArchSpec, tokens: int, act_bytes: int) -> int:
     """Final norm input and output (2h) plus the logits (V, activation dtype) and the fp32 log-softmax that
     cross-entropy keeps (V · 4 bytes), per token."""
@@ -129,20 +150,25 @@ def head_saved_bytes(arch: ArchSpec, tokens: int, act_bytes: int) -> int:
 
 
 def layers_activation_bytes(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str,
-                            recompute: str = "none") -> int:
+                            recompute: str = "none", autocast: str | None = None) -> int:
     """Bytes the decoder layers keep for backward in an implementation like the zoo's: fused SDPA (no S×S kept),
     RMSNorm, SwiGLU, GQA, token-routed or MoE MLP, no dropout, activations in `dtype`.
 
     none / selective: Σ_layers T·layer_saved_bytes_per_token (selective recomputation has nothing left to save:
     SDPA already recomputes the scores in its backward). full: each layer keeps only its input (T·h) and the layer
     being back-propagated holds its full set once (Chen et al. 2016, "Training Deep Nets with Sublinear Memory
-    Cost"). T = micro_batch · seq_len.
+    Cost"). T = micro_batch · seq_len. With `autocast` (a 16-bit dtype) each layer keeps
+    `autocast_layer_bytes_per_token` instead, and a layer's input is the fp32 residual stream.
     """
     if recompute not in RECOMPUTE:
         raise ValueError(f"recompute={recompute!r} is not one of {RECOMPUTE}")
     act_bytes, tokens = dtype_bytes(dtype), micro_batch * seq_len
-    per_layer = [(g.count, tokens * layer_saved_bytes_per_token(g, arch.hidden_size, act_bytes))
-                 for g in arch.layer_groups]
+    if autocast is None:
+        per_layer = [(g.count, tokens * layer_saved_bytes_per_token(g, arch.hidden_size, act_bytes))
+                     for g in arch.layer_groups]
+    else:
+        per_layer = [(g.count, tokens * autocast_layer_bytes_per_token(g, arch.hidden_size, dtype_bytes(autocast)))
+                     for g in arch.layer_groups]
     if recompute == "full":
         return arch.num_layers * tokens * arch.hidden_size * act_bytes + max(size for _, size in per_layer)
     return sum(count * size for count, size in per_layer)
@@ -199,7 +225,7 @@ def optimizer_temporary_bytes(tensor_sizes: list[int], optimizer: str, path: str
 
 def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str = "float32",
                       optimizer: str = "adamw", recompute: str = "none", grad_accum: int = 1,
-                      device: str = "cuda") -> dict[str, int]:
+                      device: str = "cuda", autocast: str | None = None) -> dict[str, int]:
     """Bytes of live tensors at each phase of one optimizer step of an implementation like the zoo's (next-token
     cross-entropy over the whole vocabulary, gradients released by `zero_grad(set_to_none=True)` between steps),
     for one micro-batch of T = micro_batch · seq_len tokens. The step's peak is the largest phase — a maximum over
@@ -210,20 +236,31 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
                        (2·T·h·a) + the logits (T·V·a; in 16-bit also their fp32 copy, T·V·4) + the fp32
                        log-softmax (T·V·4) that cross-entropy computes from them;
     * forward_end    = the same without the logits, which nothing keeps (cross-entropy saves its log-softmax);
-    * backward_start = forward_end + the NLL's gradient table and the log-softmax's input gradient, 2·T·V·4 (and
-                       that gradient cast back to 16-bit, T·V·a);
+    * backward_start = forward_end + the NLL's gradient table and the log-softmax's input gradient, 2·T·V·4 (in
+                       16-bit that gradient's cast back, T·V·a, comes once the first two are freed: less);
     * backward_end   = between + gradients (N·a) + a tied head's two V·h gradient tables (the embedding's and the
                        head's, both alive while they are summed into the shared weight's gradient);
     * optimizer_step = between + gradients + `optimizer_temporary_bytes` (the device's default implementation,
                        `OPTIMIZER_PATHS`).
 
     "Held gradients" are those of the earlier micro-batches: N·a when grad_accum > 1, else none. Activations are
-    freed as the backward proceeds while gradients appear, so the two ends of the backward bound it. Measured
-    against the CPU allocator's events for the zoo (docs/estimating.md); a transformers module keeps more."""
+    freed as the backward proceeds while gradients appear, so the two ends of the backward bound it.
+
+    `autocast` (bfloat16 or float16; `dtype` must then be float32, the weights'): the layers keep
+    `autocast_layer_bytes_per_token`, the final norm its fp32 input and the head its 16-bit input cast, the
+    forward also keeps a 16-bit copy of every matrix weight (autocast casts each once per forward and the matmuls
+    save it: N less the embedding table and norms, plus the head's V·h), the logits and their gradient are 16-bit
+    (a = the autocast dtype's bytes in the loss terms), and a tied head's gradient reaches the shared weight
+    through its copy, apart from the embedding's: one V·h fp32 table at the end of the backward instead of two.
+    Checked against the CPU allocator's events (scripts/check_memory.py, docs/measuring.md)."""
     require_int("grad_accum", grad_accum)
     if device not in MEMORY_DEVICES:
         raise ValueError(f"device={device!r} is not one of {MEMORY_DEVICES}")
-    a, tokens = dtype_bytes(dtype), micro_batch * seq_len
+    if autocast is not None and (dtype != "float32" or dtype_bytes(autocast) >= FP32):
+        raise ValueError(f"autocast={autocast!r} needs float32 weights (dtype={dtype!r}) and a 16-bit autocast "
+                         "dtype (bfloat16 or float16)")
+    tokens = micro_batch * seq_len
+    a = dtype_bytes(autocast or dtype)  # the activations' and logits' bytes
     params = count_params(arch).total
     between = weight_bytes(params, dtype) + optimizer_bytes(params, optimizer, dtype)
     gradients = gradient_bytes(params, dtype)
@@ -231,16 +268,24 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
     table = tokens * arch.vocab_size * FP32  # one fp32 T×V table
     logits = tokens * arch.vocab_size * a
     upcast = table if a < FP32 else 0  # cross-entropy runs in fp32: a 16-bit model's logits are copied up
-    downcast = logits if a < FP32 else 0  # ... and their gradient back down
-    forward_end = (between + held + layers_activation_bytes(arch, micro_batch, seq_len, dtype, recompute)
-                   + 2 * tokens * arch.hidden_size * a + table)
-    tied_tables = 2 * arch.vocab_size * arch.hidden_size * a if arch.tie_word_embeddings else 0
+    layers = layers_activation_bytes(arch, micro_batch, seq_len, dtype, recompute, autocast)
+    head_table = arch.vocab_size * arch.hidden_size  # V·h
+    if autocast is None:
+        final_norm, weight_copies = 2 * tokens * arch.hidden_size * a, 0
+        tied_tables = 2 * head_table * a if arch.tie_word_embeddings else 0
+    else:
+        final_norm = tokens * arch.hidden_size * (FP32 + a)
+        matrices = params - embedding_params(arch) - count_params(arch).components["norms"] \
+            + (head_table if arch.tie_word_embeddings else 0)
+        weight_copies = matrices * a
+        tied_tables = head_table * FP32 if arch.tie_word_embeddings else 0
+    forward_end = between + held + layers + weight_copies + final_norm + table
     temporaries = optimizer_temporary_bytes(parameter_tensor_sizes(arch), optimizer, OPTIMIZER_PATHS[device])
     return {
         "between_steps": between,
         "loss": forward_end + logits + upcast,
         "forward_end": forward_end,
-        "backward_start": forward_end + 2 * table + downcast,
+        "backward_start": forward_end + 2 * table,
         "backward_end": between + gradients + tied_tables,
         "optimizer_step": between + gradients + temporaries,
     }

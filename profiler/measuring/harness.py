@@ -79,20 +79,27 @@ def model_size(module: nn.Module) -> dict[str, Any]:
 
 
 def make_step(module: nn.Module, mode: str, input_ids: torch.Tensor, new_tokens: int = 0,
-              zoo: bool = True) -> tuple[Callable[[], Any], Callable[[], Any] | None]:
+              zoo: bool = True, autocast: str | None = None) -> tuple[Callable[[], Any], Callable[[], Any] | None]:
     """The call to time for `mode`, and for generate also the prefill-only call (`zoo`: the module is a zoo
     model, whose `generate` takes no HF generation arguments).
 
     forward: logits under torch.no_grad in eval mode. train: zero the gradients, loss = next-token cross-entropy
     with labels = input_ids, backward, AdamW step (lr 1e-4; the optimizer state is created by the first, warm-up
-    call). generate: greedy decoding of `new_tokens` tokens with a KV cache; prefill decodes one."""
+    call); with `autocast` (bfloat16 or float16) the forward runs under torch.autocast on the input's device.
+    generate: greedy decoding of `new_tokens` tokens with a KV cache; prefill decodes one."""
     if mode == "train":
         module.train()
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
+        if autocast is not None and autocast not in ("bfloat16", "float16"):
+            raise ValueError(f"autocast={autocast!r} must be bfloat16, float16 or None")
+        context = torch.autocast(input_ids.device.type, dtype=getattr(torch, autocast or "bfloat16"),
+                                 enabled=autocast is not None)
 
         def train_step() -> None:
             optimizer.zero_grad(set_to_none=True)
-            module(input_ids, labels=input_ids).loss.backward()
+            with context:
+                loss = module(input_ids, labels=input_ids).loss
+            loss.backward()
             optimizer.step()
         return train_step, None
     module.eval()

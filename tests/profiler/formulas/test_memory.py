@@ -4,7 +4,7 @@ import pytest
 
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_size
 from profiler.formulas import memory as M
-from profiler.formulas.params import count_params, parameter_tensor_sizes
+from profiler.formulas.params import count_params, embedding_params, parameter_tensor_sizes
 from profiler.source import resolve
 
 
@@ -127,3 +127,21 @@ def test_forward_and_generate_peaks():
                                             + M.layer_working_bytes(arch, 2, "float32") + logits)
     with pytest.raises(ValueError, match="new_tokens=0"):
         M.generate_timeline(arch, 1, 8, 0, "float32")
+
+
+def test_autocast_timeline_terms():
+    arch = from_size("tiny")
+    params, b, s = count_params(arch).total, 2, 64
+    t, v, h = b * s, arch.vocab_size, arch.hidden_size
+    fp32 = M.training_timeline(arch, b, s, "float32", device="cpu")
+    mixed = M.training_timeline(arch, b, s, "float32", device="cpu", autocast="bfloat16")
+    assert mixed["between_steps"] == fp32["between_steps"]  # fp32 weights and moments: no master copy
+    layers = sum(g.count * t * M.autocast_layer_bytes_per_token(g, h, 2) for g in arch.layer_groups)
+    assert layers < M.layers_activation_bytes(arch, b, s, "float32")
+    copies = 2 * (params - embedding_params(arch) - count_params(arch).components["norms"] + v * h)
+    assert mixed["forward_end"] == mixed["between_steps"] + layers + copies + t * h * (4 + 2) + t * v * 4
+    assert mixed["loss"] - mixed["forward_end"] == t * v * 2 + t * v * 4  # bf16 logits and their fp32 copy
+    assert mixed["backward_end"] == fp32["backward_end"] - v * h * 4  # one tied table, not two
+    for bad in (dict(dtype="bfloat16", autocast="bfloat16"), dict(autocast="float32")):
+        with pytest.raises(ValueError, match="autocast="):
+            M.training_timeline(arch, b, s, device="cpu", **{"dtype": "float32", **bad})

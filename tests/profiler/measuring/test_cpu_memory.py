@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 import torch
 from torch import nn
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from profiler.formulas.memory import forward_peak_bytes, gradient_bytes, training_timeline, weight_bytes
+from profiler.formulas.memory import gradient_bytes, optimizer_bytes, predicted_peak_bytes, weight_bytes
 from profiler.formulas.params import count_params
 from profiler.hardware import HardwareProfile
 from profiler.predict.roofline import predict
@@ -71,10 +71,11 @@ def predicted_peak(source: ModelSource, mode: str, batch: int, seq_len: int, dty
     gradients (the harness has run a step before; `zero_grad(set_to_none=True)` frees them inside the call).
     Forward: `forward_peak_bytes`, starting from the weights."""
     arch, params = source.arch, count_params(source.arch).total
+    peak = predicted_peak_bytes(arch, mode, batch, seq_len, dtype, device)
     if mode == "train":
-        timeline = training_timeline(arch, batch, seq_len, dtype, device=device)
-        return max(timeline.values()), timeline["between_steps"] + gradient_bytes(params, dtype)
-    return forward_peak_bytes(arch, batch, seq_len, dtype), weight_bytes(params, dtype)
+        start = weight_bytes(params, dtype) + optimizer_bytes(params, "adamw", dtype) + gradient_bytes(params, dtype)
+        return peak, start
+    return peak, weight_bytes(params, dtype)
 
 
 def compare_points(points: list[Point], profile: HardwareProfile, measure_fn: MeasureFn,

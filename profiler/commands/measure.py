@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from profiler.commands.settings import torch_threads
+from profiler.fit import parse_bytes
 from profiler.render.tables import render_rows
 from profiler.source import resolve
 from profiler.workload import MEASURED_MODES
@@ -38,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--hardware", help="hardware profile (name or JSON) for the energy estimate")
     parser.add_argument("--top", type=int, default=10, help="modules in the breakdown (0: no breakdown)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--memory-limit", help="refuse, before running, a batch whose predicted peak is over this "
+                                               "size (e.g. 2GiB; the planner of `profiler fit`)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.set_defaults(func=run)
 
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         report = measure(source, mode=args.mode, batches=parse_batches(args.batch_sweep, args.batch),
                          seq_len=args.seq_len, new_tokens=args.new_tokens, device=args.device, dtype=args.dtype,
                          warmup=args.warmup, repeats=args.repeats, hardware=args.hardware, top=args.top,
-                         seed=args.seed, progress=None)
+                         seed=args.seed, progress=None,
+                         memory_limit=parse_bytes(args.memory_limit) if args.memory_limit else None)
     print(json.dumps(report, indent=2) if args.format == "json" else render_table(report))
     return 0
 
@@ -83,6 +87,8 @@ def render_table(report: dict[str, Any]) -> str:
                      "peak MiB": f"{r['memory']['peak_bytes'] / 2**20:,.1f}",
                      "energy J": _num(r["energy_j"], ",.4g")})
     blocks = [head, render_rows(rows, "table")]
+    blocks += ["\n".join(f"batch {r['batch']}: {r['status']}: {r['error']}" for r in report["runs"]
+                          if r["status"] != "ok")] if any(r["status"] != "ok" for r in report["runs"]) else []
     if report["mode"] == "generate":
         blocks.append(render_rows([{"batch": str(r["batch"]), "prefill ms": _ms(r["prefill"]["mean_s"]),
                                     "prefill tokens/s": _num(r["prefill_tokens_per_s"]),

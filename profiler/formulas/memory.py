@@ -194,6 +194,16 @@ def training_bytes(arch: ArchSpec, params: int, micro_batch: int, seq_len: int, 
     return {**parts, "total": sum(parts.values())}
 
 
+def rope_table_bytes(arch: ArchSpec) -> int:
+    """The zoo's cached RoPE table: fp32 cos and sin for every position, 2 · max_position_embeddings · head_dim ·
+    4 bytes, built on the first forward and kept (transformers recomputes cos/sin for the positions of each call
+    instead, a transient that is not counted); 0 for learned positions and other implementations."""
+    if arch.model_type != "complexity" or arch.learned_positions:
+        return 0
+    width = max(g.attention.rope_width for g in arch.layer_groups)
+    return 2 * arch.max_position_embeddings * width * FP32
+
+
 # ------------------------------------------------------------------------------------------ training timeline
 # Which optimizer implementation torch picks by default on each device (torch.optim.optimizer
 # `_default_to_fused_or_foreach`: the multi-tensor "foreach" kernels where every parameter is on a CUDA device,
@@ -231,7 +241,8 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
     for one micro-batch of T = micro_batch · seq_len tokens. The step's peak is the largest phase — a maximum over
     phases, not a sum of every term. With N parameters, a = bytes(dtype), V the vocabulary, h the width:
 
-    * between_steps  = weights + optimizer state (`weight_bytes` + `optimizer_bytes`: moments, 16-bit's master);
+    * between_steps  = weights + optimizer state (`weight_bytes` + `optimizer_bytes`: moments, 16-bit's master)
+                       + the zoo's cached RoPE table (`rope_table_bytes`);
     * loss           = between + held gradients + layers' activations + the final norm's input and output
                        (2·T·h·a) + the logits (T·V·a; in 16-bit also their fp32 copy, T·V·4) + the fp32
                        log-softmax (T·V·4) that cross-entropy computes from them;
@@ -262,7 +273,7 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
     tokens = micro_batch * seq_len
     a = dtype_bytes(autocast or dtype)  # the activations' and logits' bytes
     params = count_params(arch).total
-    between = weight_bytes(params, dtype) + optimizer_bytes(params, optimizer, dtype)
+    between = weight_bytes(params, dtype) + optimizer_bytes(params, optimizer, dtype) + rope_table_bytes(arch)
     gradients = gradient_bytes(params, dtype)
     held = gradients if grad_accum > 1 else 0
     table = tokens * arch.vocab_size * FP32  # one fp32 T×V table
@@ -331,11 +342,12 @@ def prefill_working_bytes(arch: ArchSpec, batch: int, prompt_len: int, dtype: st
 
 def forward_peak_bytes(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> int:
     """Peak of a no-grad forward that returns every position's logits (the zoo's and transformers' default):
-    weights + the larger of the largest layer's working set and the head's output, the final norm's output and
-    the logits, T·(h + V)·a."""
+    weights (+ the zoo's RoPE table) + the larger of the largest layer's working set and the head's output, the
+    final norm's output and the logits, T·(h + V)·a."""
     tokens, a = batch * seq_len, dtype_bytes(dtype)
     head = tokens * (arch.hidden_size + arch.vocab_size) * a
-    return weight_bytes(count_params(arch).total, dtype) + max(layer_working_bytes(arch, tokens, dtype), head)
+    weights = weight_bytes(count_params(arch).total, dtype) + rope_table_bytes(arch)
+    return weights + max(layer_working_bytes(arch, tokens, dtype), head)
 
 
 GENERATE_PHASES = ("prefill", "last_decode_step")
@@ -345,13 +357,13 @@ def generate_timeline(arch: ArchSpec, batch: int, prompt_len: int, new_tokens: i
     """Bytes of live tensors while generating `new_tokens` tokens after a prompt of P tokens, the LM head on the
     last position only (the zoo's `logits_to_keep=1`, transformers' `logits_to_keep`):
 
-    * prefill          = weights + KV cache of P tokens + `layer_working_bytes` of B·P tokens + the last
+    * prefill          = weights (+ the zoo's RoPE table) + KV cache of P tokens + `layer_working_bytes` of B·P tokens + the last
                          position's logits (B·V·a) and their fp32 copy (B·V·4);
     * last_decode_step = weights + KV cache of P + N tokens + one layer's cache once more (appending copies that
                          layer's keys and values, as torch.cat does) + the working set and logits of B tokens.
     """
     require_int("new_tokens", new_tokens, 1)
-    a, weights = dtype_bytes(dtype), weight_bytes(count_params(arch).total, dtype)
+    a, weights = dtype_bytes(dtype), weight_bytes(count_params(arch).total, dtype) + rope_table_bytes(arch)
     logits = batch * arch.vocab_size * (a + FP32)
     context = prompt_len + new_tokens
     one_layer = max(batch * g.attention.cached_tokens(context) * kv_elements_per_token(g.attention) * a
@@ -362,3 +374,19 @@ def generate_timeline(arch: ArchSpec, batch: int, prompt_len: int, new_tokens: i
         "last_decode_step": (weights + kv_cache_bytes(arch, batch, context, dtype) + one_layer
                              + layer_working_bytes(arch, batch, dtype) + logits),
     }
+
+
+PEAK_MODES = ("train", "forward", "generate")
+
+
+def predicted_peak_bytes(arch: ArchSpec, mode: str, batch: int, seq_len: int, dtype: str = "float32",
+                         device: str = "cuda", new_tokens: int = 32, autocast: str | None = None) -> int:
+    """The peak of one call: train = the largest phase of `training_timeline`; forward = `forward_peak_bytes`;
+    generate = the largest phase of `generate_timeline` (`seq_len` the prompt)."""
+    if mode == "train":
+        return max(training_timeline(arch, batch, seq_len, dtype, device=device, autocast=autocast).values())
+    if mode == "forward":
+        return forward_peak_bytes(arch, batch, seq_len, dtype)
+    if mode == "generate":
+        return max(generate_timeline(arch, batch, seq_len, new_tokens, dtype).values())
+    raise ValueError(f"mode={mode!r} is not one of {PEAK_MODES}")

@@ -24,6 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from complexity.inputs import require_int
+from profiler.formulas.memory import predicted_peak_bytes
 from profiler.hardware import HardwareProfile, load_profile
 from profiler.measuring.device import TORCH_DTYPES, Device, get_device, is_out_of_memory, release_cached_memory
 from profiler.measuring.timer import time_callable, tqdm_disable
@@ -149,13 +150,18 @@ def measure_batch(module: nn.Module, source: ModelSource, mode: str, device: Dev
 
 
 def sweep(run_batch: Callable[[int], dict[str, Any]], batches: list[int], device: Device,
-          progress: bool | None = False) -> list[dict[str, Any]]:
-    """`run_batch` for each batch size in turn. An out-of-memory failure is recorded as status "oom" with its
-    message, the allocator's cache is released, and larger batches are recorded as "skipped" (they would fail
-    too); the sweep itself never fails on memory. Other errors propagate."""
+          progress: bool | None = False, refuse: Callable[[int], str | None] | None = None) -> list[dict[str, Any]]:
+    """`run_batch` for each batch size in turn. A batch `refuse` gives a reason for is recorded as status
+    "refused" and not run (the planner: its predicted peak is over the memory limit). An out-of-memory failure is
+    recorded as status "oom" with its message, the allocator's cache is released, and larger batches are recorded
+    as "skipped" (they would fail too); the sweep itself never fails on memory. Other errors propagate."""
     results: list[dict[str, Any]] = []
     failed_at: int | None = None
     for batch in tqdm(batches, desc="batch sweep", disable=tqdm_disable(progress if len(batches) > 1 else False)):
+        reason = refuse(batch) if refuse is not None else None
+        if reason is not None:
+            results.append({"batch": batch, "status": "refused", "error": reason})
+            continue
         if failed_at is not None and batch >= failed_at:
             results.append({"batch": batch, "status": "skipped", "error": f"batch {failed_at} ran out of memory"})
             continue
@@ -242,10 +248,11 @@ def default_profile(device: Device) -> str | None:
 
 def measure(source: ModelSource, mode: str = "forward", batches: list[int] | None = None, seq_len: int = 128,
             new_tokens: int = 32, device: str = "auto", dtype: str = "float32", warmup: int = 2, repeats: int = 10,
-            hardware: str | None = None, top: int = 10, seed: int = 0,
-            progress: bool | None = False) -> dict[str, Any]:
+            hardware: str | None = None, top: int = 10, seed: int = 0, progress: bool | None = False,
+            memory_limit: int | None = None) -> dict[str, Any]:
     """The whole `measure` report as plain data (the `--format json` document), at torch's current thread
-    count (the command sets it)."""
+    count (the command sets it). With `memory_limit` (bytes) a batch whose predicted peak
+    (`memory.predicted_peak_bytes`) is over it is refused before it runs."""
     if mode not in MEASURED_MODES:
         raise ValueError(f"mode={mode!r} must be one of {list(MEASURED_MODES)}")
     require_int("seq_len", seq_len, 1)
@@ -258,11 +265,21 @@ def measure(source: ModelSource, mode: str = "forward", batches: list[int] | Non
     profile: HardwareProfile | None = load_profile(profile_name) if profile_name else None
     power = profile.power_watts if profile else None
 
-    def run_batch(batch: int) -> dict[str, Any]:
-        return measure_batch(module, source, mode, dev, batch, seq_len, new_tokens, warmup, repeats, power, seed,
-                             progress)
+    def predicted(batch: int) -> int:
+        return predicted_peak_bytes(arch, mode, batch, seq_len, dtype, dev.type, new_tokens)
 
-    runs = sweep(run_batch, batches, dev, progress)
+    def run_batch(batch: int) -> dict[str, Any]:
+        result = measure_batch(module, source, mode, dev, batch, seq_len, new_tokens, warmup, repeats, power, seed,
+                               progress)
+        return {**result, "predicted_peak_bytes": predicted(batch)}
+
+    def refuse(batch: int) -> str | None:
+        peak = predicted(batch)
+        if memory_limit is None or peak <= memory_limit:
+            return None
+        return f"predicted peak {peak:,} bytes is over the memory limit of {memory_limit:,} bytes"
+
+    runs = sweep(run_batch, batches, dev, progress, refuse)
     report: dict[str, Any] = {
         "model": arch.name, "model_type": arch.model_type, "mode": mode,
         "workload": {"batches": batches, "seq_len": seq_len, "new_tokens": new_tokens if mode == "generate" else None,

@@ -77,7 +77,10 @@ def test_training_timeline_terms_by_hand():
     t, v, h = b * s, arch.vocab_size, arch.hidden_size
     timeline = M.training_timeline(arch, b, s, "float32", device="cpu")
     assert tuple(timeline) == M.TRAINING_PHASES
-    assert timeline["between_steps"] == 4 * params + 8 * params  # weights + AdamW's two moments
+    rope = 2 * arch.max_position_embeddings * 64 * 4  # the zoo's cached fp32 cos and sin
+    assert M.rope_table_bytes(arch) == rope and M.rope_table_bytes(resolve("gpt2").arch) == 0
+    assert M.rope_table_bytes(resolve("llama_7b").arch) == 0  # transformers computes cos/sin per call
+    assert timeline["between_steps"] == 4 * params + 8 * params + rope  # weights + AdamW's two moments + RoPE
     forward_end = (timeline["between_steps"] + M.layers_activation_bytes(arch, b, s, "float32")
                    + 2 * t * h * 4 + t * v * 4)
     assert timeline["forward_end"] == forward_end
@@ -114,7 +117,7 @@ def test_training_timeline_options():
 
 def test_forward_and_generate_peaks():
     arch = from_size("tiny")
-    weights = 4 * count_params(arch).total
+    weights = 4 * count_params(arch).total + M.rope_table_bytes(arch)
     t = 4 * 512
     assert M.forward_peak_bytes(arch, 4, 512, "float32") == weights + t * (arch.hidden_size + arch.vocab_size) * 4
     generate = M.generate_timeline(arch, 2, 100, 28, "float32")

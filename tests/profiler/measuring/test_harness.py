@@ -17,7 +17,7 @@ from profiler.measuring.harness import load_model, make_step, module_breakdown, 
 from profiler.source import resolve
 
 RUN_KEYS = {"batch", "status", "error", "timing", "tokens_per_s", "sequences_per_s", "memory", "energy_j",
-            "energy_j_per_token"}
+            "energy_j_per_token", "predicted_peak_bytes"}
 TIMING_KEYS = {"n", "mean_s", "std_s", "min_s", "max_s", "p50_s", "p95_s", "p99_s"}
 
 
@@ -141,3 +141,30 @@ def test_registering_the_command_imports_no_torch():
     code = "import sys; from profiler.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_sweep_refuses_what_the_planner_refuses():
+    ran = []
+
+    def run_batch(batch: int) -> dict:
+        ran.append(batch)
+        return {"batch": batch, "status": "ok"}
+
+    results = sweep(run_batch, [1, 8, 2], get_device("cpu"), refuse=lambda b: "too big" if b > 4 else None)
+    assert ran == [1, 2] and [r["status"] for r in results] == ["ok", "refused", "ok"]
+    assert results[1]["error"] == "too big"
+
+
+def test_measure_refuses_a_batch_predicted_over_the_memory_limit(capsys, micro_config):
+    from profiler.formulas.memory import predicted_peak_bytes
+
+    source = resolve(micro_config)
+    limit = int(1.1 * predicted_peak_bytes(source.arch, "train", 2, 8, "float32", "cpu"))  # the predictions' 10 %
+    assert main(["measure", micro_config, "--mode", "train", "--batch-sweep", "1,2,64", "--seq-len", "8",
+                 "--warmup", "0", "--repeats", "1", "--top", "0", "--device", "cpu", "--memory-limit", str(limit),
+                 "--format", "json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["status"] for r in runs] == ["ok", "ok", "refused"] and "over the memory limit" in runs[2]["error"]
+    for run in runs[:2]:  # what ran fits, as predicted, and was measured within 10 % of the prediction
+        assert run["memory"]["peak_bytes"] <= limit
+        assert abs(run["predicted_peak_bytes"] - run["memory"]["peak_bytes"]) <= 0.1 * run["memory"]["peak_bytes"]

@@ -9,7 +9,7 @@ import pytest
 from profiler.checks import published
 from profiler.cli import main
 from profiler.formulas import memory as M
-from profiler.source import MODELS_DIR
+from profiler.source import MODELS_DIR, resolve
 
 PARAM_KEYS = {"total", "active", "embedding", "non_embedding", "active_non_embedding", "active_compute",
               "components", "active_components", "router_bias_buffers"}
@@ -45,7 +45,8 @@ def test_json_interface_is_stable(capsys):
     assert flops["forward_causal"] < flops["forward"]
     assert memory["train_peak"] == max(memory["timeline"].values())
     assert memory["generate_peak"] == max(memory["generate_timeline"].values())
-    assert memory["timeline"]["between_steps"] == memory["weights"] + memory["optimizer"]
+    assert memory["timeline"]["between_steps"] == memory["weights"] + memory["optimizer"] + M.rope_table_bytes(
+        resolve("tiny").arch)
 
 
 def test_grad_accumulation_changes_activations_only(capsys):

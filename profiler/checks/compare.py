@@ -102,6 +102,7 @@ def compare_points(points: list[Point], profile: HardwareProfile, measure_fn: Me
             predicted, start = predicted_peak(source, mode, batch, seq_len, dtype, memory_device)
             added = measured["peak_bytes"] - measured["start_bytes"]
             row["memory"] = {"measured_peak_bytes": measured["peak_bytes"], "predicted_peak_bytes": predicted,
+                             "measured_phase_peak_bytes": measured.get("phase_peak_bytes", {}),
                              "error": prediction_error(predicted, measured["peak_bytes"]),
                              "measured_added_bytes": added, "predicted_added_bytes": predicted - start,
                              "added_error": prediction_error(predicted - start, added)}
@@ -173,7 +174,8 @@ def harness_measure_fn(device: Any, warmup: int, repeats: int) -> MeasureFn:
         result = harness.measure_batch(built[source.name], source, mode, device, batch, seq_len, 0, warmup,
                                        repeats, None)
         return {**result["timing"], "peak_bytes": result["memory"]["peak_bytes"],
-                "start_bytes": result["memory"]["start_bytes"]}
+                "start_bytes": result["memory"]["start_bytes"],
+                "phase_peak_bytes": result["memory"]["phase_peak_bytes"]}
 
     return measure
 

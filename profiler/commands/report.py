@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         train = next((row for row in result.get("timing", {}).get("rows", []) if row["mode"] == "train"), {})
-        measured = train.get("memory", {}).get("measured_peak_bytes")
+        measured = train.get("memory", {}).get("measured_phase_peak_bytes", {})
         plot_memory_timeline(result["analysis"]["memory"]["timeline"], measured,
                              f"{result['model']}: a training step, batch {args.batch} x {args.seq_len} tokens",
                              out / "memory_timeline.png")

@@ -50,6 +50,7 @@ class MemoryStats:
     end_bytes: int = 0
     upper_bound_bytes: int | None = None
     method: str = ""
+    phase_peak_bytes: dict[str, int] = field(default_factory=dict)  # CPU: the peak in each phase of a step
 
     @property
     def peak_delta_bytes(self) -> int:
@@ -59,7 +60,7 @@ class MemoryStats:
     def to_dict(self) -> dict[str, Any]:
         return {"start_bytes": self.start_bytes, "peak_bytes": self.peak_bytes, "end_bytes": self.end_bytes,
                 "peak_delta_bytes": self.peak_delta_bytes, "upper_bound_bytes": self.upper_bound_bytes,
-                "method": self.method}
+                "method": self.method, "phase_peak_bytes": dict(self.phase_peak_bytes)}
 
 
 def _cpu_storage(value: Any) -> torch.UntypedStorage | None:
@@ -105,13 +106,20 @@ class _CpuStorageTracker(TorchDispatchMode):
     lives, shared by all its views, so the callback fires exactly when the memory is released. Storages are
     keyed by the id of that object, which cannot be reused before the callback has removed it (an address
     reused by the allocator is a new storage object). Cost per op: a look-up per output, no scan of live storages.
+
+    The peak is also kept per phase of a training step (`PHASES`): an op autograd's engine runs is `backward`,
+    an op before the first backward op `forward` (zero_grad included), an op after it `optimizer`.
     """
+
+    PHASES = ("forward", "backward", "optimizer")
 
     def __init__(self) -> None:
         super().__init__()
         self._storages: dict[int, tuple[weakref.ref[torch.UntypedStorage], int]] = {}
         self.live_bytes = 0
         self.peak_bytes = 0
+        self.phase_peaks: dict[str, int] = {}
+        self._after_backward = False
 
     def start(self) -> None:
         """Register the storages live now; the live total and the peak start from their bytes."""
@@ -148,6 +156,11 @@ class _CpuStorageTracker(TorchDispatchMode):
             if storage is not None:
                 self._register(storage)
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        if torch._C._current_graph_task_id() != -1:
+            phase, self._after_backward = "backward", True
+        else:
+            phase = "optimizer" if self._after_backward else "forward"
+        self.phase_peaks[phase] = max(self.phase_peaks.get(phase, 0), self.live_bytes)
         return out
 
 
@@ -197,6 +210,7 @@ class CpuDevice(Device):
                 yield stats
             stats.peak_bytes = tracker.peak_bytes
             stats.end_bytes = tracker.live_bytes
+            stats.phase_peak_bytes = dict(tracker.phase_peaks)
         finally:
             tracker.stop()
 

@@ -64,16 +64,26 @@ def plot_roofline(source: ModelSource, workload: Workload, profile: HardwareProf
     fig.savefig(path, dpi=120)
 
 
-def plot_memory_timeline(timeline: dict[str, int], measured_peak: int | None, title: str, path: Path) -> None:
-    """The predicted live bytes at each phase of a training step as bars, and the measured peak as a line."""
+# The measured phases of a step (the CPU tracker's) and the timeline phases they span. The measured forward phase
+# begins with the call, while the previous step's gradients are still alive (zero_grad frees them).
+MEASURED_SPANS = {"forward": ("between_steps", "loss", "forward_end"), "backward": ("backward_start", "backward_end"),
+                  "optimizer": ("optimizer_step",)}
+
+
+def plot_memory_timeline(timeline: dict[str, int], measured: dict[str, int], title: str, path: Path) -> None:
+    """The predicted live bytes at each phase of a training step as bars, and each measured phase's peak as a line
+    across the bars of that phase (`MEASURED_SPANS`)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     phases = list(timeline)
     ax.bar(phases, [timeline[p] / 2**20 for p in phases], color="tab:blue", label="predicted")
-    if measured_peak is not None:
-        ax.axhline(measured_peak / 2**20, color="tab:red", lw=1.5, label=f"measured peak {measured_peak / 2**20:,.1f} MiB")
+    for i, (phase, peak) in enumerate(measured.items()):
+        spanned = [phases.index(p) for p in MEASURED_SPANS.get(phase, ()) if p in phases]
+        if spanned:
+            ax.hlines(peak / 2**20, min(spanned) - 0.45, max(spanned) + 0.45, color="tab:red", lw=2,
+                      label="measured peak of the phase" if i == 0 else None)
     ax.set(ylabel="live tensors (MiB)", title=title)
     ax.tick_params(axis="x", labelrotation=20)
     ax.legend(fontsize=8)

@@ -143,3 +143,26 @@ def test_tensors_without_real_data_are_ignored():
         del y
     assert stats.peak_delta_bytes == 1000
     del fake
+
+
+def test_phase_peaks_split_a_training_step():
+    """Ops before the backward are the forward phase (zero_grad included), autograd's ops the backward, what
+    follows the optimizer: the step's peak is the largest phase peak."""
+    model = nn.Linear(200, 200)
+    optimizer = torch.optim.AdamW(model.parameters())
+    x = torch.ones(64, 200)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        model(x).square().sum().backward()
+        optimizer.step()
+
+    step()
+    with track() as stats:
+        step()
+    assert set(stats.phase_peak_bytes) == {"forward", "backward", "optimizer"}
+    assert max(stats.phase_peak_bytes.values()) == stats.peak_bytes
+    assert stats.phase_peak_bytes["forward"] < stats.phase_peak_bytes["backward"]  # gradients appear in backward
+    with track() as stats, torch.no_grad():
+        model(x)
+    assert set(stats.phase_peak_bytes) == {"forward"}

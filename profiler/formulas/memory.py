@@ -321,15 +321,25 @@ def kv_cache_bytes(arch: ArchSpec, batch: int, context: int, dtype: str) -> int:
 
 
 def layer_working_bytes(arch: ArchSpec, tokens: int, dtype: str) -> int:
-    """Transient bytes of the largest layer of a no-grad pass over T tokens: residual and normed input (2h), then
-    the larger of attention's q/k/v and output or the visited experts' two widest intermediates. An estimate:
-    allocator slack and kernel workspaces are not included."""
+    """Transient bytes of the largest layer of a no-grad pass over T tokens, per token: the residual and the normed
+    input (2h), then the larger of
+    * attention: q and k before and after RoPE (rotating builds new tensors, 2·(H + KV)·d_qk), v and the output
+      (KV·d_v + H·d_v);
+    * MLP: per visited expert its gathered input and output rows (2h, routed kinds only) and three intermediates
+      alive at once in down(act(gate(x)) · up(x)) — act(gate), up and their product (3·I; a plain MLP 2·I) — and
+      the same for each shared expert.
+    An estimate from the ops' live tensors: allocator slack and kernel workspaces are not included."""
+    h = arch.hidden_size
 
     def live(group: LayerGroup) -> int:
         att, mlp = group.attention, group.mlp
-        attention = (att.num_heads + att.kernel_kv_heads) * (att.head_dim + att.v_head_dim)
-        widths = mlp.experts_per_token * mlp.intermediate_size + mlp.num_shared_experts * mlp.shared_intermediate_size
-        return 2 * arch.hidden_size + max(attention, 2 * widths)
+        attention = 2 * (att.num_heads + att.kernel_kv_heads) * att.head_dim \
+            + (att.kernel_kv_heads + att.num_heads) * att.v_head_dim
+        per_width = 3 if mlp.gated else 2
+        rows = 2 * h if mlp.kind != "dense" else 0
+        mlp_live = mlp.experts_per_token * (rows + per_width * mlp.intermediate_size) \
+            + mlp.num_shared_experts * per_width * mlp.shared_intermediate_size
+        return 2 * h + max(attention, mlp_live)
 
     return tokens * max(live(g) for g in arch.layer_groups) * dtype_bytes(dtype)
 

@@ -50,12 +50,9 @@ def largest(peak: Callable[[int], int], budget: int, upper: int) -> int:
 
 
 def _answer(size: int, timeline: Callable[[int], dict[str, int]], budget: int) -> dict[str, Any]:
-    """The size found, its peak, the phase that sets it and the margin left (nothing for a size of 0)."""
-    if size == 0:
-        phases = timeline(1)
-        return {"value": 0, "peak_bytes": max(phases.values()), "phase": max(phases, key=phases.get),
-                "margin_bytes": budget - max(phases.values())}
-    phases = timeline(size)
+    """The size found, its peak, the phase that sets it and the margin left; for a size of 0 (nothing fits) the
+    peak and the (negative) margin of the smallest size, 1: how far it is from fitting."""
+    phases = timeline(max(size, 1))
     peak = max(phases.values())
     return {"value": size, "peak_bytes": peak, "phase": max(phases, key=phases.get), "margin_bytes": budget - peak}
 

@@ -123,6 +123,11 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     began, errors = time.perf_counter(), []
     for model, mode, batch, seq_len in points:
+        limit = source_of(model).arch.max_position_embeddings
+        if mode == "generate" and seq_len + args.new_tokens > limit:
+            print(f"| {model} | {mode} | {batch} | {seq_len} | skipped: prompt + {args.new_tokens} new tokens is over "
+                  f"max_position_embeddings={limit} | | | | | |", flush=True)
+            continue
         measured, unseen = run_point(model, mode, batch, seq_len, args.new_tokens)
         tracker, allocator = measured["tracker"]["peak_bytes"], measured["allocator"]["peak_bytes"]
         predicted = predicted_bytes(model, mode, batch, seq_len, args.new_tokens)

@@ -50,11 +50,13 @@ def params_section(arch: ArchSpec, counts: ParamCounts) -> dict[str, Any]:
 def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | None = None,
             dtype: str = "bfloat16", optimizer: str = "adamw", grad_accum: int = 1,
             recompute: str = "none", attention_kernel: str = "fused", device: str = "cuda",
-            new_tokens: int = 32, kv_dtype: str | None = None, autocast: str | None = None) -> dict[str, Any]:
+            new_tokens: int = 32, kv_dtype: str | None = None, autocast: str | None = None,
+            master_weights: bool = True) -> dict[str, Any]:
     """The whole report as plain data (the `--format json` document). `device` picks the optimizer
     implementation the training timeline assumes (`memory.OPTIMIZER_PATHS`); `new_tokens` the length of the
     generation whose peak is reported; `kv_dtype` the KV cache's storage (default `dtype`); `autocast` a 16-bit
-    dtype the training timeline's forward runs under (fp32 weights: `dtype` float32)."""
+    dtype the training timeline's forward runs under (fp32 weights: `dtype` float32); `master_weights=False` makes a
+    16-bit `dtype` pure 16-bit training in the timeline (16-bit moments, no fp32 master)."""
     context = seq_len if context is None else context
     kv_dtype = dtype if kv_dtype is None else kv_dtype
     require_int("batch", batch)
@@ -73,7 +75,7 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
     training = M.training_bytes(arch, counts.total, micro_batch, seq_len, dtype, optimizer, recompute)
     weights = training["weights"]
     timeline = M.training_timeline(arch, micro_batch, seq_len, dtype, optimizer, recompute, grad_accum, device,
-                                   autocast)
+                                   autocast, master_weights)
     generation = M.generate_timeline(arch, batch, seq_len, new_tokens, dtype)
     kv_cache = M.kv_cache_bytes(arch, batch, context, kv_dtype)
     prefill_working = M.prefill_working_bytes(arch, batch, seq_len, dtype)
@@ -89,7 +91,7 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
         "workload": {"batch": batch, "micro_batch": micro_batch, "grad_accum": grad_accum, "seq_len": seq_len,
                      "context": context, "dtype": dtype, "optimizer": optimizer, "recompute": recompute,
                      "attention_kernel": attention_kernel, "device": device, "new_tokens": new_tokens,
-                     "kv_dtype": kv_dtype, "autocast": autocast},
+                     "kv_dtype": kv_dtype, "autocast": autocast, "master_weights": master_weights},
         "params": params_section(arch, counts),
         "flops": {
             "forward": forward["dense"], "forward_causal": forward["causal"],
@@ -105,8 +107,11 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
         },
         "six_n_vs_detailed": six_n_table(arch, counts, seq_len, attention_kernel),
         "memory": {
-            "weights": weights, "gradients": training["gradients"], "optimizer": training["optimizer"],
-            "master_weights": M.master_weight_bytes(counts.total, dtype),
+            "weights": weights, "gradients": training["gradients"],
+            # pure 16-bit: the timeline's state less the weights (16-bit moments, no master)
+            "optimizer": (timeline["between_steps"] - weights - M.rope_table_bytes(arch)) if not master_weights
+            else training["optimizer"],
+            "master_weights": M.master_weight_bytes(counts.total, dtype) if master_weights else 0,
             "activations": training["activations"],
             "activations_korthikanti": M.korthikanti_activation_bytes(arch, micro_batch, seq_len, recompute),
             "kv_cache": kv_cache, "prefill_working": prefill_working,

@@ -3,7 +3,8 @@ CPU tracker `measure` uses and against the CPU allocator's own record.
 
     python scripts/check_memory.py [--models tiny,20m,small] [--modes train,forward,generate]
                                    [--batches 1,4] [--seq-lens 128,512] [--new-tokens 16] [--extra tiny:1:2048]
-modes: train (fp32), train_bf16 (fp32 weights, bf16 autocast), forward (no grad, every logit), generate
+modes: train (fp32), train_bf16 (fp32 weights, bf16 autocast), train_pure_bf16 (bf16 weights and AdamW state),
+forward (no grad, every logit), generate
 
 MODELs are zoo sizes, shipped config names or config.json paths, plus two transformers configs defined here:
 `hf_llama` (Llama, untied head, vocab 32,000, hidden 512, 8 layers) and `hf_mixtral` (Mixtral, 4 experts, top 2).
@@ -35,7 +36,8 @@ from typing import Any
 
 UNSEEN_FREE_WARNING = "Memory block of unknown size was allocated before the profiling started"
 MIB = 2**20
-MODES = ("train", "train_bf16", "forward", "generate")  # train_bf16: fp32 weights, the forward under bf16 autocast
+# train_bf16: fp32 weights, the forward under bf16 autocast; train_pure_bf16: a bf16 model and bf16 AdamW state
+MODES = ("train", "train_bf16", "train_pure_bf16", "forward", "generate")
 HF_CONFIGS = {
     "hf_llama": dict(model_type="llama", vocab_size=32000, hidden_size=512, intermediate_size=1536,
                      num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=4096,
@@ -56,6 +58,8 @@ def predicted_bytes(model: str, mode: str, batch: int, seq_len: int, new_tokens:
     from profiler.formulas import memory as M
 
     arch = source_of(model).arch
+    if mode == "train_pure_bf16":
+        return max(M.training_timeline(arch, batch, seq_len, "bfloat16", device="cpu", master_weights=False).values())
     if mode.startswith("train"):
         autocast = "bfloat16" if mode == "train_bf16" else None
         return max(M.training_timeline(arch, batch, seq_len, "float32", device="cpu", autocast=autocast).values())
@@ -79,7 +83,8 @@ def measure_point(model: str, mode: str, batch: int, seq_len: int, new_tokens: i
 
     def setup() -> None:
         ids = torch.randint(source.arch.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(0))
-        call, _ = make_step(source.build("cpu"), "train" if mode == "train_bf16" else mode, ids, new_tokens,
+        module = source.build("cpu").to(torch.bfloat16 if mode == "train_pure_bf16" else torch.float32)
+        call, _ = make_step(module, "train" if mode.startswith("train") else mode, ids, new_tokens,
                             zoo=source.is_zoo, autocast="bfloat16" if mode == "train_bf16" else None)
         state["call"] = call
         call()  # warm-up: gradients and AdamW's state exist from here on

@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated for generate_peak (default 32)")
     parser.add_argument("--autocast", choices=["bfloat16", "float16"],
                         help="the memory timeline's forward under torch.autocast (fp32 weights: use --dtype float32)")
+    parser.add_argument("--no-master-weights", dest="master_weights", action="store_false",
+                        help="pure 16-bit training in the memory timeline: a 16-bit --dtype without the fp32 master "
+                             "copy, the optimizer's moments in 16 bits (torch's optimizers on 16-bit parameters)")
     parser.add_argument("--kv-dtype", choices=sorted(M.KV_DTYPE_BYTES),
                         help="KV cache storage for kv_cache and inference_peak (default --dtype)")
     parser.add_argument("--format", default="table", choices=FORMATS)
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         report = analyze(source.arch, batch=args.batch, seq_len=args.seq_len, context=args.context,
                          dtype=args.dtype, optimizer=args.optimizer, grad_accum=args.grad_accum,
                          recompute=args.recompute, attention_kernel=args.attention_kernel, device=args.device,
-                         new_tokens=args.new_tokens, kv_dtype=args.kv_dtype, autocast=args.autocast)
+                         new_tokens=args.new_tokens, kv_dtype=args.kv_dtype, autocast=args.autocast,
+                         master_weights=args.master_weights)
         if args.counted:
             from profiler.checks import validate  # imports torch, transformers and fvcore: only when asked
 

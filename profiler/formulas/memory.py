@@ -213,15 +213,14 @@ OPTIMIZER_PATHS = {"cpu": "single_tensor", "mps": "single_tensor", "cuda": "fore
 TRAINING_PHASES = ("between_steps", "loss", "forward_end", "backward_start", "backward_end", "optimizer_step")
 
 
-def optimizer_temporary_bytes(tensor_sizes: list[int], optimizer: str, path: str) -> int:
-    """Transient fp32 bytes an optimizer step allocates on top of the weights, gradients and its state, for
-    parameter tensors of `tensor_sizes` numbers each (measured on torch 2.13, CPU, with the allocator's own
-    events; docs/estimating.md):
+def optimizer_temporary_bytes(tensor_sizes: list[int], optimizer: str, path: str, element_bytes: int = FP32) -> int:
+    """Transient bytes an optimizer step allocates on top of the weights, gradients and its state, for parameter
+    tensors of `tensor_sizes` numbers of `element_bytes` each (torch 2.13's torch/optim/adam.py and sgd.py; checked
+    with the CPU allocator's own events, docs/memory.md):
 
-    * Adam(W), single-tensor loop: 2 × the largest parameter tensor (the bias-corrected denominator and the update
-      of one tensor at a time);
-    * Adam(W), foreach: one fp32 copy of every parameter (the `_foreach_*` ops build their intermediates for the
-      whole list at once);
+    * Adam(W), single-tensor loop (`_single_tensor_adam`): 2 × the largest parameter tensor — the denominator
+      `exp_avg_sq.sqrt() / bias_correction2_sqrt` is built out of place, one tensor at a time, then applied in place;
+    * Adam(W), foreach (`_multi_tensor_adam`): one copy of every parameter (`_foreach_sqrt` of the whole list);
     * SGD (with or without momentum): updates in place, 0 single-tensor; one copy of the parameters foreach.
     """
     if optimizer not in OPTIMIZER_STATES:
@@ -229,13 +228,13 @@ def optimizer_temporary_bytes(tensor_sizes: list[int], optimizer: str, path: str
     if path not in set(OPTIMIZER_PATHS.values()):
         raise ValueError(f"path={path!r} is not one of {sorted(set(OPTIMIZER_PATHS.values()))}")
     if path == "foreach":
-        return FP32 * sum(tensor_sizes)
-    return 2 * FP32 * max(tensor_sizes) if optimizer in ("adamw", "adam") else 0
+        return element_bytes * sum(tensor_sizes)
+    return 2 * element_bytes * max(tensor_sizes) if optimizer in ("adamw", "adam") else 0
 
 
 def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str = "float32",
                       optimizer: str = "adamw", recompute: str = "none", grad_accum: int = 1,
-                      device: str = "cuda", autocast: str | None = None) -> dict[str, int]:
+                      device: str = "cuda", autocast: str | None = None, master_weights: bool = True) -> dict[str, int]:
     """Bytes of live tensors at each phase of one optimizer step of an implementation like the zoo's (next-token
     cross-entropy over the whole vocabulary, gradients released by `zero_grad(set_to_none=True)` between steps),
     for one micro-batch of T = micro_batch · seq_len tokens. The step's peak is the largest phase — a maximum over
@@ -263,7 +262,9 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
     save it: N less the embedding table and norms, plus the head's V·h), the logits and their gradient are 16-bit
     (a = the autocast dtype's bytes in the loss terms), and a tied head's gradient reaches the shared weight
     through its copy, apart from the embedding's: one V·h fp32 table at the end of the backward instead of two.
-    Checked against the CPU allocator's events (scripts/check_memory.py, docs/measuring.md)."""
+    `master_weights=False` with a 16-bit dtype is pure 16-bit training (torch's optimizers on 16-bit parameters):
+    the moments and the optimizer's temporaries in the parameters' dtype, no fp32 master copy.
+    Checked against the CPU allocator's events (scripts/check_memory.py, docs/memory.md)."""
     require_int("grad_accum", grad_accum)
     if device not in MEMORY_DEVICES:
         raise ValueError(f"device={device!r} is not one of {MEMORY_DEVICES}")
@@ -273,7 +274,11 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
     tokens = micro_batch * seq_len
     a = dtype_bytes(autocast or dtype)  # the activations' and logits' bytes
     params = count_params(arch).total
-    between = weight_bytes(params, dtype) + optimizer_bytes(params, optimizer, dtype) + rope_table_bytes(arch)
+    pure = not master_weights and dtype_bytes(dtype) < FP32
+    state = optimizer_bytes(params, optimizer, dtype)  # (also checks the optimizer's name)
+    if pure:
+        state = OPTIMIZER_STATES[optimizer] * params * dtype_bytes(dtype)
+    between = weight_bytes(params, dtype) + state + rope_table_bytes(arch)
     gradients = gradient_bytes(params, dtype)
     held = gradients if grad_accum > 1 else 0
     table = tokens * arch.vocab_size * FP32  # one fp32 T×V table
@@ -291,7 +296,8 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
         weight_copies = matrices * a
         tied_tables = head_table * FP32 if arch.tie_word_embeddings else 0
     forward_end = between + held + layers + weight_copies + final_norm + table
-    temporaries = optimizer_temporary_bytes(parameter_tensor_sizes(arch), optimizer, OPTIMIZER_PATHS[device])
+    temporaries = optimizer_temporary_bytes(parameter_tensor_sizes(arch), optimizer, OPTIMIZER_PATHS[device],
+                                            dtype_bytes(dtype) if pure else FP32)
     return {
         "between_steps": between,
         "loss": forward_end + logits + upcast,

@@ -148,3 +148,15 @@ def test_autocast_timeline_terms():
     for bad in (dict(dtype="bfloat16", autocast="bfloat16"), dict(autocast="float32")):
         with pytest.raises(ValueError, match="autocast="):
             M.training_timeline(arch, b, s, device="cpu", **{"dtype": "float32", **bad})
+
+
+def test_pure_16bit_keeps_its_moments_in_16_bits():
+    arch = from_size("tiny")
+    params = count_params(arch).total
+    mixed = M.training_timeline(arch, 1, 32, "bfloat16", device="cpu")
+    pure = M.training_timeline(arch, 1, 32, "bfloat16", device="cpu", master_weights=False)
+    assert mixed["between_steps"] - pure["between_steps"] == (4 + 8) * params - 4 * params  # master and fp32 moments
+    largest = max(parameter_tensor_sizes(arch))
+    assert (pure["optimizer_step"] - pure["between_steps"]) - 2 * params == 2 * 2 * largest  # 16-bit temporaries
+    assert M.training_timeline(arch, 1, 32, "float32", device="cpu", master_weights=False) == \
+        M.training_timeline(arch, 1, 32, "float32", device="cpu")  # fp32 has no master copy either way

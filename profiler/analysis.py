@@ -108,9 +108,7 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
         "six_n_vs_detailed": six_n_table(arch, counts, seq_len, attention_kernel),
         "memory": {
             "weights": weights, "gradients": training["gradients"],
-            # pure 16-bit: the timeline's state less the weights (16-bit moments, no master)
-            "optimizer": (timeline["between_steps"] - weights - M.rope_table_bytes(arch)) if not master_weights
-            else training["optimizer"],
+            "optimizer": M.optimizer_state_bytes(counts.total, optimizer, dtype, master_weights),
             "master_weights": M.master_weight_bytes(counts.total, dtype) if master_weights else 0,
             "activations": training["activations"],
             "activations_korthikanti": M.korthikanti_activation_bytes(arch, micro_batch, seq_len, recompute),

@@ -30,7 +30,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from profiler.formulas.memory import gradient_bytes, optimizer_bytes, predicted_peak_bytes, weight_bytes
+from profiler.formulas.memory import (
+    gradient_bytes,
+    optimizer_bytes,
+    predicted_peak_bytes,
+    rope_table_bytes,
+    weight_bytes,
+)
 from profiler.formulas.params import count_params
 from profiler.hardware import HardwareProfile
 from profiler.predict.roofline import predict
@@ -69,13 +75,13 @@ def predicted_peak(source: ModelSource, mode: str, batch: int, seq_len: int, dty
     """Predicted peak bytes of live tensors of one measured call, and those live when it starts. Training: the
     largest phase of `training_timeline`, starting from the weights, the optimizer state and the previous step's
     gradients (the harness has run a step before; `zero_grad(set_to_none=True)` frees them inside the call).
-    Forward: `forward_peak_bytes`, starting from the weights."""
+    Forward: `forward_peak_bytes`, starting from the weights. Both starts hold the zoo's cached RoPE table."""
     arch, params = source.arch, count_params(source.arch).total
     peak = predicted_peak_bytes(arch, mode, batch, seq_len, dtype, device)
+    start = weight_bytes(params, dtype) + rope_table_bytes(arch)
     if mode == "train":
-        start = weight_bytes(params, dtype) + optimizer_bytes(params, "adamw", dtype) + gradient_bytes(params, dtype)
-        return peak, start
-    return peak, weight_bytes(params, dtype)
+        start += optimizer_bytes(params, "adamw", dtype) + gradient_bytes(params, dtype)
+    return peak, start
 
 
 def compare_points(points: list[Point], profile: HardwareProfile, measure_fn: MeasureFn,

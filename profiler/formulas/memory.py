@@ -48,6 +48,16 @@ def optimizer_bytes(params: int, optimizer: str, dtype: str) -> int:
     return params * (OPTIMIZER_STATES[optimizer] * FP32 + master)
 
 
+def optimizer_state_bytes(params: int, optimizer: str, dtype: str, master_weights: bool = True) -> int:
+    """`optimizer_bytes` (fp32 moments, and a master copy under 16-bit), or for pure 16-bit training
+    (`master_weights=False` with a 16-bit dtype: torch's optimizers on 16-bit parameters) the moments in the
+    parameters' dtype and no master copy."""
+    state = optimizer_bytes(params, optimizer, dtype)  # (also checks the optimizer's name)
+    if master_weights or dtype_bytes(dtype) >= FP32:
+        return state
+    return OPTIMIZER_STATES[optimizer] * params * dtype_bytes(dtype)
+
+
 def master_weight_bytes(params: int, dtype: str) -> int:
     """The fp32 master copy alone (included in `optimizer_bytes`): 4N bytes under 16-bit training, else 0."""
     return params * FP32 if dtype_bytes(dtype) < FP32 else 0
@@ -275,10 +285,8 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
     a = dtype_bytes(autocast or dtype)  # the activations' and logits' bytes
     params = count_params(arch).total
     pure = not master_weights and dtype_bytes(dtype) < FP32
-    state = optimizer_bytes(params, optimizer, dtype)  # (also checks the optimizer's name)
-    if pure:
-        state = OPTIMIZER_STATES[optimizer] * params * dtype_bytes(dtype)
-    between = weight_bytes(params, dtype) + state + rope_table_bytes(arch)
+    between = (weight_bytes(params, dtype) + optimizer_state_bytes(params, optimizer, dtype, master_weights)
+               + rope_table_bytes(arch))
     gradients = gradient_bytes(params, dtype)
     held = gradients if grad_accum > 1 else 0
     table = tokens * arch.vocab_size * FP32  # one fp32 T×V table

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from profiler.hardware import HardwareProfile, profile_from_dict
 from profiler.source import MODELS_DIR, read_json
 
-SHIPPED = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3", "gpt2")
+SHIPPED = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3", "gpt2", "gemma2_2b", "gemma3_1b",
+           "phi3_mini_4k", "qwen1.5_moe_a2.7b", "qwen3_30b_a3b", "olmoe_1b_7b", "olmo2_1b", "deepseek_v2_lite",
+           "falcon_7b", "pythia_1b", "granite_3.0_2b", "starcoder2_3b")
 
 
 def shipped_config(name: str) -> dict:
@@ -80,7 +82,8 @@ def random_hf_config(family: str, rng: random.Random | HypothesisChoices) -> dic
                     qk_nope_head_dim=rng.choice([4, 8]), qk_rope_head_dim=rng.choice([2, 4]), v_head_dim=rng.choice([4, 8]))
     if family in ("gemma", "gemma2", "gemma3_text"):
         layers = common["num_hidden_layers"]
-        extra = dict(head_dim=head_dim, attention_bias=rng.random() < 0.5, sliding_window=rng.choice([3, 8]))
+        extra = dict(head_dim=head_dim, attention_bias=rng.random() < 0.5,
+                     sliding_window=rng.choice([3, 8]))
         if family != "gemma" and rng.random() < 0.5:
             extra["layer_types"] = [rng.choice(["full_attention", "sliding_attention"]) for _ in range(layers)]
         elif family == "gemma3_text":

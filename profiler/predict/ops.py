@@ -21,6 +21,11 @@ Conventions:
 * Optimizer: torch's AdamW on CPU (single-tensor loop): per parameter tensor 11 launches; per parameter 12 reads
   and 8 writes of fp32 numbers (weight decay, both moment updates, sqrt, bias-correction divide, eps add, update).
 * Token-routed and MoE experts: tokens are assumed spread evenly over the experts (`split_evenly`).
+* Structural features of other families are ops of their own, read from the `ArchSpec` fields: one norm op per
+  `norm_positions` entry (Gemma 2/3's post-norms, OLMo 2's post-norms only, Falcon-7B's single shared norm), one
+  product for a fused qkv or gate_up projection, RoPE over `rope_width` channels (none with ALiBi), the
+  shared-expert gate (a [T, h]·[h, 1] product and its sigmoid scaling), and element-wise ops for Gemma's
+  embedding scale, Granite's multipliers, attention-score and logit soft-capping (tanh).
 """
 
 from __future__ import annotations
@@ -101,8 +106,9 @@ def norm_op(name: str, arch: ArchSpec, elements: int, b: int) -> Op:
 
 
 def projection_ops(att: AttentionSpec, hidden: int, tokens: int, b: int) -> list[Op]:
-    """q, k, v projections (MLA: its whole explicit q/kv path as one product of the same FLOPs), then o_proj."""
-    if att.is_mla:
+    """q, k, v projections (MLA: its whole explicit q/kv path as one product of the same FLOPs; a fused qkv
+    projection: one product (H + 2KV)·d wide), then o_proj."""
+    if att.is_mla or att.fused_qkv:
         qkv = [matmul("attention.qkv_proj", tokens, hidden, F.qkv_weights(att, hidden) // hidden, b,
                       "attention_qkv")]
     else:
@@ -133,6 +139,10 @@ def mlp_ops(group: LayerGroup, hidden: int, tokens: int, b: int) -> list[Op]:
     linear = mlp.kind != "token_routed"  # the zoo's stacked experts multiply by [E, h, I] slices directly
 
     def expert(rows: int, label: str, w: int) -> list[Op]:
+        if mlp.gated and mlp.fused_gate_up:  # one [2I, h] product, then the activation and product (Phi-3)
+            return [matmul(f"mlp.{label}gate_up_proj", rows, hidden, 2 * w, b, "mlp", linear),
+                    elementwise(f"mlp.{label}act_mul", rows * w, 5, 2, b, exps=rows * w),
+                    matmul(f"mlp.{label}down_proj", rows, w, hidden, b, "mlp", linear)]
         inner = [matmul(f"mlp.{label}up_proj", rows, hidden, w, b, "mlp", linear)]
         if mlp.gated:
             inner += [matmul(f"mlp.{label}gate_proj", rows, hidden, w, b, "mlp", linear),
@@ -156,6 +166,24 @@ def mlp_ops(group: LayerGroup, hidden: int, tokens: int, b: int) -> list[Op]:
                 ops += expert(rows, "expert_", width)
     for _ in range(mlp.num_shared_experts):
         ops += expert(tokens, "shared_", mlp.shared_intermediate_size)
+    if mlp.shared_expert_gate:  # sigmoid(x·g) [T, 1] scaling the shared expert's output (Qwen2-MoE)
+        ops += [matmul("mlp.shared_expert_gate", tokens, hidden, 1, b, "mlp"),
+                elementwise("mlp.shared_expert_gate_mul", tokens * hidden, 3, 2, b, exps=tokens)]
+    return ops
+
+
+def embedding_scale_ops(arch: ArchSpec, tokens: int, b: int) -> list[Op]:
+    """The embeddings times a constant (Gemma's sqrt(h), Granite's embedding_multiplier): one element-wise op."""
+    return [] if arch.embedding_scale is None else [elementwise("embedding.scale", tokens * arch.hidden_size, 2, 1, b)]
+
+
+def logit_ops(arch: ArchSpec, tokens: int, b: int) -> list[Op]:
+    """Element-wise ops on the logits: Granite's division by logits_scaling, Gemma 2's soft-cap c·tanh(x / c)
+    (a division, the tanh and a product)."""
+    logits = tokens * arch.vocab_size
+    ops = [elementwise("lm_head.scale", logits, 2, 1, b)] if arch.logit_scale is not None else []
+    if arch.final_logit_softcap is not None:
+        ops += [elementwise("lm_head.softcap", logits, 6, 3, b, exps=logits)]
     return ops
 
 
@@ -164,20 +192,31 @@ def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: in
     """One layer, B sequences of `queries` new tokens attending `keys` keys over `pairs` pairs per head."""
     att, h, tokens = group.attention, arch.hidden_size, batch * queries
     kv_heads = att.kernel_kv_heads
-    ops = [norm_op("norm.attention_in", arch, tokens * h, b)]
+
+    def norms(*positions: str) -> list[Op]:
+        return [norm_op(f"norm.{p}", arch, tokens * h, b) for p in positions if p in arch.norm_positions]
+
+    def residual() -> list[Op]:
+        scale = [elementwise("residual.scale", tokens * h, 2, 1, b)] if arch.residual_scale is not None else []
+        return scale + [elementwise("residual.add", tokens * h, 3, 1, b)]
+
+    ops = norms("attention_in")
     projections = projection_ops(att, h, tokens, b)
     ops += projections[:-1]
     if att.qk_norm:
         qk_norm = norm_op("attention.qk_norm", arch, tokens * (att.num_heads + kv_heads) * att.head_dim, b)
         ops += [replace(qk_norm, launches=2 * qk_norm.launches)]  # one norm for q, one for k
-    if arch.learned_positions == 0:
+    if arch.learned_positions == 0 and att.rope_width:
         rope = elementwise("attention.rope", tokens * (att.num_heads + kv_heads) * att.rope_width, ROPE_PASSES,
                            2 * ROPE_LAUNCHES, b)
         ops += [rope]
-    ops += [attention_core(att, batch, queries, keys, pairs, b), projections[-1],
-            elementwise("residual.add", tokens * h, 3, 1, b), norm_op("norm.mlp_in", arch, tokens * h, b)]
+    ops += [attention_core(att, batch, queries, keys, pairs, b)]
+    if att.logit_softcap is not None:  # c·tanh(s / c) on every score the (eager) kernel computes
+        scores = batch * att.num_heads * queries * keys
+        ops += [elementwise("attention.softcap", scores, 6, 3, b, exps=scores)]
+    ops += [projections[-1], *norms("attention_out"), *residual(), *norms("mlp_in")]
     ops += mlp_ops(group, h, tokens, b)
-    ops += [elementwise("residual.add", tokens * h, 3, 1, b)]
+    ops += norms("mlp_out") + residual()
     return ops
 
 
@@ -185,7 +224,7 @@ def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32"
     """Every op of one forward pass over B sequences of S tokens (logits for all B·S tokens, as the zoo's
     forward computes them; `with_loss` adds the fp32 log-softmax and NLL of cross-entropy)."""
     b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
-    ops = [elementwise("embedding", tokens * h, 2, 1, b)]
+    ops = [elementwise("embedding", tokens * h, 2, 1, b)] + embedding_scale_ops(arch, tokens, b)
     if arch.learned_positions:
         ops += [elementwise("position_embedding", tokens * h, 3, 2, b)]
     if any(g.mlp.kind == "token_routed" for g in arch.layer_groups):
@@ -195,6 +234,7 @@ def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32"
         ops += [op.scaled(group.count)
                 for op in layer_forward_ops(arch, group, batch, seq_len, seq_len, pairs, b)]
     ops += [norm_op("norm.final", arch, tokens * h, b), matmul("lm_head", tokens, h, vocab, b, "lm_head")]
+    ops += logit_ops(arch, tokens, b)
     if with_loss:
         ops += [elementwise("loss.log_softmax", tokens * vocab, 2, 1, 4, exps=tokens * vocab),
                 elementwise("loss.nll", tokens, 2, 3, 8)]
@@ -206,7 +246,7 @@ def decode_ops(arch: ArchSpec, batch: int, context: int, dtype: str = "float32")
     once per layer (inside the attention op's bytes) and the new keys/values appended (a copy of the cache, as the
     zoo's torch.cat does)."""
     b, h = dtype_bytes(dtype), arch.hidden_size
-    ops = [elementwise("embedding", batch * h, 2, 1, b)]
+    ops = [elementwise("embedding", batch * h, 2, 1, b)] + embedding_scale_ops(arch, batch, b)
     if any(g.mlp.kind == "token_routed" for g in arch.layer_groups):
         ops += [Op("routing", "forward", "memory", 0, batch * 8 * ROUTING_LAUNCHES, ROUTING_LAUNCHES)]
     for group in arch.layer_groups:
@@ -217,7 +257,7 @@ def decode_ops(arch: ArchSpec, batch: int, context: int, dtype: str = "float32")
         layer = layer_forward_ops(arch, group, batch, 1, keys, keys, b) + [cache_append]
         ops += [op.scaled(group.count) for op in layer]
     ops += [norm_op("norm.final", arch, batch * h, b), matmul("lm_head", batch, h, arch.vocab_size, b, "lm_head")]
-    return merge(ops)
+    return merge(ops + logit_ops(arch, batch, b))
 
 
 def backward_op(op: Op) -> list[Op]:

@@ -86,7 +86,7 @@ class ModelSource:
         """The same family and structure at a tiny size: every size field present replaced by a small value
         (`_SCALED_DOWN`), key/value heads half the heads (MHA stays MHA), a sliding window of 8, no rope scaling.
         Per-layer lists keep their first layers (`layer_types`) or the layers that remain (`mlp_only_layers`); top-k
-        is cut to the experts left. Used to run mixture-of-experts models on real tensors; formulas are then checked
+        is cut to the experts left; token ids past the small vocabulary are dropped. Used to run mixture-of-experts models on real tensors; formulas are then checked
         on this same config."""
         if self.is_zoo:
             raise ValueError("scaled_down is for HuggingFace configs; pick a smaller zoo size instead")
@@ -106,6 +106,9 @@ class ModelSource:
         experts = next((small[k] for k in ("num_experts", "n_routed_experts", "num_local_experts") if k in small), None)
         if experts and config.get("num_experts_per_tok", 0) > experts:
             small["num_experts_per_tok"] = experts
+        for key in ("pad_token_id", "bos_token_id", "eos_token_id"):  # ids past the small vocabulary (Phi-3's pad)
+            if isinstance(small.get(key), int) and small[key] >= small.get("vocab_size", 0):
+                small[key] = None
         small.pop("rope_scaling", None)
         name = f"{self.arch.name} (scaled down)"
         return ModelSource(name, from_hf_dict(small, name), small, self.origin)

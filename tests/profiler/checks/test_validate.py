@@ -78,6 +78,12 @@ def test_tiny_zoo_model_passes_with_stable_json(capsys, tiny_zoo):
 @pytest.mark.parametrize("name, device, kernel", [
     ("llama_7b", "meta", "fused"), ("qwen3_0.6b", "meta", "fused"),
     ("mixtral_8x7b", "cpu", "fused"), ("deepseek_v3", "cpu", "math"),  # MLA's d_qk != d_v: PyTorch's math path
+    ("gemma2_2b", "meta", "math"),  # soft-capped scores: transformers' eager attention
+    ("gemma3_1b", "meta", "fused"), ("phi3_mini_4k", "meta", "fused"), ("qwen1.5_moe_a2.7b", "cpu", "fused"),
+    ("qwen3_30b_a3b", "cpu", "fused"), ("olmoe_1b_7b", "cpu", "fused"), ("olmo2_1b", "meta", "fused"),
+    ("deepseek_v2_lite", "cpu", "math"), ("pythia_1b", "meta", "fused"),
+    ("falcon_7b", "meta", "math"),  # one key/value head against H query heads, unexpanded: PyTorch's math path
+    ("granite_3.0_2b", "meta", "fused"), ("starcoder2_3b", "meta", "fused"),
 ])
 def test_scaled_down_transformers_configs_pass(capsys, config_file, name, device, kernel):
     small = from_config_dict(shipped_config(name), name).scaled_down()
@@ -169,3 +175,15 @@ def test_validate_without_fvcore_leaves_its_rows_out(monkeypatch):
     result = validate.validate(resolve("tiny"), batch=1, seq_len=8)
     assert result["passed"] and not any(row["counter"] == "fvcore" for row in result["rows"])
     assert any("fvcore is not installed" in note for note in result["notes"])
+
+
+def test_alternating_windows_count_causally_on_cpu(capsys, config_file):
+    """Gemma 3's five sliding layers and one global one: the counter reads each layer's mask on CPU, and the
+    causal attention core matches the band of the sliding layers plus the triangle of the global one."""
+    config = dict(from_config_dict(shipped_config("gemma3_1b"), "gemma3").scaled_down().config, num_hidden_layers=6)
+    code, result, _ = run_json(capsys, config_file(config, "gemma3_small"), "--seq-len", "32", "--device", "cpu")
+    assert code == 0 and result["max_rel_error"] == 0
+    (forward,) = [row for row in result["rows"] if row["quantity"] == "forward_causal" and row["counter"] == "ours"]
+    heads, head_dim = 4, 16
+    band, triangle = 8 * 9 // 2 + (32 - 8) * 8, 32 * 33 // 2
+    assert forward["status"] == "ok" and forward["counted"] == 4 * heads * head_dim * (5 * band + triangle)

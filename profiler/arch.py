@@ -475,8 +475,8 @@ def _granite(f: _Fields, name: str) -> ArchSpec:
     SwiGLU, biases per attention_bias / mlp_bias — with four scalar multipliers and no parameters for them:
     embedding_multiplier on the embeddings, residual_multiplier on each sublayer's output, attention_multiplier as
     the softmax scale (replacing 1/sqrt(d): no extra op) and logits divided by logits_scaling. Buffers: inv_freq."""
-    base = _llama_like(_Fields(f.data, "llama"), name)
-    return replace(base, model_type="granite", embedding_scale=f.number("embedding_multiplier", 1.0),
+    base = _llama_like(f, name)  # model_type granite: none of the qwen/mistral/mixtral rules apply
+    return replace(base, embedding_scale=f.number("embedding_multiplier", 1.0),
                    residual_scale=f.number("residual_multiplier", 1.0),
                    logit_scale=1.0 / f.number("logits_scaling", 1.0))
 

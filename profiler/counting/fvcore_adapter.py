@@ -44,7 +44,8 @@ _ZERO_COST = ("embedding", "index_select", "argsort", "sort", "empty_like", "num
               "all", "any", "unsqueeze", "squeeze", "reshape", "view", "transpose", "permute", "slice", "select",
               "to", "type_as", "stack", "cumsum", "sub_", "ones", "zeros", "fill_", "scalar_tensor", "min", "item",
               "clone", "_to_copy", "bitwise_and", "bitwise_or", "__or__", "is_floating_point", "masked_fill_",
-              "lift_fresh", "topk", "histc", "scatter_", "scatter", "view_as_complex", "view_as_real", "numpy_T")
+              "lift_fresh", "topk", "histc", "scatter_", "scatter", "view_as_complex", "view_as_real", "numpy_T",
+              "broadcast_to")
 
 
 def sdpa_macs(inputs: list[Any], outputs: list[Any]) -> int:

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from profiler.hardware import HardwareProfile, profile_from_dict
 from profiler.source import MODELS_DIR, read_json
 
-SHIPPED = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3", "gpt2", "gemma2_2b", "gemma3_1b",
-           "phi3_mini_4k", "qwen1.5_moe_a2.7b", "qwen3_30b_a3b", "olmoe_1b_7b", "olmo2_1b", "deepseek_v2_lite",
-           "falcon_7b", "pythia_1b", "granite_3.0_2b", "starcoder2_3b")
+SHIPPED = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3", "gpt2", "gemma_2b", "gemma2_2b",
+           "gemma3_1b", "phi3_mini_4k", "qwen1.5_moe_a2.7b", "qwen3_30b_a3b", "olmoe_1b_7b", "olmo2_1b",
+           "deepseek_v2_lite", "falcon_7b", "pythia_1b", "granite_3.0_2b", "starcoder2_3b")
 
 
 def shipped_config(name: str) -> dict:

@@ -109,6 +109,7 @@ def test_published_exact_counts():
     assert total["phi3_mini_4k"] == 3_821_079_552  # keras-hub's preset metadata
     assert total["pythia_1b"] == 1_011_781_632  # Pythia paper, Table 1
     assert count_params(resolve("pythia_1b").arch).non_embedding == 805_736_448
+    assert count_params(resolve("gemma_2b").arch).non_embedding == 1_981_884_416  # Gemma report, Table 2
 
 
 def test_every_shipped_config_matches_its_published_figures():

@@ -20,9 +20,9 @@ from profiler.predict.ops import (
 from profiler.source import resolve
 
 ZOO = ("tiny", "20m", "small", "base")
-HF = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "gpt2", "gemma2_2b", "gemma3_1b", "phi3_mini_4k",
-      "qwen1.5_moe_a2.7b", "qwen3_30b_a3b", "olmoe_1b_7b", "olmo2_1b", "falcon_7b", "pythia_1b", "granite_3.0_2b",
-      "starcoder2_3b")  # DeepSeek's MLA path is one lumped product
+HF = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "gpt2", "gemma_2b", "gemma2_2b", "gemma3_1b",
+      "phi3_mini_4k", "qwen1.5_moe_a2.7b", "qwen3_30b_a3b", "olmoe_1b_7b", "olmo2_1b", "falcon_7b", "pythia_1b",
+      "granite_3.0_2b", "starcoder2_3b")  # DeepSeek's MLA path is one lumped product
 
 
 def _arch(name):

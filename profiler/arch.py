@@ -414,7 +414,8 @@ def _grouped(layers: list[tuple[AttentionSpec, MLPSpec]]) -> tuple[LayerGroup, .
     return tuple(groups)
 
 
-def _windows(f: _Fields, types: list[str], window: int | None) -> list[int | None]:
+def _windows(types: list[str], window: int | None) -> list[int | None]:
+    """Per-layer window from per-layer types: `window` on "sliding_attention" layers, none on the others."""
     return [window if kind == "sliding_attention" else None for kind in types]
 
 
@@ -443,7 +444,7 @@ def _layer_windows(f: _Fields, num_layers: int) -> list[int | None]:
         return [None] * num_layers
     first = f.int("max_window_layers", num_layers, minimum=0)
     default = ["sliding_attention" if i >= first else "full_attention" for i in range(num_layers)]
-    return _windows(f, f.layer_types(num_layers, default), window)
+    return _windows(f.layer_types(num_layers, default), window)
 
 
 def _llama_like(f: _Fields, name: str) -> ArchSpec:
@@ -512,7 +513,7 @@ def _gemma(f: _Fields, name: str) -> ArchSpec:
         default = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(num_layers)]
         types = f.layer_types(num_layers, default)
     window = None if first else f.int("sliding_window", 4096)
-    layers = [(replace(attention, sliding_window=w), mlp) for w in _windows(f, types, window)]
+    layers = [(replace(attention, sliding_window=w), mlp) for w in _windows(types, window)]
     return ArchSpec(
         name=name, model_type=model_type, vocab_size=f.int("vocab_size"), hidden_size=h,
         layer_groups=_grouped(layers), tie_word_embeddings=f.bool("tie_word_embeddings", True),
@@ -563,7 +564,7 @@ def _qwen_moe(f: _Fields, name: str) -> ArchSpec:
         first = f.int("max_window_layers", 28, minimum=0)
         default = ["sliding_attention" if (i + 1) % 2 and i < first and window else "full_attention"
                    for i in range(num_layers)]
-        windows = _windows(f, f.layer_types(num_layers, default), window)
+        windows = _windows(f.layer_types(num_layers, default), window)
     experts = f.int("num_experts", 0 if qwen3 else 60, minimum=0)
     shared = 0 if qwen3 else f.int("shared_expert_intermediate_size", 5632)
     moe = MLPSpec(kind="moe", intermediate_size=f.int("moe_intermediate_size"), num_experts=max(experts, 1),

@@ -144,8 +144,17 @@ def save_checkpoint(
     _fsync_directory(root)
     write_atomically(root / LATEST_NAME, lambda tmp: Path(tmp).write_text(final.name + "\n"))
     _fsync_directory(root)
+    remove_superseded(output_dir, run)
+    return final
+
+
+def remove_superseded(output_dir: str | os.PathLike, run: dict[str, Any]) -> list[Path]:
+    """Delete this run's checkpoints other than `latest`'s (older ones, or one a crash left before `latest` moved
+    to it); checkpoints of other runs are kept. Returns the deleted directories."""
+    latest = latest_checkpoint(output_dir)
+    removed = []
     for old in step_directories(output_dir):
-        if old == final:
+        if old == latest:
             continue
         if not written_by(old, run):
             logger.warning("keeping %s: not written by this run", old)
@@ -155,7 +164,8 @@ def save_checkpoint(
         doomed = old.with_name(old.name + _DELETING_SUFFIX)
         os.replace(old, doomed)
         shutil.rmtree(doomed)
-    return final
+        removed.append(old)
+    return removed
 
 
 def step_directories(output_dir: str | os.PathLike) -> list[Path]:

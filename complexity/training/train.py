@@ -271,6 +271,8 @@ def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
 
     start_step = 0
     ckpt.check_no_foreign_checkpoints(output, run_settings)  # never overwritten nor deleted: refused up front
+    if rt.is_main and ckpt.latest_checkpoint(output) is not None:
+        ckpt.remove_superseded(output, run_settings)  # older ones a crash left before deleting them
     if cfg.resume and ckpt.latest_checkpoint(output) is not None:
         start_step = _restore(model, optimizer, output, run_settings, rt)
     elif cfg.resume:

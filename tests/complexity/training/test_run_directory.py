@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -227,3 +228,13 @@ def _argv(cfg) -> list[str]:
             str(cfg.warmup_steps), "--eval-interval", str(cfg.eval_interval), "--eval-batches", str(cfg.eval_batches),
             "--eval-fraction", str(cfg.eval_fraction), "--save-interval", str(cfg.save_interval), "--precision",
             cfg.precision, "--seed", str(cfg.seed), "--no-progress"]
+
+
+def test_a_resume_removes_this_runs_superseded_checkpoints_only(trained, make_train_config):
+    root = ckpt.checkpoint_root(trained.output_dir)
+    orphan = root / "step-00000002"  # as a kill between `latest` moving on and the older one's deletion
+    shutil.copytree(_step3(trained), orphan)
+    state = json.loads((orphan / "trainer_state.json").read_text())
+    (orphan / "trainer_state.json").write_text(json.dumps({**state, "step": 2}))
+    train(make_train_config(max_steps=3, save_interval=3, eval_interval=3, resume=True))
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000003"]

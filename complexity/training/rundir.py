@@ -75,7 +75,7 @@ def acquire_lock(directory: str | os.PathLike) -> RunLock:
     path = directory / LOCK_NAME
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as err:
             raise ValueError(f"output_dir={str(directory)!r} is not writable: {err.strerror}") from err
         try:

@@ -235,10 +235,10 @@ def _open_output_dir(cfg: TrainConfig, rt: _Runtime) -> rundir.RunLock | None:
             lock = rundir.acquire_lock(output)
             rundir.check_start(output, cfg.resume)
             rundir.sweep(output)
-        except ValueError as err:
+        except BaseException as err:
             if lock is not None:
                 lock.release()
-            if rt.world_size == 1:
+            if rt.world_size == 1 or not isinstance(err, ValueError):
                 raise
             error = str(err)
     if rt.world_size > 1:

@@ -131,6 +131,7 @@ def test_run_level_errors(make_train_config, tmp_path):
         train(make_train_config("done", max_steps=3))
     with pytest.raises(ValueError, match=r"seq_len=64 must be at most the model's max_position_embeddings=32"):
         train(make_train_config("long", seq_len=64))
+    assert not (tmp_path / "long" / "data").exists()  # checked before the data is tokenized
     with pytest.raises(ValueError, match="distributed='ddp' needs torchrun"):
         train(make_train_config("ddp", distributed="ddp"))
     bad = tmp_path / "bad.json"

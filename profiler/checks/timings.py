@@ -101,7 +101,7 @@ def predicted_seconds(record: dict[str, Any], estimate: str = "likely") -> float
     step = by_phase["forward"] + by_phase["backward"]
     if record["mode"] == "forward_backward":
         return step
-    return record["micro_batches"] * step + by_phase["optimizer"]
+    return record.get("micro_batches", 1) * step + by_phase["optimizer"]
 
 
 def validate_timings(path: str | Path = TIMINGS_FILE, estimate: str = "likely") -> dict[str, Any]:

@@ -9,8 +9,10 @@ A record's `scope` is "model" (the whole step) or "layers" (only the transformer
 time one block: embedding, final norm, head, loss and optimizer rows are left out). Its `mode` is forward,
 forward_backward (forward + backward, no optimizer), train (forward + backward + AdamW; `micro_batches` > 1 runs
 forward + backward that many times before one optimizer step, as gradient accumulation does) or decode (one new
-token per sequence at context `seq_len`). A `doubtful` record carries the reason its own figure is in doubt; the
-summary reports the rest separately. Nothing here is fitted to the records: they only check predictions.
+token per sequence at context `seq_len`). `eval_forwards` counts no-grad forward passes per timed step that the
+benchmark ran inside its timed interval (an evaluation every few steps), predicted as forward passes of the same
+shape. A `doubtful` record carries the reason its own figure is in doubt; the summary reports the rest
+separately. Nothing here is fitted to the records: they only check predictions.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ TOLERANCE = 0.25  # the issue's bar: each record within ±25 %
 LAYER_OP_PREFIXES = ("norm.attention_in", "norm.mlp_in", "attention.", "mlp.", "residual.")
 _REQUIRED = {"id", "source", "hardware", "model", "scope", "mode", "batch", "seq_len", "dtype", "attention_kernel",
              "published_s", "published_note"}
-_OPTIONAL = {"model_note", "micro_batches", "doubtful"}
+_OPTIONAL = {"model_note", "micro_batches", "eval_forwards", "doubtful"}
 
 
 def _text(where: str, value: Any) -> str:
@@ -64,6 +66,7 @@ def check_record(data: Any, where: str) -> dict[str, Any]:
     record["micro_batches"] = require_int(f"{where}.micro_batches", record.get("micro_batches", 1), 1, 10**4)
     if record["micro_batches"] > 1 and record["mode"] != "train":
         raise ValueError(f"{where}.micro_batches={record['micro_batches']} needs mode 'train'")
+    record["eval_forwards"] = require_number(f"{where}.eval_forwards", record.get("eval_forwards", 0), 0, 1e3)
     require_number(f"{where}.published_s", record["published_s"], 0, 1e6, low_inclusive=False)
     _text(f"{where}.published_note", record["published_note"])
     for key in ("model_note", "doubtful"):
@@ -85,23 +88,30 @@ def load_records(path: str | Path = TIMINGS_FILE) -> list[dict[str, Any]]:
     return records
 
 
-def predicted_seconds(record: dict[str, Any], estimate: str = "likely") -> float:
-    """The predictor's time for what the record timed (module docstring)."""
+def _seconds_by_phase(record: dict[str, Any], mode: str, estimate: str) -> dict[str, float]:
+    """Predicted seconds per phase of `mode` at the record's shape, over the ops its scope covers."""
     model = record["model"]
     arch = (resolve(model) if isinstance(model, str) else from_config_dict(model, record["id"], "record")).arch
-    workload = Workload(MODES[record["mode"]], record["batch"], record["seq_len"], record["dtype"])
-    result = predict(arch, load_profile(record["hardware"]), workload, estimate, record["attention_kernel"])
-    rows = result["ops"]
+    workload = Workload(mode, record["batch"], record["seq_len"], record["dtype"])
+    rows = predict(arch, load_profile(record["hardware"]), workload, estimate, record["attention_kernel"])["ops"]
     if record["scope"] == "layers":
         rows = [r for r in rows if r["name"].startswith(LAYER_OP_PREFIXES)]
-    by_phase = {phase: sum(r["seconds"] for r in rows if r["phase"] == phase)
-                for phase in ("forward", "backward", "optimizer")}
+    return {phase: sum(r["seconds"] for r in rows if r["phase"] == phase)
+            for phase in ("forward", "backward", "optimizer")}
+
+
+def predicted_seconds(record: dict[str, Any], estimate: str = "likely") -> float:
+    """The predictor's time for what the record timed (module docstring)."""
+    by_phase = _seconds_by_phase(record, MODES[record["mode"]], estimate)
     if record["mode"] in ("forward", "decode"):
-        return by_phase["forward"]
-    step = by_phase["forward"] + by_phase["backward"]
-    if record["mode"] == "forward_backward":
-        return step
-    return record.get("micro_batches", 1) * step + by_phase["optimizer"]
+        seconds = by_phase["forward"]
+    elif record["mode"] == "forward_backward":
+        seconds = by_phase["forward"] + by_phase["backward"]
+    else:
+        seconds = record.get("micro_batches", 1) * (by_phase["forward"] + by_phase["backward"]) + by_phase["optimizer"]
+    if record.get("eval_forwards", 0):
+        seconds += record["eval_forwards"] * _seconds_by_phase(record, "forward", estimate)["forward"]
+    return seconds
 
 
 def validate_timings(path: str | Path = TIMINGS_FILE, estimate: str = "likely") -> dict[str, Any]:

@@ -74,6 +74,13 @@ def test_micro_batches_repeat_forward_and_backward_once_per_optimizer_step(tmp_p
     assert predicted_seconds(_record(mode="forward_backward")) == pytest.approx(phases["forward"] + phases["backward"])
 
 
+def test_eval_forwards_add_forward_passes_of_the_same_shape():
+    record = _record()
+    forward = predicted_seconds(_record(mode="forward"))
+    assert predicted_seconds({**record, "eval_forwards": 0.5}) == pytest.approx(predicted_seconds(record)
+                                                                                 + 0.5 * forward)
+
+
 def test_layers_scope_keeps_only_the_layer_ops():
     record = _record(mode="forward")
     arch = from_config_dict(record["model"], "r").arch
@@ -90,6 +97,7 @@ def test_layers_scope_keeps_only_the_layer_ops():
     ({"micro_batches": 2, "mode": "forward"}, r"micro_batches=2 needs mode 'train'"),
     ({"source": {"url": "https://x.org"}}, r"records\[0\].source is missing"),
     ({"speed": 1}, r"unknown field\(s\) \['speed'\]"),
+    ({"eval_forwards": -1}, r"records\[0\].eval_forwards=-1 must be"),
 ])
 def test_bad_records_name_the_field(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):

@@ -11,7 +11,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from complexity.atomic import write_atomically
+from complexity.atomic import current_files, write_files_together
 from complexity.config import ComplexityConfig, config_for_size
 from complexity.models.modeling import ComplexityForCausalLM
 
@@ -41,7 +41,7 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 def save_pretrained(model: ComplexityForCausalLM, directory: str | os.PathLike) -> None:
-    """Write config.json and model.safetensors into `directory`, each atomically (see `save_state_dict`)."""
+    """Write config.json and model.safetensors into `directory` as one unit (see `save_state_dict`)."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_state_dict(state, model.config, directory)
 
@@ -49,12 +49,15 @@ def save_pretrained(model: ComplexityForCausalLM, directory: str | os.PathLike) 
 def save_state_dict(state: dict[str, torch.Tensor], config: ComplexityConfig, directory: str | os.PathLike) -> None:
     """Write a full (unsharded, CPU) state dict of a `ComplexityForCausalLM` and its config, as `save_pretrained`.
 
-    Each file is written atomically (`write_atomically`). A tied LM head is stored once (as the embedding). The
-    weights are written before the config, so a crash in between leaves either the old pair or new weights that
-    `from_pretrained` checks against the old config.
+    The pair is replaced as one unit by `write_files_together`: both files are staged in a hidden directory inside
+    `directory`, committed by one directory rename, then moved over the old names. A kill at any moment leaves
+    either the old pair or the new pair for `from_pretrained` (which resolves an interrupted move read-only), never
+    new weights beside an old config; the next save finishes or sweeps what a killed one left, so no staged
+    copies accumulate. Chosen over a manifest of the weights' SHA-256: a hash only detects the mixed pair (the
+    directory would then not load), while the commit keeps a loadable pair, and it costs no re-read of the
+    weights at load. Other files in `directory` (a tokenizer, ...) are left alone. A tied LM head is stored once
+    (as the embedding).
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in state.items()}
     if config.tie_word_embeddings:
         state.pop("lm_head.weight", None)
@@ -62,17 +65,46 @@ def save_state_dict(state: dict[str, torch.Tensor], config: ComplexityConfig, di
     if len(dtypes) != 1:
         raise ValueError(f"all weights must share one dtype to be saved, found {sorted(dtypes)}")
     config = ComplexityConfig.from_dict({**config.to_dict(), "torch_dtype": dtypes.pop()})
-    write_atomically(directory / WEIGHTS_NAME, lambda path: save_file(state, path, metadata={"format": "pt"}))
-    write_atomically(directory / CONFIG_NAME, lambda path: Path(path).write_text(config.to_json_string()))
+    write_files_together(directory, {
+        WEIGHTS_NAME: lambda path: save_file(state, path, metadata={"format": "pt"}),
+        CONFIG_NAME: lambda path: Path(path).write_text(config.to_json_string(), encoding="utf-8"),
+    })
+
+
+def _load_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device that exists on this machine (cpu, cuda[:N] or mps), else a ValueError."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a device (allowed: 'cpu', 'cuda', 'cuda:N', 'mps')") from err
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device={device!r}: CUDA is not available on this machine (use device='cpu')")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device={device!r}: this machine has {count} CUDA device(s), indices 0..{count - 1}")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device={device!r}: MPS is not available on this machine (use device='cpu')")
+    elif parsed.type != "cpu":
+        raise ValueError(f"device={device!r} must be 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return parsed
 
 
 def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "cpu") -> ComplexityForCausalLM:
     """Load what `save_pretrained` wrote, checking every tensor's name, shape and dtype against the config.
 
-    Raises ValueError on a missing, truncated or mismatched file. Uses safetensors only: nothing is unpickled.
+    Raises ValueError on a missing, unreadable, truncated or mismatched file (the file named), on a config that
+    lacks a field the logits depend on (`ComplexityConfig.from_json_file`), and on a device this machine lacks.
+    Uses safetensors only: nothing is unpickled. Reads the pair the last completed save committed, also when that
+    save was killed while moving its files into place (`current_files`); writes nothing.
     """
     directory = Path(directory)
-    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    device = _load_device(device)
+    if not directory.is_dir():
+        raise ValueError(f"{directory} is not a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}")
+    files = current_files(directory, (CONFIG_NAME, WEIGHTS_NAME))
+    config_path, weights_path = files[CONFIG_NAME], files[WEIGHTS_NAME]
     for path in (config_path, weights_path):
         if not path.is_file():
             raise ValueError(f"{path} does not exist")

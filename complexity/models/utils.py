@@ -102,7 +102,9 @@ def from_pretrained(directory: str | os.PathLike, device: str | torch.device = "
     directory = Path(directory)
     device = _load_device(device)
     if not directory.is_dir():
-        raise ValueError(f"{directory} is not a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}")
+        problem = "is not a directory" if directory.exists() else "does not exist"
+        raise ValueError(f"{directory} {problem}: give the directory save_pretrained wrote ({CONFIG_NAME} and "
+                         f"{WEIGHTS_NAME})")
     files = current_files(directory, (CONFIG_NAME, WEIGHTS_NAME))
     config_path, weights_path = files[CONFIG_NAME], files[WEIGHTS_NAME]
     for path in (config_path, weights_path):

@@ -93,13 +93,10 @@ class ComplexityConfig:
         for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "head_dim", "max_position_embeddings", "num_experts"):
             require_int(name, getattr(self, name))
-        table = rope_table_bytes(self.max_position_embeddings, self.head_dim)
-        if table > MAX_ROPE_TABLE_BYTES:
-            raise ValueError(
-                f"max_position_embeddings={self.max_position_embeddings} needs a {table / 2**30:.3g} GiB RoPE table at "
-                f"head_dim={self.head_dim} (2 x positions x head_dim x 4 B); the cap is {MAX_ROPE_TABLE_BYTES // 2**30} "
-                f"GiB, i.e. at most {MAX_ROPE_TABLE_BYTES // rope_table_bytes(1, self.head_dim)} positions"
-            )
+        require_int("max_position_embeddings", self.max_position_embeddings,
+                    maximum=MAX_ROPE_TABLE_BYTES // rope_table_bytes(1, self.head_dim),
+                    note=f"at head_dim={self.head_dim} the RoPE table, 2 x positions x head_dim x 4 B, is capped at "
+                         f"{MAX_ROPE_TABLE_BYTES // 2**30} GiB")
         if self.head_dim % 2:
             raise ValueError(f"head_dim={self.head_dim} must be even (RoPE rotates pairs of channels)")
         if self.num_attention_heads % self.num_key_value_heads:

@@ -100,8 +100,9 @@ def test_rope_table_is_capped():
     limit = MAX_ROPE_TABLE_BYTES // rope_table_bytes(1, head_dim)
     assert limit == 2**20  # 1 GiB: 1,048,576 positions at head_dim 128
     ComplexityConfig(**{**SMALL, "hidden_size": 512, "head_dim": head_dim, "max_position_embeddings": limit})
-    with pytest.raises(ValueError, match=r"max_position_embeddings=10000000 needs a 9.54 GiB RoPE table at "
-                                         r"head_dim=128 .*at most 1048576 positions"):
+    with pytest.raises(ValueError, match=r"max_position_embeddings=10000000 must be an integer in \[1, 1048576\] "
+                                         r"\(at head_dim=128 the RoPE table, 2 x positions x head_dim x 4 B, is "
+                                         r"capped at 1 GiB\)"):
         ComplexityConfig(**{**SMALL, "hidden_size": 512, "head_dim": head_dim, "max_position_embeddings": 10**7})
     with pytest.raises(ValueError, match="max_position_embeddings"):
         ComplexityConfig(**{**SMALL, "max_position_embeddings": MAX_ROPE_TABLE_BYTES // rope_table_bytes(1, 16) + 1})

@@ -46,6 +46,26 @@ FIELDS_THE_LOGITS_DEPEND_ON = (
 MAX_ROPE_TABLE_BYTES = 2**30
 
 
+# Bounds on the model's size, so that a typo (vocab_size 10**30, num_hidden_layers 10**9) fails here with the
+# field named rather than inside torch (an int64 overflow) or after minutes of building layers. Generous: the
+# largest open models have about 1e12 weights (2**40 = 1.1e12) and 126 layers (Llama 3.1 405B).
+MAX_LAYERS = 1024
+MAX_MATRIX_WEIGHTS = 2**40  # weights in the matrices (embedding, LM head, projections, MLP), norms excluded
+
+
+def matrix_weights(config: ComplexityConfig) -> int:
+    """Weights in the model's matrices: embedding (+ untied head) V*H, per layer attention H*hd*(2*heads +
+    2*kv_heads) and MLP 3*H*I (the token-routed MLP's experts together are as wide as one dense MLP)."""
+    h, hd = config.hidden_size, config.head_dim
+    per_layer = h * hd * (2 * config.num_attention_heads + 2 * config.num_key_value_heads) + 3 * h * config.intermediate_size
+    return config.vocab_size * h * (1 if config.tie_word_embeddings else 2) + config.num_hidden_layers * per_layer
+
+
+def _scientific(n: int) -> str:
+    """An integer in e-notation, also past float's range (where it would overflow)."""
+    return f"{n:.3e}" if n < 10**300 else f"~1e{len(str(n)) - 1}"
+
+
 def rope_table_bytes(max_position_embeddings: int, head_dim: int) -> int:
     """Bytes of the float32 cos and sin tables RoPE keeps: 2 x positions x head_dim x 4 B."""
     return 2 * max_position_embeddings * head_dim * 4
@@ -97,6 +117,15 @@ class ComplexityConfig:
                     maximum=MAX_ROPE_TABLE_BYTES // rope_table_bytes(1, self.head_dim),
                     note=f"at head_dim={self.head_dim} the RoPE table, 2 x positions x head_dim x 4 B, is capped at "
                          f"{MAX_ROPE_TABLE_BYTES // 2**30} GiB")
+        require_int("num_hidden_layers", self.num_hidden_layers, maximum=MAX_LAYERS)
+        if matrix_weights(self) > MAX_MATRIX_WEIGHTS:
+            raise ValueError(
+                f"vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, intermediate_size="
+                f"{self.intermediate_size}, num_hidden_layers={self.num_hidden_layers}, heads {self.num_attention_heads}/"
+                f"{self.num_key_value_heads} x head_dim={self.head_dim} make {_scientific(matrix_weights(self))} matrix "
+                f"weights; "
+                f"at most 2**40 = {MAX_MATRIX_WEIGHTS:.3e} are allowed"
+            )
         if self.head_dim % 2:
             raise ValueError(f"head_dim={self.head_dim} must be even (RoPE rotates pairs of channels)")
         if self.num_attention_heads % self.num_key_value_heads:

@@ -4,13 +4,23 @@ import pytest
 import torch
 
 import complexity.models.modeling as modeling
+from complexity import ComplexityConfig, ComplexityForCausalLM
 from complexity.models.validation import MIN_TEMPERATURE
+
+# The shared tiny config of tests/complexity/conftest.py (not importable by name: several conftest modules exist).
+TINY = dict(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=256, num_experts=4)
+
+
+def _model(**overrides) -> ComplexityForCausalLM:
+    torch.manual_seed(0)
+    model = ComplexityForCausalLM(ComplexityConfig(**{**TINY, **overrides}))
+    model.init_weights()
+    return model.eval()
 
 
 @pytest.fixture(scope="module")
 def model():
-    from conftest import _model
-
     return _model()
 
 
@@ -44,8 +54,6 @@ def test_bad_token_ids(model, ids, message):
 
 
 def test_dense_model_range_checks_ids_too():
-    from conftest import _model
-
     with pytest.raises(ValueError, match="vocab_size"):
         _model(use_token_routed_mlp=False)(torch.tensor([[127, 128]]))
 
@@ -132,8 +140,6 @@ def test_smallest_temperature_samples_like_greedy(model):
 
 
 def test_prompt_plus_new_tokens_past_the_positions_fails_before_generating(monkeypatch):
-    from conftest import _model
-
     short = _model(max_position_embeddings=16)
     assert short.generate(IDS, 12).shape == (2, 16)  # up to the limit: generates
     calls = []
@@ -171,8 +177,6 @@ def test_value_checks_are_skipped_while_compiling(model, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("check_model_inputs ran inside the traced graph")
 
-    from conftest import _model
-
     one_layer = _model(num_hidden_layers=1, use_token_routed_mlp=False)
     torch._dynamo.reset()
     monkeypatch.setattr(modeling, "check_model_inputs", refuse)
@@ -185,10 +189,6 @@ def test_value_checks_are_skipped_while_compiling(model, monkeypatch):
 
 
 def test_meta_tensors_are_checked_for_dtype_and_shape_only():
-    from conftest import TINY
-
-    from complexity import ComplexityConfig, ComplexityForCausalLM
-
     with torch.device("meta"):
         meta = ComplexityForCausalLM(ComplexityConfig(**TINY, use_token_routed_mlp=False))
         assert meta(torch.zeros(2, 4, dtype=torch.long), labels=torch.zeros(2, 4, dtype=torch.long)).logits.shape \

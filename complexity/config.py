@@ -121,10 +121,9 @@ class ComplexityConfig:
         if matrix_weights(self) > MAX_MATRIX_WEIGHTS:
             raise ValueError(
                 f"vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, intermediate_size="
-                f"{self.intermediate_size}, num_hidden_layers={self.num_hidden_layers}, heads {self.num_attention_heads}/"
-                f"{self.num_key_value_heads} x head_dim={self.head_dim} make {_scientific(matrix_weights(self))} matrix "
-                f"weights; "
-                f"at most 2**40 = {MAX_MATRIX_WEIGHTS:.3e} are allowed"
+                f"{self.intermediate_size}, num_hidden_layers={self.num_hidden_layers}, num_attention_heads="
+                f"{self.num_attention_heads}, num_key_value_heads={self.num_key_value_heads}, head_dim={self.head_dim} "
+                f"make {_scientific(matrix_weights(self))} matrix weights; at most 2**40 = {MAX_MATRIX_WEIGHTS:.3e}"
             )
         if self.head_dim % 2:
             raise ValueError(f"head_dim={self.head_dim} must be even (RoPE rotates pairs of channels)")

@@ -24,6 +24,7 @@ from complexity.core.normalization import RMSNorm
 from complexity.core.rotary import RotaryEmbedding
 from complexity.core.token_routed_mlp import TokenRoutedMLP, route_tokens
 from complexity.inputs import require_int
+from complexity.models import pretrained
 from complexity.models.validation import check_generate_inputs, check_model_inputs
 
 
@@ -104,18 +105,14 @@ class ComplexityForCausalLM(nn.Module):
         self.tie_weights()
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """HF-style alias of `complexity.models.utils.save_pretrained(self, directory)`."""
-        from complexity.models.utils import save_pretrained  # utils imports this module
-
-        save_pretrained(self, directory)
+        """HF-style method form of `complexity.models.utils.save_pretrained(self, directory)`: the same code."""
+        pretrained.save_pretrained(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> ComplexityForCausalLM:
-        """HF-style alias of `complexity.models.utils.from_pretrained(directory, device)`: the same files, the same
-        checks."""
-        from complexity.models.utils import from_pretrained
-
-        return from_pretrained(directory, device)
+        """HF-style method form of `complexity.models.utils.from_pretrained(directory, device)`: the same files,
+        the same checks, the same code."""
+        return pretrained.load_pretrained(cls, directory, device)
 
     def tie_weights(self) -> None:
         """Share the embedding matrix with the LM head (Press & Wolf 2017) when the config asks for it."""

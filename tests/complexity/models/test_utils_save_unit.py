@@ -80,13 +80,13 @@ def test_kill_before_every_filesystem_step_leaves_the_old_or_the_new_pair(make_m
 def test_a_kill_while_the_weights_are_written_keeps_the_old_pair(make_model, tmp_path, monkeypatch):
     old, new = make_model(seed=1), make_model(seed=2)
     save_pretrained(old, tmp_path)
-    import complexity.models.utils as utils
+    import complexity.models.pretrained as pretrained
 
     def half_then_die(state, path, metadata=None):
         Path(path).write_bytes(b"\x00" * 1000)
         raise KeyboardInterrupt  # stands in for the signal; the staged copy is removed on the way out
 
-    monkeypatch.setattr(utils, "save_file", half_then_die)
+    monkeypatch.setattr(pretrained, "save_file", half_then_die)
     with pytest.raises(KeyboardInterrupt):
         save_pretrained(new, tmp_path)
     assert same_weights(from_pretrained(tmp_path), old)

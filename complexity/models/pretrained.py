@@ -42,10 +42,13 @@ def save_state_dict(state: dict[str, torch.Tensor], config: ComplexityConfig, di
     `directory`, committed by one directory rename, then moved over the old names. A kill at any moment leaves
     either the old pair or the new pair for `from_pretrained` (which resolves an interrupted move read-only), never
     new weights beside an old config; the next save finishes or sweeps what a killed one left, so no staged
-    copies accumulate. Chosen over a manifest of the weights' SHA-256: a hash only detects the mixed pair (the
-    directory would then not load), while the commit keeps a loadable pair, and it costs no re-read of the
-    weights at load. Other files in `directory` (a tokenizer, ...) are left alone. A tied LM head is stored once
-    (as the embedding).
+    copies accumulate. Chosen over a manifest of the weights' SHA-256, which only detects the mixed pair (the
+    directory would then not load) and costs a re-read of the weights at every load; and over renaming a whole
+    temp directory over the target, which POSIX cannot do atomically (no exchange of two names: renaming the old
+    one away first leaves a moment with no directory) and which would drop other files in it (a tokenizer, ...),
+    left alone here. Limits: one writer per directory at a time; a tool that reads the two top-level files
+    itself (not through `from_pretrained`) sees a mixed pair only if a save died between its two final renames,
+    until the next save. A tied LM head is stored once (as the embedding).
     """
     state = {k: v.detach().contiguous() for k, v in state.items()}
     if config.tie_word_embeddings:

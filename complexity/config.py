@@ -31,7 +31,8 @@ _HF_METADATA_KEYS = frozenset({"model_type", "architectures", "transformers_vers
 # `from_pretrained`): every field the logits or the generated tokens depend on, so that no default can silently
 # change a saved model's numbers. Not required: `initializer_range` (used only by `init_weights`) and the
 # tokenizer's `bos_token_id` / `eos_token_id` (metadata: `generate` takes its eos as an argument). `pad_token_id`
-# is required: `generate` fills finished rows with it. `save_pretrained` writes every field.
+# is required: `generate` fills finished rows with it, and so is `max_position_embeddings`: it decides which
+# inputs are refused. `save_pretrained` writes every field.
 FIELDS_THE_LOGITS_DEPEND_ON = (
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
     "num_key_value_heads", "head_dim", "max_position_embeddings", "rope_theta", "rms_norm_eps",

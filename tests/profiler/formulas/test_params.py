@@ -108,6 +108,11 @@ def test_published_exact_counts():
     assert total["gemma3_1b"] == 999_885_952  # keras-hub's preset metadata
     assert total["phi3_mini_4k"] == 3_821_079_552  # keras-hub's preset metadata
     assert total["pythia_1b"] == 1_011_781_632  # Pythia paper, Table 1
+    assert total["gemma_2b"] == 2_506_172_416  # keras-hub's preset metadata
+    assert total["gemma2_2b"] == 2_614_341_888  # keras-hub's preset metadata
+    assert total["qwen1.5_moe_a2.7b"] == 14_315_784_192  # safetensors index: 28,631,568,384 bytes of bf16
+    assert total["qwen3_30b_a3b"] == 30_532_122_624  # safetensors index: 61,064,245,248 bytes of bf16
+    assert total["olmoe_1b_7b"] == 6_919_161_856  # safetensors index: 13,838,323,712 bytes of bf16
     assert count_params(resolve("pythia_1b").arch).non_embedding == 805_736_448
     assert count_params(resolve("gemma_2b").arch).non_embedding == 1_981_884_416  # Gemma report, Table 2
 

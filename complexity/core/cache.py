@@ -1,13 +1,26 @@
-"""Key/value cache for incremental decoding.
+"""Key/value caches for incremental decoding: `KVCache` grows, `StaticKVCache` is preallocated.
 
-One `KVCache` serves a whole model: it holds each layer's keys and values [batch, kv_heads, keys, head_dim] and
-counts the sequence slots seen so far (pads included). With a sliding window W a query sees itself and the W-1
-keys before it, so a layer keeps only its last W-1 keys: the cache never grows past the window.
+Both serve a whole model: `update(layer_idx, key, value)` takes a layer's new keys and values [batch, kv_heads,
+new, head_dim] and returns the keys and values its queries attend to; `advance(num_tokens)` is called once per
+forward, after every layer. Sequence slots count every input position, pads included.
+
+* `KVCache` appends with `torch.cat`, so its shapes change at every step. With a sliding window W a query sees
+  itself and the W-1 keys before it, so a layer keeps only its last W-1 keys: the cache never grows past the window.
+* `StaticKVCache` allocates [batch, kv_heads, max_length, head_dim] per layer once and writes each step's keys in
+  place at their slots (`index_copy_` with a slot tensor on the device). Every decode step then has the same shapes
+  and reads no Python counter, so one compiled decode step serves every position (the approach of gpt-fast and of
+  transformers' `StaticCache`). Queries attend over all `max_length` slots under a mask: later slots, slots outside
+  the sliding window and padding are masked out (a window therefore saves compute, not memory, here). The cache
+  also remembers which slots hold real tokens and how many tokens each row has seen, so decode steps need no
+  attention mask and left-padded rows get their own positions.
 """
 
 from __future__ import annotations
 
 import torch
+
+from complexity.config import ComplexityConfig
+from complexity.inputs import require_int
 
 
 class KVCache:
@@ -36,3 +49,55 @@ class KVCache:
     def advance(self, num_tokens: int) -> None:
         """Called once per forward, after every layer has been updated."""
         self.seen_tokens += num_tokens
+
+
+class StaticKVCache:
+    """A preallocated cache of `max_length` sequence slots per row (prompt, pads and generated tokens together).
+
+    Per forward: `begin(is_token)` claims the next slots and returns the new tokens' positions; each layer's
+    `update` writes its keys and values there; `advance` moves the slot counter. All bookkeeping is device tensors.
+    """
+
+    def __init__(self, config: ComplexityConfig, batch_size: int, max_length: int,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        require_int("batch_size", batch_size)
+        require_int("max_length", max_length, maximum=config.max_position_embeddings,
+                    note=f"slots per row, at most max_position_embeddings={config.max_position_embeddings}")
+        self.batch_size, self.max_length = batch_size, max_length
+        self.sliding_window = config.sliding_window
+        shape = (batch_size, config.num_key_value_heads, max_length, config.head_dim)
+        # Zeros, not torch.empty: a masked-out slot still enters SDPA's product with a zero weight, and garbage
+        # memory may hold NaN (0 * NaN = NaN).
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_hidden_layers)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_hidden_layers)]
+        self.key_is_token = torch.zeros(batch_size, max_length, dtype=torch.bool, device=device)  # pads are False
+        self.token_count = torch.zeros(batch_size, dtype=torch.long, device=device)  # real tokens seen per row
+        self.next_slot = torch.zeros((), dtype=torch.long, device=device)
+        self.slots = torch.arange(max_length, device=device)  # the slot index of every key
+        self._step_slots = self.next_slot[None]  # this forward's slots, set by `begin`
+
+    @property
+    def seen_tokens(self) -> int:
+        """Slots already filled (reads the device counter: for checks outside compiled code)."""
+        return int(self.next_slot)
+
+    def begin(self, is_token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Claim slots for this forward's tokens; is_token [batch, new] is False at pads. Returns the new tokens'
+        positions [batch, new] (real tokens before them in their row; a pad gets its next token's position, 0 at
+        the start) and their slots [new]."""
+        new = is_token.shape[-1]
+        self._step_slots = self.next_slot + torch.arange(new, device=self.next_slot.device)
+        positions = (self.token_count[:, None] + is_token.long().cumsum(-1) - 1).clamp(min=0)
+        self.key_is_token.index_copy_(1, self._step_slots, is_token.bool())
+        self.token_count.add_(is_token.long().sum(-1))
+        return positions, self._step_slots
+
+    def update(self, layer_idx: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write this step's keys/values at the slots `begin` claimed; return every slot's keys/values."""
+        self.keys[layer_idx].index_copy_(2, self._step_slots, key)
+        self.values[layer_idx].index_copy_(2, self._step_slots, value)
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def advance(self, num_tokens: int) -> None:
+        """Called once per forward, after every layer has been updated."""
+        self.next_slot.add_(num_tokens)

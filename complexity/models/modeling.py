@@ -3,6 +3,13 @@
 Construction allocates parameters but does not initialise them; `init_weights()` does. So a model can be built on
 the meta device (no memory, instant even at 1B) and later materialised with `to_empty(device=...)` followed by
 `init_weights()` or a checkpoint load.
+
+With the token-routed MLP off, a zoo model is transformers' Qwen3ForCausalLM (QK-norm on; a sliding window maps to
+Qwen3's `layer_types = ["sliding_attention"] * layers`) or LlamaForCausalLM (QK-norm off): the parameter names are
+the same, so the state dict loads strictly, and the logits agree to a few float32 ulps
+(tests/complexity/models/test_hf_parity.py). The one numerical difference: our RoPE table is computed in float64
+and rounded once, transformers' in float32. `rope_theta` maps to `rope_parameters={"rope_type": "default",
+"rope_theta": ...}`; there is no RoPE scaling, no attention bias and no dropout.
 """
 
 from __future__ import annotations

@@ -239,17 +239,23 @@ class ComplexityForCausalLM(nn.Module):
             raise ValueError("compile=True needs cache_implementation='static': the dynamic cache changes shape "
                              "at every step, so one compiled decode step cannot serve them all")
         batch, prompt = input_ids.shape
+        if max_new_tokens == 0:
+            return input_ids
         if cache_implementation == "static":
+            if prompt + max_new_tokens > self.config.max_position_embeddings:
+                raise ValueError(f"prompt length {prompt} + max_new_tokens={max_new_tokens} exceeds "
+                                 f"max_position_embeddings={self.config.max_position_embeddings} (the static cache "
+                                 "holds them all)")
             weight = self.model.embed_tokens.weight
             cache = StaticKVCache(self.config, batch, prompt + max_new_tokens, weight.device, weight.dtype)
         else:
             cache = KVCache(self.config.num_hidden_layers, self.config.sliding_window)
-        decode_step = compiled_decode_step() if compile else _decode_step
+        decode_step = compiled_next_token_logits() if compile else _next_token_logits
         finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
         fill = self.config.pad_token_id if self.config.pad_token_id is not None else eos_token_id
         tokens, mask = [input_ids], attention_mask
         # The prompt's forward computes the last position's logits only: never [batch, prompt, vocab].
-        logits = _decode_step(self, input_ids, mask, cache)
+        logits = _next_token_logits(self, input_ids, mask, cache)
         if cache_implementation == "static":
             mask = None  # the static cache remembers the prompt's pads; every later token is real
         for step in range(max_new_tokens):
@@ -269,19 +275,19 @@ class ComplexityForCausalLM(nn.Module):
 CACHE_IMPLEMENTATIONS = ("dynamic", "static")
 
 
-def _decode_step(model: ComplexityForCausalLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                 cache: KVCache | StaticKVCache) -> torch.Tensor:
+def _next_token_logits(model: ComplexityForCausalLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                       cache: KVCache | StaticKVCache) -> torch.Tensor:
     """One cached forward of `generate`: the float32 logits [batch, vocab] of the last position."""
     out = model(input_ids, attention_mask=attention_mask, past_key_values=cache, logits_to_keep=1)
     return out.logits[:, -1].float()
 
 
 @functools.cache
-def compiled_decode_step() -> Callable[..., torch.Tensor]:
-    """`_decode_step` under `torch.compile(fullgraph=True)`, built on first use and shared by every model (dynamo
-    guards on shapes and module structure, so models of the same config and caches of the same size share a
-    graph). With a `StaticKVCache` and a one-token input it compiles once for every position."""
-    return torch.compile(_decode_step, fullgraph=True)
+def compiled_next_token_logits() -> Callable[..., torch.Tensor]:
+    """`_next_token_logits` under `torch.compile(fullgraph=True)`, built on first use and shared by every model
+    (dynamo guards on shapes and module structure, so models of the same config and caches of the same size share
+    a graph). With a `StaticKVCache` and a one-token input it compiles once for every position."""
+    return torch.compile(_next_token_logits, fullgraph=True)
 
 
 def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:

@@ -208,7 +208,8 @@ class LargestFloatOutput(TorchDispatchMode):
         return out
 
 
-def test_generate_prefill_never_holds_the_logits_of_every_prompt_position(make_model):
+@pytest.mark.parametrize("cache_implementation", ["dynamic", "static"])
+def test_generate_prefill_never_holds_the_logits_of_every_prompt_position(make_model, cache_implementation):
     batch, prompt, vocab = 2, 64, 4096  # the prompt's fp32 logits (2 MiB) dwarf every other tensor at hidden 64
     model = make_model(vocab_size=vocab)
     ids = torch.randint(0, vocab, (batch, prompt))
@@ -217,7 +218,7 @@ def test_generate_prefill_never_holds_the_logits_of_every_prompt_position(make_m
         model(ids)
     assert forward.bytes == all_logits  # the counter sees them when they are computed
     with LargestFloatOutput() as generate:
-        model.generate(ids, max_new_tokens=4)
+        model.generate(ids, max_new_tokens=4, cache_implementation=cache_implementation)
     assert generate.bytes < all_logits, f"largest tensor {generate.bytes} bytes"
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from complexity.core.cache import StaticKVCache
-from complexity.models.modeling import _decode_step
+from complexity.models.modeling import _next_token_logits
 
 SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2)
 
@@ -45,8 +45,8 @@ def test_decode_step_with_static_cache_traces_without_graph_breaks(make_model):
     model = make_model(sliding_window=4, **SMALL)
     ids, mask = left_padded([6, 3])
     cache = StaticKVCache(model.config, 2, 12)
-    _decode_step(model, ids, mask, cache)  # the prompt, eager
-    explanation = torch._dynamo.explain(_decode_step)(model, ids[:, -1:], None, cache)
+    _next_token_logits(model, ids, mask, cache)  # the prompt, eager
+    explanation = torch._dynamo.explain(_next_token_logits)(model, ids[:, -1:], None, cache)
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
 
@@ -118,6 +118,9 @@ def test_generate_rejects_unknown_cache_and_compile_without_static_cache(make_mo
         model.generate(ids, 2, cache_implementation="paged")
     with pytest.raises(ValueError, match="compile"):
         model.generate(ids, 2, compile=True)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate(ids, model.config.max_position_embeddings, cache_implementation="static")
+    assert torch.equal(model.generate(ids, 0, cache_implementation="static"), ids)
 
 
 def test_compiled_generate_equals_eager_and_compiles_once(make_model):

@@ -6,8 +6,8 @@ it once per forward (`route_tokens`) and every layer reuses it. Token ids are ra
 model, not here (a check reads the ids on the host, which a compiled graph cannot do).
 
 Dispatch, with no host synchronisation and no data-dependent shapes (so `torch.compile(fullgraph=True)` traces it):
-tokens are sorted by expert once, the end offset of each expert's run of rows is found on the device
-(`searchsorted`), and each projection is one grouped matmul over the sorted rows (`torch._grouped_mm`, as
+tokens are sorted by expert once, the end offset of each expert's run of rows is counted on the device
+(a histogram), and each projection is one grouped matmul over the sorted rows (`torch._grouped_mm`, as
 torchtitan's MoE layers use it); the outputs are put back in the original order. Cost per token is one expert's,
 i.e. 1/E of a dense SwiGLU with the same total width. Where `torch._grouped_mm` has no kernel for the operands
 (float64, rows not a multiple of 16 bytes, meta tensors, CUDA other than bfloat16) every expert runs on every token
@@ -46,9 +46,12 @@ def route_tokens(token_ids: torch.Tensor, config: ComplexityConfig) -> TokenRout
     """Sort the flattened tokens by expert. The ids must lie in [0, vocab_size) (checked by the caller)."""
     experts = expert_ids(token_ids.reshape(-1), config)
     order = torch.argsort(experts, stable=True)
-    inverse = torch.empty_like(order).index_copy_(0, order, torch.arange(order.numel(), device=order.device))
-    boundaries = torch.arange(1, config.num_experts + 1, device=experts.device, dtype=experts.dtype)
-    offsets = torch.searchsorted(experts[order], boundaries, right=False).to(torch.int32)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel(), device=order.device)
+    # Tokens per expert as a histogram of unit-wide bins [e, e + 1): a fixed-size output, where bincount's size
+    # depends on the largest id (a shape the compiler cannot know). Exact: the counts are integers below 2^24.
+    counts = torch.histc(experts.float(), bins=config.num_experts, min=0, max=config.num_experts)
+    offsets = counts.to(torch.int32).cumsum(0, dtype=torch.int32)
     return TokenRouting(experts=experts, order=order, inverse=inverse, offsets=offsets)
 
 

@@ -10,9 +10,9 @@ forward, after every layer. Sequence slots count every input position, pads incl
   place at their slots (`index_copy_` with a slot tensor on the device). Every decode step then has the same shapes
   and reads no Python counter, so one compiled decode step serves every position (the approach of gpt-fast and of
   transformers' `StaticCache`). Queries attend over all `max_length` slots under a mask: later slots, slots outside
-  the sliding window and padding are masked out (a window therefore saves compute, not memory, here). The cache
-  also remembers which slots hold real tokens and how many tokens each row has seen, so decode steps need no
-  attention mask and left-padded rows get their own positions.
+  the sliding window and padding are masked out (so a window here saves neither memory nor compute; the growing
+  cache is the one bounded by the window). The cache also remembers which slots hold real tokens and how many
+  tokens each row has seen, so decode steps need no attention mask and left-padded rows get their own positions.
 """
 
 from __future__ import annotations

@@ -139,13 +139,12 @@ def copy_bandwidth(device: Device, size_bytes: int = 256 * 2**20, repeats: int =
     return 2 * size_bytes / median_s(lambda: dst.copy_(src), repeats, device)
 
 
-def decode_weight_bytes(model: torch.nn.Module, config: ComplexityConfig, batch: int) -> int:
+def decode_weight_bytes(model: torch.nn.Module, batch: int, num_experts: int | None = None) -> int:
     """Bytes of the weights one greedy decode step reads: everything but the embedding table (one row per token;
-    read in full as the tied LM head), with min(batch, experts) of each token-routed MLP's experts."""
+    read in full as the tied LM head), and of a token-routed MLP with `num_experts` experts min(batch, experts)."""
     total = 0
-    experts_read = min(batch, config.num_experts)
     for name, p in model.named_parameters():  # a tied LM head is the embedding: named once
-        share = experts_read / config.num_experts if ".mlp." in name and config.use_token_routed_mlp else 1
+        share = min(batch, num_experts) / num_experts if num_experts and ".mlp." in name else 1
         total += int(p.numel() * p.element_size() * share)
     return total
 
@@ -185,8 +184,8 @@ def bench_decode(repeats: int, device: Device, layers: int, compile_models: bool
                                                                      compile=True)
         seconds = _interleaved_medians(variants, repeats, device)
         rate = {name: batch * new_tokens / t for name, t in seconds.items()}
-        roofline = {"ours": batch * bandwidth / decode_weight_bytes(ours, config, batch),
-                    "transformers": batch * bandwidth / decode_weight_bytes(llama, config, batch)}
+        roofline = {"ours": batch * bandwidth / decode_weight_bytes(ours, batch, config.num_experts),
+                    "transformers": batch * bandwidth / decode_weight_bytes(llama, batch)}
         print(f"decode batch {batch}, {new_tokens} new tokens after {prompt}, tokens/s (fraction of the bandwidth "
               "roofline): " + " | ".join(f"{name} {r:.0f} ({r / roofline[name.split()[0]]:.0%})"
                                          for name, r in rate.items()))

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 # Modules that define a command, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = tuple(f"profiler.commands.{name}" for name in (
     "analyze", "validate", "calibrate", "measure", "predict", "compare", "estimate", "fit", "report", "simulate",
+    "validate_timings",
 ))
 
 

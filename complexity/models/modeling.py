@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ from complexity.core.normalization import RMSNorm
 from complexity.core.rotary import RotaryEmbedding
 from complexity.core.token_routed_mlp import TokenRoutedMLP, route_tokens
 from complexity.inputs import require_int
+from complexity.models import pretrained
+from complexity.models.validation import check_generate_inputs, check_model_inputs
 
 
 @dataclass
@@ -146,6 +149,16 @@ class ComplexityForCausalLM(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.tie_weights()
 
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """HF-style method form of `complexity.models.utils.save_pretrained(self, directory)`: the same code."""
+        pretrained.save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> ComplexityForCausalLM:
+        """HF-style method form of `complexity.models.utils.from_pretrained(directory, device)`: the same files,
+        the same checks, the same code."""
+        return pretrained.load_pretrained(cls, directory, device)
+
     def tie_weights(self) -> None:
         """Share the embedding matrix with the LM head (Press & Wolf 2017) when the config asks for it."""
         if self.config.tie_word_embeddings:
@@ -187,6 +200,8 @@ class ComplexityForCausalLM(nn.Module):
         logits_to_keep > 0 runs the LM head on the last logits_to_keep positions only (all of them when it exceeds
         seq), so logits is [batch, min(logits_to_keep, seq), vocab]; 0 keeps every position.
         """
+        if not torch.compiler.is_compiling():  # value checks read tensors back to the host: not while tracing
+            check_model_inputs(self.config, input_ids, attention_mask, labels)
         # HF's name and meaning (LlamaForCausalLM), but unlike Llama an int only (Llama also takes a tensor of
         # positions), and it must be 0 with labels (Llama does not check; its loss would get too few logits).
         require_int("logits_to_keep", logits_to_keep, minimum=0, note="0 = every position")
@@ -232,20 +247,15 @@ class ComplexityForCausalLM(nn.Module):
         prompt's forward stays eager. The first call compiles (seconds to minutes on a CPU); later calls with the
         same shapes reuse the graph.
         """
-        _check_sampling(max_new_tokens, temperature, top_k, top_p)
+        check_generate_inputs(self.config, input_ids, attention_mask, max_new_tokens, temperature, top_k, top_p,
+                              eos_token_id)
         if cache_implementation not in CACHE_IMPLEMENTATIONS:
             raise ValueError(f"cache_implementation={cache_implementation!r} is not one of {CACHE_IMPLEMENTATIONS}")
         if compile and cache_implementation != "static":
             raise ValueError("compile=True needs cache_implementation='static': the dynamic cache changes shape "
                              "at every step, so one compiled decode step cannot serve them all")
         batch, prompt = input_ids.shape
-        if max_new_tokens == 0:
-            return input_ids
         if cache_implementation == "static":
-            if prompt + max_new_tokens > self.config.max_position_embeddings:
-                raise ValueError(f"prompt length {prompt} + max_new_tokens={max_new_tokens} exceeds "
-                                 f"max_position_embeddings={self.config.max_position_embeddings} (the static cache "
-                                 "holds them all)")
             weight = self.model.embed_tokens.weight
             cache = StaticKVCache(self.config, batch, prompt + max_new_tokens, weight.device, weight.dtype)
         else:
@@ -288,16 +298,6 @@ def compiled_next_token_logits() -> Callable[..., torch.Tensor]:
     (dynamo guards on shapes and module structure, so models of the same config and caches of the same size share
     a graph). With a `StaticKVCache` and a one-token input it compiles once for every position."""
     return torch.compile(_next_token_logits, fullgraph=True)
-
-
-def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
-    require_int("max_new_tokens", max_new_tokens, minimum=0)
-    if not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature={temperature!r} must be a finite number >= 0 (0 = greedy)")
-    if top_k is not None:
-        require_int("top_k", top_k, note="or None")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p={top_p!r} must be in (0, 1] or None")
 
 
 def _choose_next(

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from profiler.hardware import ESTIMATES, load_profile
+from profiler.predict.ops import ATTENTION_KERNELS
 from profiler.predict.roofline import predict
 from profiler.source import resolve
 from profiler.workload import PREDICTED_MODES, Workload
@@ -28,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dtype", default="float32", help="weights and activations dtype (default float32)")
     parser.add_argument("--estimate", default="likely", choices=list(ESTIMATES),
                         help="which end of the calibrated spread (default likely = median)")
+    parser.add_argument("--attention-kernel", default="fused", choices=ATTENTION_KERNELS,
+                        help="fused (flash-style, default) or math (scores materialised, every pair computed)")
     parser.add_argument("--top", type=int, default=12, help="ops listed in the table, slowest first (default 12)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.set_defaults(func=run)
@@ -35,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     workload = Workload(args.mode, args.batch, args.seq_len, args.dtype)
-    result = predict(resolve(args.model).arch, load_profile(args.hardware), workload, args.estimate)
+    result = predict(resolve(args.model).arch, load_profile(args.hardware), workload, args.estimate,
+                     args.attention_kernel)
     print(json.dumps(result, indent=2) if args.format == "json" else render_table(result, args.top))
     return 0
 

@@ -74,9 +74,14 @@ def test_forward_shapes_dtypes_and_loss(make_model):
 
 
 def test_forward_rejects_bad_input(make_model):
-    # Token ids out of [0, vocab_size) are rejected by the model's input validation (complexity/models/validation.py),
-    # outside compiled graphs; its tests cover them.
+    # Token ids out of [0, vocab_size) are rejected by the model's input validation (complexity/models/validation.py)
+    # at the top of forward, outside compiled graphs; not by the token-routed MLP, whose dispatch must not read ids
+    # back to the host.
     model = make_model()
+    with pytest.raises(ValueError, match="vocab_size"):
+        model(torch.tensor([[0, 128]]))
+    with pytest.raises(ValueError, match="vocab_size"):
+        make_model(use_token_routed_mlp=False)(torch.tensor([[-1]]))
     with pytest.raises(ValueError, match="max_position_embeddings"):
         model(torch.zeros(1, 257, dtype=torch.long))
     with pytest.raises(ValueError, match="attention_mask"):

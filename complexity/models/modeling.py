@@ -122,8 +122,8 @@ class ComplexityModel(nn.Module):
             is_token = torch.ones(batch, seq, dtype=torch.bool, device=input_ids.device)
         else:
             is_token = attention_mask[:, -seq:].bool()
-        position_ids, query_slots = cache.begin(is_token)
-        attn_mask = slot_attention_mask(query_slots, cache.slots, cache.key_is_token, self.config.sliding_window)
+        position_ids, query_slots, key_slots, key_is_token = cache.begin(is_token)
+        attn_mask = slot_attention_mask(query_slots, key_slots, key_is_token, self.config.sliding_window)
         return position_ids, attn_mask
 
 

@@ -111,6 +111,18 @@ def test_static_cache_writes_in_place_and_rejects_overflow(make_model):
         StaticKVCache(model.config, 1, model.config.max_position_embeddings + 1)
 
 
+def test_windowed_static_cache_is_a_ring_of_window_entries(make_model):
+    model = make_model(dtype=torch.float64, sliding_window=3)
+    ids = torch.randint(0, 128, (1, 10))
+    cache = StaticKVCache(model.config, 1, 10, dtype=torch.float64)
+    assert cache.capacity == 3 and cache.keys[0].shape[-2] == 3
+    full = model(ids).logits
+    steps = [model(ids[:, :4], past_key_values=cache).logits]  # 4 tokens into 3 entries: the last 3 kept
+    steps += [model(ids[:, t:t + 1], past_key_values=cache).logits for t in range(4, 10)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full)
+    assert sorted(cache.entry_slot.tolist()) == [7, 8, 9]
+
+
 def test_generate_rejects_unknown_cache_and_compile_without_static_cache(make_model):
     model = make_model()
     ids = torch.zeros(1, 2, dtype=torch.long)

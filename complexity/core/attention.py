@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from complexity.config import ComplexityConfig
-from complexity.core.cache import KVCache
+from complexity.core.cache import KVCache, StaticKVCache
 from complexity.core.normalization import RMSNorm
 from complexity.core.rotary import apply_rotary
 
@@ -41,7 +41,7 @@ class ComplexityAttention(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         attn_mask: torch.Tensor | None,
-        cache: KVCache | None = None,
+        cache: KVCache | StaticKVCache | None = None,
     ) -> torch.Tensor:
         """attn_mask: boolean [batch or 1, 1, queries, keys], True = may attend; None = plain causal."""
         batch, seq, _ = hidden_states.shape
@@ -74,19 +74,33 @@ def build_attention_mask(
     """Boolean mask [batch or 1, 1, queries, keys] (True = attend), or None when plain causal attention is exact.
 
     Queries occupy sequence slots [past, past + num_queries); keys are the last `num_keys` slots up to the last
-    query (a windowed cache drops older ones). A query sees a key when the key is not later than itself, within
-    the window (query - key < W) and not padding. Every query also sees itself, so a padding query never has an
-    empty row (an all-masked row would make SDPA return NaN, and NaN times a zero weight is still NaN).
+    query (a windowed cache drops older ones); padding_mask [batch, >= num_keys] is 1 at tokens, 0 at pads.
     """
     if padding_mask is None and sliding_window is None and (num_queries == num_keys or num_queries == 1):
         return None
-    q_slot = torch.arange(past, past + num_queries, device=device)[:, None]
-    k_slot = torch.arange(past + num_queries - num_keys, past + num_queries, device=device)[None, :]
+    query_slots = torch.arange(past, past + num_queries, device=device)
+    key_slots = torch.arange(past + num_queries - num_keys, past + num_queries, device=device)
+    key_is_token = None if padding_mask is None else padding_mask[:, -num_keys:].bool()
+    return slot_attention_mask(query_slots, key_slots, key_is_token, sliding_window)
+
+
+def slot_attention_mask(
+    query_slots: torch.Tensor,
+    key_slots: torch.Tensor,
+    key_is_token: torch.Tensor | None,
+    sliding_window: int | None,
+) -> torch.Tensor:
+    """Boolean mask [batch or 1, 1, queries, keys] from the sequence slots of queries [q] and keys [k].
+
+    A query sees a key when the key is not later than itself, within the window (query - key < W) and not padding
+    (key_is_token [batch, k], None = no padding). Every query also sees itself, so a padding query never has an
+    empty row (an all-masked row would make SDPA return NaN, and NaN times a zero weight is still NaN).
+    """
+    q_slot, k_slot = query_slots[:, None], key_slots[None, :]
     allowed = k_slot <= q_slot
     if sliding_window is not None:
         allowed = allowed & (q_slot - k_slot < sliding_window)
     allowed = allowed[None, None]
-    if padding_mask is not None:
-        key_is_token = padding_mask[:, -num_keys:].bool()[:, None, None, :]
-        allowed = (allowed & key_is_token) | (k_slot == q_slot)[None, None]
+    if key_is_token is not None:
+        allowed = (allowed & key_is_token[:, None, None, :]) | (k_slot == q_slot)[None, None]
     return allowed

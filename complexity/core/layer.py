@@ -7,7 +7,7 @@ from torch import nn
 
 from complexity.config import ComplexityConfig
 from complexity.core.attention import ComplexityAttention
-from complexity.core.cache import KVCache
+from complexity.core.cache import KVCache, StaticKVCache
 from complexity.core.mlp import SwiGLUMLP
 from complexity.core.normalization import RMSNorm
 from complexity.core.token_routed_mlp import TokenRoutedMLP, TokenRouting
@@ -28,7 +28,7 @@ class ComplexityDecoderLayer(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         attn_mask: torch.Tensor | None,
-        cache: KVCache | None = None,
+        cache: KVCache | StaticKVCache | None = None,
         routing: TokenRouting | None = None,
     ) -> torch.Tensor:
         hidden_states = hidden_states + self.self_attn(self.input_layernorm(hidden_states), cos, sin, attn_mask, cache)

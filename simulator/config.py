@@ -222,11 +222,22 @@ def config_from_dict(data: Any, base: SimulatorConfig = DEFAULT_CONFIG) -> Simul
 
 def load_config(path: str | os.PathLike, base: SimulatorConfig = DEFAULT_CONFIG) -> SimulatorConfig:
     """Read a JSON object of constants from `path` and apply it over `base` (see `config_from_dict`)."""
+    where = f"config file {os.fspath(path)!r}"
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            data = json.load(f, parse_constant=_reject_constant)
     except OSError as err:
-        raise ValueError(f"config file {os.fspath(path)!r}: cannot be read ({err.strerror})") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"config file {os.fspath(path)!r}: malformed JSON ({err})") from err
-    return config_from_dict(data, base)
+        raise ValueError(f"{where}: cannot be read ({err.strerror})") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{where}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError; RecursionError: nested too deep
+        raise ValueError(f"{where}: malformed JSON ({err})") from err
+    try:
+        return config_from_dict(data, base)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from err
+
+
+def _reject_constant(name: str) -> None:
+    """json's hook for NaN, Infinity and -Infinity, which are not JSON: a constant must be a finite number."""
+    raise ValueError(f"{name} is not a JSON number")

@@ -100,3 +100,18 @@ def test_bad_config_files(tmp_path):
         load_config(tmp_path / "list.json")
     with pytest.raises(ValueError, match="cannot be read"):
         load_config(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"MIN_QPS": 5\xff}', "not UTF-8 text"),
+    (b'{"MIN_QPS": NaN}', "malformed JSON (NaN is not a JSON number)"),
+    (b'{"MIN_QPS": -Infinity}', "malformed JSON (-Infinity is not a JSON number)"),
+    (b'{"MIN_QPS": 1e400}', "MIN_QPS=inf must be a finite number >= 0"),
+    (b"[" * 100_000, "malformed JSON"),
+])
+def test_config_files_that_are_not_strict_json_are_refused_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "sim.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="sim.json") as err:
+        load_config(path)
+    assert message in str(err.value)

@@ -91,13 +91,14 @@ def available_memory_bytes(device: Device) -> int | None:
 
 
 def require_memory(source: ModelSource, mode: str, batch: int, seq_len: int, dtype: str, device: Device,
-                   new_tokens: int) -> None:
+                   new_tokens: int) -> int | None:
     """Refuse, before anything is built, a run whose predicted need is over the memory `device` has available:
     the larger of the call's predicted peak (`memory.predicted_peak_bytes`) and building the model (its float32
-    weights, plus the copy in `dtype` that `load_model` converts them to)."""
+    weights, plus the copy in `dtype` that `load_model` converts them to). Returns the bytes available (None:
+    unknown), against which the sweep refuses larger batches."""
     available = available_memory_bytes(device)
     if available is None:
-        return
+        return None
     params = count_params(source.arch).total
     build = weight_bytes(params, "float32") + (weight_bytes(params, dtype) if dtype != "float32" else 0)
     need = max(predicted_peak_bytes(source.arch, mode, batch, seq_len, dtype, device.type, new_tokens), build)
@@ -106,6 +107,7 @@ def require_memory(source: ModelSource, mode: str, batch: int, seq_len: int, dty
                          f"needs {need:,} bytes ({need / 2**30:,.2f} GiB, predicted peak or float32 build) but "
                          f"{device.torch_device} has {available:,} bytes ({available / 2**30:,.2f} GiB) available; "
                          f"nothing was built")
+    return available
 
 
 def load_model(source: ModelSource, device: Device, dtype: str) -> nn.Module:
@@ -293,14 +295,15 @@ def measure(source: ModelSource, mode: str = "forward", batches: list[int] | Non
             hardware: str | None = None, top: int = 10, seed: int = 0, progress: bool | None = False,
             memory_limit: int | None = None) -> dict[str, Any]:
     """The whole `measure` report as plain data (the `--format json` document), at torch's current thread
-    count (the command sets it). With `memory_limit` (bytes) a batch whose predicted peak
-    (`memory.predicted_peak_bytes`) is over it is refused before it runs."""
+    count (the command sets it). A run that cannot fit in the memory available is refused before the model is
+    built (`require_memory`); a larger batch of the sweep whose predicted peak (`memory.predicted_peak_bytes`) is
+    over the memory available, or over `memory_limit` (bytes), is refused before it runs."""
     if mode not in MEASURED_MODES:
         raise ValueError(f"mode={mode!r} must be one of {list(MEASURED_MODES)}")
     require_int("seq_len", seq_len, 1)
     batches = batches or [1]
     dev = get_device(device)
-    require_memory(source, mode, min(batches), seq_len, dtype, dev, new_tokens)
+    available = require_memory(source, mode, min(batches), seq_len, dtype, dev, new_tokens)
     torch.manual_seed(seed)
     module = load_model(source, dev, dtype)
     arch = source.arch
@@ -318,9 +321,11 @@ def measure(source: ModelSource, mode: str = "forward", batches: list[int] | Non
 
     def refuse(batch: int) -> str | None:
         peak = predicted(batch)
-        if memory_limit is None or peak <= memory_limit:
-            return None
-        return f"predicted peak {peak:,} bytes is over the memory limit of {memory_limit:,} bytes"
+        if memory_limit is not None and peak > memory_limit:
+            return f"predicted peak {peak:,} bytes is over the memory limit of {memory_limit:,} bytes"
+        if available is not None and peak > available:  # checked once, before the model was built
+            return f"predicted peak {peak:,} bytes is over the {available:,} bytes available on {dev.torch_device}"
+        return None
 
     runs = sweep(run_batch, batches, dev, progress, refuse)
     report: dict[str, Any] = {

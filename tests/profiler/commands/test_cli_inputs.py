@@ -195,3 +195,17 @@ def test_every_json_output_file_in_the_repository_is_strict_json():
 
     for path in MODELS_DIR.glob("*.json"):
         read_json(path)
+
+
+def test_a_sweep_refuses_the_batches_over_the_memory_available(capsys, monkeypatch):
+    from profiler.formulas.memory import predicted_peak_bytes
+    from profiler.measuring import harness
+    from profiler.source import resolve
+
+    one = predicted_peak_bytes(resolve("tiny").arch, "forward", 1, 8, "float32", "cpu")
+    monkeypatch.setattr(harness, "available_memory_bytes", lambda device: one + 2**20)  # batch 1 fits, 64 does not
+    code, out, _ = run(capsys, "measure", "tiny", "--device", "cpu", "--seq-len", "8", "--batch-sweep", "1,64",
+                       "--warmup", "0", "--repeats", "1", "--top", "0", "--format", "json")
+    runs = json.loads(out)["runs"]
+    assert code == 0 and [r["status"] for r in runs] == ["ok", "refused"]
+    assert runs[1]["error"].endswith(f"bytes is over the {one + 2**20:,} bytes available on cpu")

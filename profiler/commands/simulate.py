@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from profiler.commands.arguments import MAX_SEED, dumps, from_library, integer, number, output_file
+from profiler.commands.arguments import MAX_SEED, dumps, from_library, integer, number, output_file, require_finite
 from simulator import DEFAULT_CONFIG, SimulationResult, bench, load_config, simulate
 
 FORMATS = ("table", "json")
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         if days is None:
             raise ValueError("--days is required with --arch (training days, a number >= 0)")
         result = simulate(architecture, days, noise=args.noise, seed=seed, config=config)
-        print(dumps({**result.to_dict(), "seed": seed}) if args.format == "json" else render_table(result, seed))
+        data = require_finite({**result.to_dict(), "seed": seed})
+        print(dumps(data) if args.format == "json" else render_table(result, seed))
     if args.plot is not None:
         from simulator.plot import plot_ne_vs_days  # matplotlib loads only when a plot is asked for
 

@@ -18,6 +18,7 @@ import platform
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,8 +79,8 @@ def available_memory_bytes(device: Device) -> int | None:
     if device.type == "mps":
         return torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
     try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            kib = next((int(line.split()[1]) for line in f if line.startswith("MemAvailable:")), None)
+        lines = Path("/proc/meminfo").read_text(encoding="ascii").splitlines()
+        kib = next((int(line.split()[1]) for line in lines if line.startswith("MemAvailable:")), None)
         if kib is not None:
             return kib * 1024
     except (OSError, ValueError):

@@ -254,9 +254,6 @@ def outcome(command: str, argv: list[str]) -> str:
     assert code == 2, (argv, code, out, err)
     assert out == "" and err.count("\n") == 1 and err.endswith("\n"), (argv, out, err)
     assert err.startswith(("profiler: error: ", f"profiler {command}: error: ")), (argv, err)
-    if os.environ.get("PROFILER_FUZZ_LOG"):
-        with open(os.environ["PROFILER_FUZZ_LOG"], "a", encoding="utf-8") as log:
-            log.write(f"{argv}\t{err}")
     return "error"
 
 

@@ -96,7 +96,8 @@ def only_invalid(strategy: st.SearchStrategy) -> tuple:
 
 
 @st.composite
-def argument_vector(draw: st.DrawFn, flags: dict[str, tuple | None], required: tuple[tuple[str, ...], ...]) -> list[str]:
+def argument_vector(draw: st.DrawFn, flags: dict[str, tuple | None],
+                    required: tuple[tuple[str, ...], ...]) -> list[str]:
     """A random subset of `flags` in random order, each `--flag value` or `--flag=value` (None: a switch). Half
     the vectors take only accepted values and one flag of each `required` group (so that the commands also run),
     the rest anything."""
@@ -266,7 +267,8 @@ def test_random_argument_vectors_end_in_an_allowed_outcome(command, broken_files
             raise WorkStarted
         monkeypatch.setattr(f"{module}.{name}", stop)
     model, flags, examples = COMMANDS[command]
-    vectors = st.tuples(st.just(None) if model is None else st.one_of(model[0], model[1]), argument_vector(flags, REQUIRED.get(command, ())))
+    models = st.just(None) if model is None else st.one_of(model[0], model[1])
+    vectors = st.tuples(models, argument_vector(flags, REQUIRED.get(command, ())))
     counter = iter(range(10**9))
 
     @fuzz_settings(examples)

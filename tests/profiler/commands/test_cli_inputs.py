@@ -60,8 +60,10 @@ def test_known_bad_inputs_end_in_one_line_naming_the_flag(capsys, argv, message)
     assert_one_line_error(capsys, argv, message)
 
 
-@pytest.mark.parametrize("argv, message", [(["frobnicate"], "invalid choice: 'frobnicate'"),
-                                           (["analyze", "tiny", "--frobnicate"], "unrecognized arguments: --frobnicate")])
+@pytest.mark.parametrize("argv, message", [
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["analyze", "tiny", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+])
 def test_an_unknown_command_or_flag_is_one_line_too(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("profiler: error: ") and message in err

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", type=device_name)
     parser.add_argument("--threads", type=integer(1, MAX_THREADS),
                         help="torch intra-op threads (default: 1 on the CPU device, else "
-                                                    "torch's)")
+                             "torch's)")
     parser.add_argument("--repeats", type=integer(1, MAX_REPEATS), default=5,
                         help="timed repeats per point and per shape (default 5)")
     parser.add_argument("--warmup", type=integer(0, MAX_REPEATS), default=2)

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", type=model, help="a zoo size, a shipped config name or a HF-style config.json path")
     parser.add_argument("--hardware", type=hardware,
                         help="a hardware profile: its device kind, and its largest memory size unless "
-                                           "--memory is given")
+                             "--memory is given")
     parser.add_argument("--memory", type=byte_size,
                         help="the memory budget, e.g. 48GiB or 80GB (one of --hardware, --memory needed)")
     parser.add_argument("--seq-len", type=integer(), help=f"training tokens per sequence (default {DEFAULT_SEQ_LEN}, "

@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0)
     parser.add_argument("--memory-limit", type=byte_size,
                         help="refuse, before running, a batch whose predicted peak is over this "
-                                               "size (e.g. 2GiB; the planner of `profiler fit`)")
+                             "size (e.g. 2GiB; the planner of `profiler fit`)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.set_defaults(func=run)
 

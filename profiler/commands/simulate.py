@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--arch", type=parse_arch,
                         help="architecture as JSON: 1..5 sub-architectures of 1..5 widths in [64, 2048], "
-                                       "e.g. '[[64,64],[512]]'")
+                             "e.g. '[[64,64],[512]]'")
     parser.add_argument("--days", type=number(0), help="training days, a number >= 0 (required with --arch)")
     parser.add_argument("--noise", action="store_true", help="add the seed's training-dependent noise")
     parser.add_argument("--seed", type=integer(0, MAX_SEED),
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="JSON object of constants overriding DEFAULT_CONFIG")
     parser.add_argument("--plot", metavar="PNG", type=output_file,
                         help="write NE against training days for the reference networks "
-                                                      "and --arch (needs matplotlib)")
+                             "and --arch (needs matplotlib)")
     parser.add_argument("--benchmark", metavar="N", type=integer(1, MAX_BENCHMARK),
                         help="time simulate_many on N random architectures, and simulate")
     parser.set_defaults(func=run)

@@ -211,3 +211,19 @@ def test_a_sweep_refuses_the_batches_over_the_memory_available(capsys, monkeypat
     runs = json.loads(out)["runs"]
     assert code == 0 and [r["status"] for r in runs] == ["ok", "refused"]
     assert runs[1]["error"].endswith(f"bytes is over the {one + 2**20:,} bytes available on cpu")
+
+
+@pytest.mark.parametrize("raised, message", [
+    (ValueError("hidden_size=0 must be an integer >= 1\n(from config.json)"),
+     "profiler simulate: error: hidden_size=0 must be an integer >= 1 (from config.json)\n"),
+    (PermissionError(13, "Permission denied", "/some/out.json"), "profiler simulate: error: /some/out.json: "
+                                                                 "Permission denied\n"),
+])
+def test_library_errors_become_one_line_and_exit_2(capsys, monkeypatch, raised, message):
+    from profiler.commands import simulate
+
+    def fail(*args, **kwargs):
+        raise raised
+    monkeypatch.setattr(simulate, "simulate", fail)
+    code, out, err = run(capsys, "simulate", "--arch", "[[64]]", "--days", "1")
+    assert (code, out, err) == (2, "", message)

@@ -45,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="optimizer implementation to assume (default: the profile's device, else cuda)")
     parser.add_argument("--new-tokens", type=integer(), default=256, help="tokens generated (default 256)")
     parser.add_argument("--decode-context", type=integer(),
-                        help="prompt length of the decoding batch (default seq-len)")
+                        help="prompt length of the decoding batch (default seq-len, or fewer where seq-len + "
+                             "new-tokens would run past the model's max_position_embeddings)")
     parser.add_argument("--plot", type=output_file,
                         help="write a PNG of each training phase's bytes against the micro-batch")
     parser.add_argument("--format", default="table", choices=FORMATS)
@@ -57,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("fit needs --hardware NAME or --memory SIZE (or both)")
     arch, profile = args.model.arch, args.hardware
     args.seq_len = positions_or_default(arch, args.seq_len, DEFAULT_SEQ_LEN, "--seq-len")
-    if args.decode_context is not None:
-        require_positions(arch, args.decode_context, "--decode-context")
+    require_positions(arch, args.new_tokens + 1, "--new-tokens + 1 (a prompt of one token at least)")
+    if args.decode_context is None:  # the training length, shortened where the new tokens would run past the end
+        args.decode_context = min(args.seq_len, arch.max_position_embeddings - args.new_tokens)
+    else:
+        require_positions(arch, args.decode_context + args.new_tokens, "--decode-context + --new-tokens")
     budget = args.memory or profile.max_memory_bytes
     device = args.device or (profile.device_type if profile else "cuda")
     where = " of ".join(filter(None, [human(args.memory, "bytes") if args.memory else None,

@@ -227,3 +227,14 @@ def test_library_errors_become_one_line_and_exit_2(capsys, monkeypatch, raised, 
     monkeypatch.setattr(simulate, "simulate", fail)
     code, out, err = run(capsys, "simulate", "--arch", "[[64]]", "--days", "1")
     assert (code, out, err) == (2, "", message)
+
+
+def test_fit_s_decoding_batch_stays_within_the_model_s_positions(capsys):
+    """tiny has 2,048 positions: the default prompts of 2,048 tokens shorten to 2,048 - 256 new tokens; an explicit
+    --decode-context past the end is an error."""
+    code, out, _ = run(capsys, "fit", "tiny", "--memory", "1GiB", "--format", "json")
+    assert code == 0 and json.loads(out)["workload"]["decode_context"] == 2048 - 256
+    assert_one_line_error(capsys, ["fit", "tiny", "--memory", "1GiB", "--decode-context", "2000"],
+                          "--decode-context + --new-tokens=2,256 is past tiny's positions: it must be <= 2,048")
+    assert_one_line_error(capsys, ["fit", "tiny", "--memory", "1GiB", "--new-tokens", "2048"],
+                          "--new-tokens + 1 (a prompt of one token at least)=2,049 is past tiny's positions")

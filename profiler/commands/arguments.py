@@ -2,14 +2,16 @@
 files and output paths with the functions here, so a bad value of any kind ends the same way — one line on
 stderr naming the flag and what it allows, exit status 2 — and never a traceback or a silently wrong result.
 
-* Numbers (`integer`, `number`, `integers`): argparse `type=` functions. Integers are whole and within bounds
+* Numbers (`integer`, `integers`, `number`): argparse `type=` functions. Integers are whole and within bounds
   (`1e6` is read as 1000000; `1.5`, `10**400`, `nan`, `inf` are refused); reals are finite and within bounds.
-* Inputs (`model`, `models`, `hardware`, `byte_size`): a library reader whose ValueError becomes argparse's
-  error for that flag. JSON files are read by `profiler.source.read_json`: UTF-8, strict JSON, the path named.
+* Inputs (`model`, `models`, `hardware`, `hardware_name`, `byte_size`, `device_name`, `choices`): a library reader
+  whose ValueError becomes argparse's error for that flag (`from_library`). JSON files are read by
+  `profiler.source.read_json`: UTF-8, strict JSON, the path named.
 * Outputs (`output_file`, `require_fresh_directory`): checked before any work starts — the directory exists and
   is writable; an output directory holds one run (an existing non-empty one needs `--overwrite`).
 * Results (`require_finite`, `dumps`): what a command prints or writes never holds NaN or an infinity.
-* Model limits (`require_positions`): no length past the model's `max_position_embeddings`.
+* Model limits (`require_positions`, `positions_or_default`): no length past the model's
+  `max_position_embeddings`.
 """
 
 from __future__ import annotations
@@ -31,9 +33,8 @@ from profiler.workload import MAX_TOKENS
 
 MAX_THREADS = 1024  # torch intra-op threads: more than any machine's cores, so larger values are typos
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit seed
-MAX_COUNT = 2**53  # sequences, tokens, epochs: floats (seconds, FLOPs) hold every count up to here exactly
+MAX_COUNT = 2**53  # sequences, tokens, parameters: floats (seconds, FLOPs, 1e6 literals) hold every count exactly
 MAX_REPEATS = 10**6  # timed or warm-up calls: more than any benchmark runs, so larger values are typos
-_EXACT_FLOAT_INTEGERS = 2**53  # a float literal such as 1e6 names an integer exactly only below this
 _SHOWN = 40  # characters of a bad value quoted in a message
 
 
@@ -64,7 +65,7 @@ def _to_int(text: str) -> int | None:
         value = float(text)
     except ValueError:
         return None
-    if math.isfinite(value) and value.is_integer() and abs(value) <= _EXACT_FLOAT_INTEGERS:
+    if math.isfinite(value) and value.is_integer() and abs(value) <= MAX_COUNT:
         return int(value)
     return None
 
@@ -209,11 +210,14 @@ def output_file(text: str) -> Path:
     """argparse type: a file path that can be written now — its directory exists and is writable, and the path
     is not a directory (checked at parsing, before any work)."""
     path = Path(text)
-    problem = _writable_directory(path.parent)
-    if not text or text.endswith(os.sep) or path.is_dir():
+    if not text.strip():
+        problem = "an empty path is not a file name"
+    elif text.endswith(os.sep) or path.is_dir():
         problem = f"{_shown(text)} is a directory, not a file name"
-    elif problem is None and path.exists() and not os.access(path, os.W_OK):
+    elif path.exists() and not os.access(path, os.W_OK):
         problem = f"{_shown(text)} exists and is not writable"
+    else:
+        problem = _writable_directory(path.parent)
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return path

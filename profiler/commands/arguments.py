@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from complexity.inputs import require_int
 from profiler.arch import ArchSpec
 from profiler.fit import parse_bytes
 from profiler.hardware import HardwareProfile, load_profile, profile_from_dict
@@ -247,7 +248,7 @@ def require_fresh_directory(flag: str, path: Path, overwrite: bool) -> Path:
 def require_positions(arch: ArchSpec, tokens: int, what: str) -> None:
     """No sequence longer than the model has positions: `tokens` (named `what`, e.g. "--seq-len") at most
     `max_position_embeddings` (its RoPE table or learned position table ends there)."""
-    limit = arch.max_position_embeddings
+    limit = require_int(f"{arch.name}'s max_position_embeddings", arch.max_position_embeddings, 1)
     if tokens > limit:
         raise ValueError(f"{what}={tokens:,} is past {arch.name}'s positions: it must be <= {limit:,} "
                          f"(max_position_embeddings)")

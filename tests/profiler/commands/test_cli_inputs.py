@@ -241,8 +241,8 @@ def test_fit_s_decoding_batch_stays_within_the_model_s_positions(capsys):
 
 
 def test_a_model_whose_position_count_is_not_an_integer_is_refused(capsys, tmp_path):
+    """Refused here (or, once config reading is strict, when the config is read): either way one line."""
     path = tmp_path / "odd_gpt2.json"
     path.write_text(json.dumps({"model_type": "gpt2", "n_positions": "8", "n_embd": 64, "n_layer": 2, "n_head": 4,
                                 "vocab_size": 100}))
-    assert_one_line_error(capsys, ["analyze", str(path), "--seq-len", "4"],
-                          "odd_gpt2's max_position_embeddings='8' must be an integer >= 1")
+    assert_one_line_error(capsys, ["analyze", str(path), "--seq-len", "4"], "='8' must be an integer")

@@ -27,6 +27,50 @@ DTYPES = ("float32", "bfloat16", "float16", "float64")
 # Keys HF writes into config.json that carry no hyper-parameter; accepted and dropped on load.
 _HF_METADATA_KEYS = frozenset({"model_type", "architectures", "transformers_version", "auto_map"})
 
+# Fields a saved config must state (`from_dict(..., complete=True)`, used by `from_json_file` and so by
+# `from_pretrained`): every field the logits or the generated tokens depend on, so that no default can silently
+# change a saved model's numbers. Not required: `initializer_range` (used only by `init_weights`) and the
+# tokenizer's `bos_token_id` / `eos_token_id` (metadata: `generate` takes its eos as an argument). `pad_token_id`
+# is required: `generate` fills finished rows with it, and so is `max_position_embeddings`: it decides which
+# inputs are refused. `save_pretrained` writes every field.
+FIELDS_THE_LOGITS_DEPEND_ON = (
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "head_dim", "max_position_embeddings", "rope_theta", "rms_norm_eps",
+    "tie_word_embeddings", "use_qk_norm", "sliding_window", "use_token_routed_mlp", "num_experts", "routing",
+    "pad_token_id", "torch_dtype",
+)
+
+# The RoPE cos/sin table (complexity/core/rotary.py) holds 2 float32 tables of max_position_embeddings x head_dim,
+# built at the first forward (through float64 temporaries, about 4x that while it is built). A config whose table
+# would exceed this cap is refused, so a typo such as 10**7 positions fails here instead of allocating gigabytes.
+# 1 GiB allows 1,048,576 positions at head_dim 128 (Llama 3.1's 131,072 positions need 128 MiB).
+MAX_ROPE_TABLE_BYTES = 2**30
+
+
+# Bounds on the model's size, so that a typo (vocab_size 10**30, num_hidden_layers 10**9) fails here with the
+# field named rather than inside torch (an int64 overflow) or after minutes of building layers. Generous: the
+# largest open models have about 1e12 weights (2**40 = 1.1e12) and 126 layers (Llama 3.1 405B).
+MAX_LAYERS = 1024
+MAX_MATRIX_WEIGHTS = 2**40  # weights in the matrices (embedding, LM head, projections, MLP), norms excluded
+
+
+def matrix_weights(config: ComplexityConfig) -> int:
+    """Weights in the model's matrices: embedding (+ untied head) V*H, per layer attention H*hd*(2*heads +
+    2*kv_heads) and MLP 3*H*I (the token-routed MLP's experts together are as wide as one dense MLP)."""
+    h, hd = config.hidden_size, config.head_dim
+    per_layer = h * hd * (2 * config.num_attention_heads + 2 * config.num_key_value_heads) + 3 * h * config.intermediate_size
+    return config.vocab_size * h * (1 if config.tie_word_embeddings else 2) + config.num_hidden_layers * per_layer
+
+
+def _scientific(n: int) -> str:
+    """An integer in e-notation, also past float's range (where it would overflow)."""
+    return f"{n:.3e}" if n < 10**300 else f"~1e{len(str(n)) - 1}"
+
+
+def rope_table_bytes(max_position_embeddings: int, head_dim: int) -> int:
+    """Bytes of the float32 cos and sin tables RoPE keeps: 2 x positions x head_dim x 4 B."""
+    return 2 * max_position_embeddings * head_dim * 4
+
 
 @dataclass
 class ComplexityConfig:
@@ -70,6 +114,18 @@ class ComplexityConfig:
         for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "head_dim", "max_position_embeddings", "num_experts"):
             require_int(name, getattr(self, name))
+        require_int("max_position_embeddings", self.max_position_embeddings,
+                    maximum=MAX_ROPE_TABLE_BYTES // rope_table_bytes(1, self.head_dim),
+                    note=f"at head_dim={self.head_dim} the RoPE table, 2 x positions x head_dim x 4 B, is capped at "
+                         f"{MAX_ROPE_TABLE_BYTES // 2**30} GiB")
+        require_int("num_hidden_layers", self.num_hidden_layers, maximum=MAX_LAYERS)
+        if matrix_weights(self) > MAX_MATRIX_WEIGHTS:
+            raise ValueError(
+                f"vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, intermediate_size="
+                f"{self.intermediate_size}, num_hidden_layers={self.num_hidden_layers}, num_attention_heads="
+                f"{self.num_attention_heads}, num_key_value_heads={self.num_key_value_heads}, head_dim={self.head_dim} "
+                f"make {_scientific(matrix_weights(self))} matrix weights; at most 2**40 = {MAX_MATRIX_WEIGHTS:.3e}"
+            )
         if self.head_dim % 2:
             raise ValueError(f"head_dim={self.head_dim} must be even (RoPE rotates pairs of channels)")
         if self.num_attention_heads % self.num_key_value_heads:
@@ -78,7 +134,8 @@ class ComplexityConfig:
                 f"num_key_value_heads={self.num_key_value_heads} (allowed: a divisor of num_attention_heads)"
             )
         for name in ("rope_theta", "rms_norm_eps", "initializer_range"):
-            require_number(name, getattr(self, name), low=0, low_inclusive=False)
+            # JSON may write a whole number (10000): kept as a float so the config round-trips unchanged.
+            setattr(self, name, require_number(name, getattr(self, name), low=0, low_inclusive=False))
         for name in ("tie_word_embeddings", "use_qk_norm", "use_token_routed_mlp"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
@@ -116,9 +173,16 @@ class ComplexityConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ComplexityConfig:
+    def from_dict(cls, data: dict[str, Any], complete: bool = False) -> ComplexityConfig:
+        """A validated config from HF-style `data`. Missing fields take their defaults, unless `complete` (a saved
+        config, as `from_json_file` reads): then each of FIELDS_THE_LOGITS_DEPEND_ON must be present."""
         if not isinstance(data, dict):
             raise ValueError(f"a config must be a JSON object, got {type(data).__name__}")
+        if complete:
+            missing = [name for name in FIELDS_THE_LOGITS_DEPEND_ON if name not in data]
+            if missing:
+                raise ValueError(f"config lacks field(s) {missing}, which change the model's outputs: a saved config "
+                                 "must state them (save_pretrained writes every field)")
         model_type = data.get("model_type", MODEL_TYPE)
         if model_type != MODEL_TYPE:
             raise ValueError(f"model_type={model_type!r}: this config class reads only model_type={MODEL_TYPE!r}")
@@ -130,12 +194,21 @@ class ComplexityConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> ComplexityConfig:
+        """Read a saved config.json (`complete`: every field the logits depend on must be in it). Any problem is a
+        one-line ValueError that starts with the file's path."""
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
-        except json.JSONDecodeError as err:
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from err
+        except ValueError as err:  # JSONDecodeError, or an integer literal past Python's digit limit
             raise ValueError(f"{path}: not valid JSON ({err})") from err
-        return cls.from_dict(data)
+        except (OSError, RecursionError) as err:  # unreadable, a directory, nested too deep for the parser
+            raise ValueError(f"{path}: cannot be read ({type(err).__name__}: {err})") from err
+        try:
+            return cls.from_dict(data, complete=True)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
 
 
 # Named sizes. Hidden size and depth are seed 001's; the rest is our choice (README explains it):

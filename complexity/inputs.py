@@ -7,7 +7,10 @@ into one line on stderr.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
+
+_LARGEST_FLOAT = int(sys.float_info.max)
 
 
 def is_int(value: Any) -> bool:
@@ -17,7 +20,9 @@ def is_int(value: Any) -> bool:
 
 def is_real(value: Any) -> bool:
     """A finite real number (int or float, `bool` excluded): no NaN, no infinity."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) if isinstance(value, float) else abs(value) <= _LARGEST_FLOAT  # 10**400 overflows
 
 
 def require_int(name: str, value: Any, minimum: int | None = 1, maximum: int | None = None, note: str = "") -> int:

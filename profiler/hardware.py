@@ -6,6 +6,10 @@ elementwise (copy/add) bandwidth, each as a min/median/max spread. `python -m pr
 efficiency block on the current device; the shipped profiles of devices we cannot run carry assumed efficiencies,
 marked `"calibrated": false` with the reasoning in `source`. The schema is documented in docs/measuring.md.
 
+Profiles built from published measurements give each matmul point and the element-wise bandwidth its own
+`source` (a `Source`: URL, what was measured, with which software, and whether the number is `assumed` — derived
+rather than measured); profiler/data/hardware/SOURCES.md lists them. Calibrated points need none.
+
 Units: FLOP/s with 2 FLOPs per multiply-add; bytes and bytes/s as plain numbers (1 GB/s = 1e9 bytes/s);
 seconds; watts. Nothing here imports torch.
 """
@@ -61,6 +65,47 @@ def _check_dtype(where: str, dtype: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where one number comes from: `url` of the publication, what was `measured` (the benchmark, size and
+    device), the `software` it ran (torch version, backend), and `assumed` = true when the number is derived (a
+    scaled sibling, a fraction of a datasheet peak) rather than read off a measurement; `measured` then says how."""
+
+    url: str
+    measured: str
+    software: str = ""
+    assumed: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Source:
+        _check_keys(where, data, {"url", "measured"}, {"software", "assumed"})
+        for key in ("url", "measured"):
+            if not isinstance(data[key], str) or not data[key]:
+                raise ValueError(f"{where}.{key}={data[key]!r} must be a non-empty string")
+        if not data["url"].startswith(("https://", "http://")):
+            raise ValueError(f"{where}.url={data['url']!r} must be an http(s) address")
+        software = data.get("software", "")
+        if not isinstance(software, str):
+            raise ValueError(f"{where}.software={software!r} must be a string")
+        assumed = data.get("assumed", False)
+        if not isinstance(assumed, bool):
+            raise ValueError(f"{where}.assumed={assumed!r} must be true or false")
+        return cls(data["url"], data["measured"], software, assumed)
+
+
+def _optional_source(data: Any, where: str) -> Source | None:
+    return None if data.get("source") is None else Source.from_dict(data["source"], f"{where}.source")
+
+
+def _without_empty_sources(data: Any) -> Any:
+    """`asdict` output with every `"source": None` left out, so calibrated profiles are written as before."""
+    if isinstance(data, dict):
+        return {k: _without_empty_sources(v) for k, v in data.items() if not (k.endswith("source") and v is None)}
+    if isinstance(data, list):
+        return [_without_empty_sources(v) for v in data]
+    return data
+
+
+@dataclass(frozen=True)
 class Spread:
     """A rate observed several times: min <= median <= max, all > 0 (FLOP/s or bytes/s)."""
 
@@ -94,17 +139,19 @@ class MatmulPoint:
     n: int
     k: int
     flops_per_s: Spread
+    source: Source | None = None  # where a published (uncalibrated) rate comes from
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> MatmulPoint:
-        _check_keys(where, data, {"dtype", "shape", "m", "n", "k", "flops_per_s"})
+        _check_keys(where, data, {"dtype", "shape", "m", "n", "k", "flops_per_s"}, {"source"})
         dims = {}
         for key in ("m", "n", "k"):
             dims[key] = require_int(f"{where}.{key}", data[key], 1, MAX_DIM)
         if not isinstance(data["shape"], str) or not data["shape"]:
             raise ValueError(f"{where}.shape={data['shape']!r} must be a non-empty string")
         return cls(dtype=_check_dtype(f"{where}.dtype", data["dtype"]), shape=data["shape"], **dims,
-                   flops_per_s=Spread.from_dict(data["flops_per_s"], f"{where}.flops_per_s", MAX_FLOPS))
+                   flops_per_s=Spread.from_dict(data["flops_per_s"], f"{where}.flops_per_s", MAX_FLOPS),
+                   source=_optional_source(data, where))
 
 
 @dataclass(frozen=True)
@@ -114,12 +161,14 @@ class BandwidthPoint:
 
     bytes: int
     bytes_per_s: Spread
+    source: Source | None = None
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> BandwidthPoint:
-        _check_keys(where, data, {"bytes", "bytes_per_s"})
+        _check_keys(where, data, {"bytes", "bytes_per_s"}, {"source"})
         size = require_int(f"{where}.bytes", data["bytes"], 1, MAX_MEMORY)
-        return cls(size, Spread.from_dict(data["bytes_per_s"], f"{where}.bytes_per_s", MAX_BANDWIDTH))
+        return cls(size, Spread.from_dict(data["bytes_per_s"], f"{where}.bytes_per_s", MAX_BANDWIDTH),
+                   _optional_source(data, where))
 
 
 @dataclass(frozen=True)
@@ -135,11 +184,12 @@ class Efficiency:
     elementwise_by_size: tuple[BandwidthPoint, ...] = ()  # optional; ascending in bytes
     exp_per_s: Spread | None = None  # optional; elements per second through an exponential (torch.exp)
     zero_fill_by_size: tuple[BandwidthPoint, ...] = ()  # optional; torch.zeros of a new tensor, by its bytes
+    elementwise_source: Source | None = None  # where a published elementwise_bytes_per_s comes from
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Efficiency:
         _check_keys(where, data, {"calibrated", "source", "matmul", "elementwise_bytes_per_s"},
-                    {"elementwise_by_size", "exp_per_s", "zero_fill_by_size"})
+                    {"elementwise_by_size", "exp_per_s", "zero_fill_by_size", "elementwise_source"})
         if not isinstance(data["calibrated"], bool):
             raise ValueError(f"{where}.calibrated={data['calibrated']!r} must be true or false")
         if not isinstance(data["source"], str) or not data["source"]:
@@ -155,13 +205,22 @@ class Efficiency:
                    exp_per_s=None if data.get("exp_per_s") is None else
                    Spread.from_dict(data["exp_per_s"], f"{where}.exp_per_s", MAX_FLOPS),
                    zero_fill_by_size=_bandwidth_points(data.get("zero_fill_by_size", []),
-                                                       f"{where}.zero_fill_by_size"))
+                                                       f"{where}.zero_fill_by_size"),
+                   elementwise_source=None if data.get("elementwise_source") is None else
+                   Source.from_dict(data["elementwise_source"], f"{where}.elementwise_source"))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form `from_dict` reads back."""
-        return {**asdict(self), "matmul": [asdict(p) for p in self.matmul],
-                "elementwise_by_size": [asdict(p) for p in self.elementwise_by_size],
-                "zero_fill_by_size": [asdict(p) for p in self.zero_fill_by_size]}
+        """The JSON form `from_dict` reads back (absent sources are left out)."""
+        return _without_empty_sources({**asdict(self), "matmul": [asdict(p) for p in self.matmul],
+                                       "elementwise_by_size": [asdict(p) for p in self.elementwise_by_size],
+                                       "zero_fill_by_size": [asdict(p) for p in self.zero_fill_by_size]})
+
+    def sources(self) -> list[tuple[str, Source | None]]:
+        """Each achieved rate with its source (None where it has none): matmul points, then bandwidths."""
+        rates = [(f"matmul {p.dtype} {p.shape} {p.m}x{p.n}x{p.k}", p.source) for p in self.matmul]
+        rates += [("elementwise_bytes_per_s", self.elementwise_source)]
+        rates += [(f"elementwise_by_size[{p.bytes}]", p.source) for p in self.elementwise_by_size]
+        return rates
 
 
 def _interpolate(table: tuple[BandwidthPoint, ...], size: int, estimate: str) -> float:

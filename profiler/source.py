@@ -35,7 +35,8 @@ _SCALED_DOWN = {
     "n_layer": 2, "num_attention_heads": 4, "n_head": 4, "head_dim": 16, "vocab_size": 256, "n_positions": 256,
     "max_position_embeddings": 256, "q_lora_rank": 32, "kv_lora_rank": 16, "qk_nope_head_dim": 16,
     "qk_rope_head_dim": 8, "v_head_dim": 16, "first_k_dense_replace": 1, "n_routed_experts": 32,
-    "num_local_experts": 4, "n_group": 4, "topk_group": 2,
+    "num_local_experts": 4, "n_group": 4, "topk_group": 2, "num_experts": 8, "shared_expert_intermediate_size": 64,
+    "ffn_hidden_size": 128,
 }
 # config.json keys that describe the file, not the model; transformers' AutoConfig.for_model takes them apart.
 _HF_METADATA = ("architectures", "transformers_version", "model_type")
@@ -102,16 +103,30 @@ class ModelSource:
     def scaled_down(self) -> ModelSource:
         """The same family and structure at a tiny size: every size field present replaced by a small value
         (`_SCALED_DOWN`), key/value heads half the heads (MHA stays MHA), a sliding window of 8, no rope scaling.
-        Used to run mixture-of-experts models on real tensors; formulas are then checked on this same config."""
+        Per-layer lists keep their first layers (`layer_types`) or the layers that remain (`mlp_only_layers`); top-k
+        is cut to the experts left; token ids past the small vocabulary are dropped. Used to run mixture-of-experts models on real tensors; formulas are then checked
+        on this same config."""
         if self.is_zoo:
             raise ValueError("scaled_down is for HuggingFace configs; pick a smaller zoo size instead")
         config = dict(self.config)
-        small = {**config, **{k: v for k, v in _SCALED_DOWN.items() if k in config}}
-        if "num_key_value_heads" in config:
-            mha = config["num_key_value_heads"] == config.get("num_attention_heads")
-            small["num_key_value_heads"] = small["num_attention_heads"] if mha else small["num_attention_heads"] // 2
+        small = {**config, **{k: v for k, v in _SCALED_DOWN.items() if config.get(k) is not None}}
+        for key in ("num_key_value_heads", "num_kv_heads"):  # num_kv_heads: Falcon's
+            if key in config:
+                mha = config[key] == config.get("num_attention_heads")
+                small[key] = small["num_attention_heads"] if mha else small["num_attention_heads"] // 2
         if config.get("sliding_window") is not None:
             small["sliding_window"] = 8
+        layers = small.get("num_hidden_layers", small.get("n_layer"))
+        if isinstance(config.get("layer_types"), list):
+            small["layer_types"] = config["layer_types"][:layers]
+        if isinstance(config.get("mlp_only_layers"), list):
+            small["mlp_only_layers"] = [i for i in config["mlp_only_layers"] if i < layers]
+        experts = next((small[k] for k in ("num_experts", "n_routed_experts", "num_local_experts") if k in small), None)
+        if experts and config.get("num_experts_per_tok", 0) > experts:
+            small["num_experts_per_tok"] = experts
+        for key in ("pad_token_id", "bos_token_id", "eos_token_id"):  # ids past the small vocabulary (Phi-3's pad)
+            if isinstance(small.get(key), int) and small[key] >= small.get("vocab_size", 0):
+                small[key] = None
         small.pop("rope_scaling", None)
         name = f"{self.arch.name} (scaled down)"
         return ModelSource(name, from_hf_dict(small, name), small, self.origin)
@@ -124,7 +139,8 @@ class ModelSource:
         replaced by a dense SwiGLU one expert wide: its matmul FLOPs are exactly the routed MLP's, since every
         token passes through exactly one expert whatever the routing (parameters differ: count those on
         `build("meta")`).
-        HuggingFace: transformers' causal-LM class for `model_type`, SDPA attention, eval mode (no dropout),
+        HuggingFace: transformers' causal-LM class for `model_type`, SDPA attention (eager where the class has no
+        SDPA path: Gemma 2), eval mode (no dropout),
         randomly initialised by transformers (nothing is downloaded)."""
         import torch
 
@@ -135,7 +151,7 @@ class ModelSource:
         if device_type not in DEVICES:
             raise ValueError(f"device={device!r} must be one of {list(DEVICES)} (or cuda:N)")
         if not self.is_zoo:
-            return _build_hf(dict(self.config), device)
+            return _build_hf(dict(self.config), self.arch.model_type, device)
         from complexity.models.modeling import ComplexityForCausalLM
 
         config = self.zoo_config()
@@ -150,17 +166,21 @@ class ModelSource:
         return module
 
 
-def _build_hf(config: dict[str, Any], device: str) -> Any:
+def _build_hf(config: dict[str, Any], model_type: str, device: str) -> Any:
+    """transformers' causal-LM class for `model_type` (the family `arch.detect_model_type` found), SDPA attention
+    where the class supports it, else eager (Gemma 2: SDPA has no soft-capping)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM  # optional dependency (the dev extra)
 
     fields = {k: v for k, v in config.items() if k not in _HF_METADATA}
     try:
-        hf_config = AutoConfig.for_model(config["model_type"], **fields)
+        hf_config = AutoConfig.for_model(model_type, **fields)
     except ValueError as err:
-        raise ValueError(f"model_type={config['model_type']!r} is not known to transformers: {err}") from err
+        raise ValueError(f"model_type={model_type!r} is not known to transformers: {err}") from err
+    model_class = AutoModelForCausalLM._model_mapping[type(hf_config)]
+    attention = "sdpa" if getattr(model_class, "_supports_sdpa", True) else "eager"
     with torch.device(device):
-        model = AutoModelForCausalLM.from_config(hf_config, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_config(hf_config, attn_implementation=attention)
     return model.eval()
 
 

@@ -8,6 +8,7 @@ the meta device (no memory, instant even at 1B) and later materialised with `to_
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,8 @@ from complexity.core.normalization import RMSNorm
 from complexity.core.rotary import RotaryEmbedding
 from complexity.core.token_routed_mlp import TokenRoutedMLP, route_tokens
 from complexity.inputs import require_int
+from complexity.models import pretrained
+from complexity.models.validation import check_generate_inputs, check_model_inputs
 
 
 @dataclass
@@ -101,6 +104,16 @@ class ComplexityForCausalLM(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.tie_weights()
 
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """HF-style method form of `complexity.models.utils.save_pretrained(self, directory)`: the same code."""
+        pretrained.save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> ComplexityForCausalLM:
+        """HF-style method form of `complexity.models.utils.from_pretrained(directory, device)`: the same files,
+        the same checks, the same code."""
+        return pretrained.load_pretrained(cls, directory, device)
+
     def tie_weights(self) -> None:
         """Share the embedding matrix with the LM head (Press & Wolf 2017) when the config asks for it."""
         if self.config.tie_word_embeddings:
@@ -142,6 +155,8 @@ class ComplexityForCausalLM(nn.Module):
         logits_to_keep > 0 runs the LM head on the last logits_to_keep positions only (all of them when it exceeds
         seq), so logits is [batch, min(logits_to_keep, seq), vocab]; 0 keeps every position.
         """
+        if not torch.compiler.is_compiling():  # value checks read tensors back to the host: not while tracing
+            check_model_inputs(self.config, input_ids, attention_mask, labels)
         # HF's name and meaning (LlamaForCausalLM), but unlike Llama an int only (Llama also takes a tensor of
         # positions), and it must be 0 with labels (Llama does not check; its loss would get too few logits).
         require_int("logits_to_keep", logits_to_keep, minimum=0, note="0 = every position")
@@ -179,7 +194,8 @@ class ComplexityForCausalLM(nn.Module):
         attention_mask: each row then gets the tokens it would get alone. A row that emits eos_token_id keeps
         emitting it (or pad_token_id when set); generation stops early once every row has finished.
         """
-        _check_sampling(max_new_tokens, temperature, top_k, top_p)
+        check_generate_inputs(self.config, input_ids, attention_mask, max_new_tokens, temperature, top_k, top_p,
+                              eos_token_id)
         batch = input_ids.shape[0]
         mask = attention_mask
         cache = KVCache(self.config.num_hidden_layers, self.config.sliding_window)
@@ -201,16 +217,6 @@ class ComplexityForCausalLM(nn.Module):
             if eos_token_id is not None and bool(finished.all()):
                 break
         return torch.cat(tokens, dim=-1)
-
-
-def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
-    require_int("max_new_tokens", max_new_tokens, minimum=0)
-    if not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature={temperature!r} must be a finite number >= 0 (0 = greedy)")
-    if top_k is not None:
-        require_int("top_k", top_k, note="or None")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p={top_p!r} must be in (0, 1] or None")
 
 
 def _choose_next(

@@ -1,5 +1,7 @@
 """Command lines `complexity-train` and `complexity-train-tokenizer` (also scripts/train_complexity.py and
-scripts/train_tokenizer.py). A ValueError becomes one line on stderr and exit status 2; a diverged run exits 1."""
+scripts/train_tokenizer.py). A flag outside its range is an argparse error naming the flag: one line on stderr,
+exit status 2. Any other ValueError (data, files, checkpoints, a busy output directory) is one line on stderr and
+exit status 2; a diverged run or an operating-system error (a full disk) one line and exit status 1."""
 
 from __future__ import annotations
 
@@ -13,12 +15,26 @@ from dataclasses import fields
 from complexity.config import ROUTING_MODES, SIZES
 from complexity.training.data import resolve_text_files, token_counts
 from complexity.training.tokenizer import expert_shares, id_frequency_spearman, save_tokenizer, train_tokenizer
-from complexity.training.train import DISTRIBUTED_MODES, PRECISIONS, NonFiniteLossError, TrainConfig, train
+from complexity.training.train import (
+    DISTRIBUTED_MODES,
+    PRECISIONS,
+    NonFiniteLossError,
+    SettingError,
+    TrainConfig,
+    train,
+)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors as one line ("prog: error: argument --flag: ...", exit status 2), no usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def train_parser() -> argparse.ArgumentParser:
     d = {f.name: f.default for f in fields(TrainConfig)}
-    p = argparse.ArgumentParser(prog="complexity-train", description="Train a Complexity model on local text.")
+    p = OneLineParser(prog="complexity-train", description="Train a Complexity model on local text.")
     p.add_argument("--data", nargs="+", required=True, help="text files and/or directories (read recursively)")
     p.add_argument("--output-dir", required=True, help="tokenizer, token file, checkpoints and metrics.jsonl go here")
     p.add_argument("--size", default=d["size"], choices=sorted(SIZES), help="zoo size (default %(default)s)")
@@ -49,7 +65,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def tokenizer_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="complexity-train-tokenizer",
+    p = OneLineParser(prog="complexity-train-tokenizer",
                                 description="Train a byte-level BPE tokenizer and measure what routing by id gives.")
     p.add_argument("--data", nargs="+", required=True, help="text files and/or directories (read recursively)")
     p.add_argument("--vocab-size", type=int, default=8192)
@@ -59,8 +75,13 @@ def tokenizer_parser() -> argparse.ArgumentParser:
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
-    args = train_parser().parse_args(argv)
-    return _run(lambda: _train(args))
+    parser = train_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = TrainConfig(**vars(args))
+    except SettingError as err:
+        parser.error(f"argument --{err.field.replace('_', '-')}: {err}")
+    return _run(lambda: _train(cfg))
 
 
 def tokenizer_main(argv: Sequence[str] | None = None) -> int:
@@ -68,8 +89,8 @@ def tokenizer_main(argv: Sequence[str] | None = None) -> int:
     return _run(lambda: _train_tokenizer(args))
 
 
-def _train(args: argparse.Namespace) -> int:
-    result = train(TrainConfig(**vars(args)))
+def _train(cfg: TrainConfig) -> int:
+    result = train(cfg)
     if not _is_main_process():
         return 0
     for step, loss in result.eval_losses.items():
@@ -105,7 +126,7 @@ def _run(command: Callable[[], int]) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except NonFiniteLossError as err:
+    except (NonFiniteLossError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

@@ -57,6 +57,8 @@ def resolve_text_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
         except UnicodeDecodeError:
             logger.warning("skipping %s: not UTF-8 text", path)
             continue
+        except OSError as err:
+            raise ValueError(f"data file {str(path)!r} is unreadable: {err.strerror or err}") from err
         files.append(path)
     if not files:
         raise ValueError(f"data={[str(p) for p in paths]} holds no UTF-8 text file")
@@ -105,9 +107,13 @@ def build_token_file(files: Sequence[Path], tokenizer: Tokenizer, directory: str
     fingerprint = data_fingerprint(files, tokenizer)
     meta_path = directory / TOKENS_META_NAME
     if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("fingerprint") == fingerprint:
-            return meta
+        try:
+            meta = read_token_meta(directory)
+        except ValueError as err:
+            logger.warning("rebuilding the token file: %s", err)
+        else:
+            if meta["fingerprint"] == fingerprint:
+                return meta
     vocab_size = tokenizer.get_vocab_size()
     dtype = token_dtype(vocab_size)
     num_tokens = 0
@@ -127,15 +133,39 @@ def build_token_file(files: Sequence[Path], tokenizer: Tokenizer, directory: str
     return meta
 
 
-def open_token_file(directory: str | os.PathLike) -> np.memmap:
-    """The token file as a read-only memory map, checked against its metadata."""
+def read_token_meta(directory: str | os.PathLike) -> dict:
+    """tokens.json, checked against tokens.bin's size; ValueError naming the file and field otherwise."""
     directory = Path(directory)
-    meta = json.loads((directory / TOKENS_META_NAME).read_text())
-    tokens = np.memmap(directory / TOKENS_NAME, dtype=np.dtype(meta["dtype"]), mode="r")
-    if len(tokens) != meta["num_tokens"]:
-        raise ValueError(f"{directory / TOKENS_NAME} holds {len(tokens)} tokens, its metadata says "
-                         f"{meta['num_tokens']}: delete both files to rebuild them")
-    return tokens
+    path, tokens_path = directory / TOKENS_META_NAME, directory / TOKENS_NAME
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError as err:
+        raise ValueError(f"{path} does not exist") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is unreadable or not JSON: {err}") from err
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    if meta.get("dtype") not in ("uint16", "uint32"):
+        raise ValueError(f"{path}: dtype must be 'uint16' or 'uint32', got {meta.get('dtype')!r}")
+    for key in ("num_tokens", "num_documents", "vocab_size"):
+        if not isinstance(meta.get(key), int) or isinstance(meta.get(key), bool) or meta[key] < 0:
+            raise ValueError(f"{path}: {key} must be an integer >= 0, got {meta.get(key)!r}")
+    if not isinstance(meta.get("fingerprint"), str):
+        raise ValueError(f"{path}: fingerprint must be a string")
+    size = tokens_path.stat().st_size if tokens_path.is_file() else None
+    if size != meta["num_tokens"] * np.dtype(meta["dtype"]).itemsize:
+        raise ValueError(f"{tokens_path} holds {size} bytes, {path} says {meta['num_tokens']} {meta['dtype']} "
+                         "tokens")
+    return meta
+
+
+def open_token_file(directory: str | os.PathLike) -> np.memmap:
+    """The token file as a read-only memory map, checked against its metadata (ValueError otherwise)."""
+    directory = Path(directory)
+    meta = read_token_meta(directory)
+    if meta["num_tokens"] == 0:
+        raise ValueError(f"{directory / TOKENS_NAME} holds no tokens")
+    return np.memmap(directory / TOKENS_NAME, dtype=np.dtype(meta["dtype"]), mode="r")
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     """Read a tokenizer.json and check that it has our three special tokens; ValueError otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"tokenizer={str(path)!r} does not exist")
+        raise ValueError(f"tokenizer={str(path)!r} does not exist or is not a file")
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as err:  # tokenizers raises its own Exception type for unreadable files

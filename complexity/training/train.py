@@ -37,11 +37,13 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from tqdm import tqdm
 
+from complexity.atomic import write_atomically
 from complexity.config import SIZES, ComplexityConfig
 from complexity.inputs import require_int, require_number
 from complexity.models.matmul_flops import train_step_flops
 from complexity.models.modeling import ComplexityForCausalLM
 from complexity.training import checkpoint as ckpt
+from complexity.training import rundir
 from complexity.training.data import PackedData, build_token_file, open_token_file, resolve_text_files, train_indices
 from complexity.training.tokenizer import (
     MIN_VOCAB_SIZE,
@@ -56,13 +58,22 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16")
 DISTRIBUTED_MODES = ("none", "ddp", "fsdp")
-METRICS_NAME = "metrics.jsonl"
+METRICS_NAME = rundir.METRICS_NAME
+MAX_INT = 2**62  # sample indices (step × global batch) stay far inside numpy's int64
 ADAMW_BETAS = (0.9, 0.95)  # GPT-3 (Brown et al. 2020, appendix B) and Llama's choice
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss or gradient; the weights were not updated."""
+
+
+class SettingError(ValueError):
+    """A TrainConfig field outside its allowed range; `field` names it (the command line turns it into its flag)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -101,24 +112,34 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first field outside its allowed range."""
         if not self.data:
-            raise ValueError("data must name at least one file or directory")
+            raise SettingError("data", "data must name at least one file or directory")
+        if not isinstance(self.output_dir, (str, os.PathLike)) or not str(self.output_dir):
+            raise SettingError("output_dir", f"output_dir={self.output_dir!r} must name a directory")
         if self.size not in SIZES:
-            raise ValueError(f"size={self.size!r} is not one of {sorted(SIZES)}")
-        minimums = dict(vocab_size=MIN_VOCAB_SIZE, seq_len=2, micro_batch_size=1, grad_accum=1, max_steps=1,
-                        warmup_steps=0, eval_interval=1, eval_batches=1, save_interval=1, seed=0)
-        for name, minimum in minimums.items():
-            require_int(name, getattr(self, name), minimum=minimum)
+            raise SettingError("size", f"size={self.size!r} is not one of {sorted(SIZES)}")
+        # Upper ends: vocab_size, a uint32 token file; seed, torch.manual_seed's range; seq_len and the batch sizes
+        # are checked against the model and the data once those are known.
+        limits = dict(vocab_size=(MIN_VOCAB_SIZE, 2**32), seq_len=(2, None), micro_batch_size=(1, None),
+                      grad_accum=(1, None), max_steps=(1, None), warmup_steps=(0, None), eval_interval=(1, None),
+                      eval_batches=(1, None), save_interval=(1, None), seed=(0, 2**64 - 1))
         ranges = dict(lr=dict(low=0, low_inclusive=False), min_lr_ratio=dict(low=0, high=1),
                       weight_decay=dict(low=0), grad_clip=dict(low=0),
                       eval_fraction=dict(low=0, high=0.5, low_inclusive=False))
-        for name, bounds in ranges.items():
-            require_number(name, getattr(self, name), **bounds)
         if self.peak_tflops is not None:
-            require_number("peak_tflops", self.peak_tflops, low=0, low_inclusive=False)
+            ranges["peak_tflops"] = dict(low=0, low_inclusive=False)
+        try:
+            for name, (minimum, maximum) in limits.items():
+                field = name
+                require_int(name, getattr(self, name), minimum=minimum, maximum=maximum)
+            for name, bounds in ranges.items():
+                field = name
+                require_number(name, getattr(self, name), **bounds)
+        except ValueError as err:
+            raise SettingError(field, str(err)) from None
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision={self.precision!r} is not one of {PRECISIONS}")
+            raise SettingError("precision", f"precision={self.precision!r} is not one of {PRECISIONS}")
         if self.distributed not in DISTRIBUTED_MODES:
-            raise ValueError(f"distributed={self.distributed!r} is not one of {DISTRIBUTED_MODES}")
+            raise SettingError("distributed", f"distributed={self.distributed!r} is not one of {DISTRIBUTED_MODES}")
 
     def resume_settings(self, world_size: int) -> dict[str, Any]:
         """The settings a resumed run must share with the checkpoint for its losses to continue exactly."""
@@ -187,23 +208,59 @@ def train(cfg: TrainConfig) -> TrainResult:
     """
     rt = _start_runtime(cfg)
     try:
-        return _train(cfg, rt)
+        lock = _open_output_dir(cfg, rt)
+        try:
+            return _train(cfg, rt)
+        finally:
+            if lock is not None:
+                lock.release()
     finally:
         if rt.owns_process_group:
             dist.destroy_process_group()
 
 
+def _open_output_dir(cfg: TrainConfig, rt: _Runtime) -> rundir.RunLock | None:
+    """Create and lock the output directory (main process), check that this run may start or resume there and
+    sweep what killed writers left; every process raises the same ValueError when not. Returns the lock."""
+    output = Path(cfg.output_dir)
+    error, lock = None, None
+    if rt.is_main:
+        try:
+            if output.exists() and not output.is_dir():
+                raise ValueError(f"output_dir={str(output)!r} exists and is not a directory")
+            try:
+                output.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ValueError(f"output_dir={str(output)!r} cannot be created: {err.strerror or err}") from err
+            lock = rundir.acquire_lock(output)
+            rundir.check_start(output, cfg.resume)
+            rundir.sweep(output)
+        except BaseException as err:
+            if lock is not None:
+                lock.release()
+            if rt.world_size == 1 or not isinstance(err, ValueError):
+                raise
+            error = str(err)
+    if rt.world_size > 1:
+        shared = [error]
+        dist.broadcast_object_list(shared, src=0)
+        if shared[0] is not None:
+            raise ValueError(shared[0])
+    return lock
+
+
 def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
     output = Path(cfg.output_dir)
-    if rt.is_main:
-        output.mkdir(parents=True, exist_ok=True)
-    if ckpt.latest_checkpoint(output) is not None and not cfg.resume:
-        raise ValueError(f"output_dir={str(output)!r} already holds checkpoints; pass resume to continue the run "
-                         "or choose another output_dir")
+    overrides = _read_json_object(cfg.config) if cfg.config is not None else {}
+    build_model_config(cfg, overrides.get("vocab_size", cfg.vocab_size), {})  # settings checked before long work
     tokenizer_path, meta = _prepare_data(cfg, rt)
     tokenizer = load_tokenizer(tokenizer_path)
-    data = PackedData.split(open_token_file(output / "data"), cfg.seq_len, cfg.eval_fraction)
+    data = PackedData.split(open_token_file(output / rundir.DATA_DIR), cfg.seq_len, cfg.eval_fraction)
     config = build_model_config(cfg, tokenizer.get_vocab_size(), special_token_ids(tokenizer))
+    global_batch = cfg.micro_batch_size * cfg.grad_accum * rt.world_size
+    if global_batch > data.num_train or cfg.max_steps * global_batch > MAX_INT:
+        raise ValueError(f"micro_batch_size × grad_accum × processes = {global_batch} sequences per step must be at "
+                         f"most the {data.num_train} training sequences (and max_steps × that at most {MAX_INT})")
     run_settings = {**cfg.resume_settings(rt.world_size), "model": config.to_dict(), "data": meta["fingerprint"]}
 
     torch.manual_seed(cfg.seed)
@@ -213,8 +270,13 @@ def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr, betas=ADAMW_BETAS)
 
     start_step = 0
-    if cfg.resume:
+    ckpt.check_no_foreign_checkpoints(output, run_settings)  # never overwritten nor deleted: refused up front
+    if rt.is_main and ckpt.latest_checkpoint(output) is not None:
+        ckpt.remove_superseded(output, run_settings)  # older ones a crash left before deleting them
+    if cfg.resume and ckpt.latest_checkpoint(output) is not None:
         start_step = _restore(model, optimizer, output, run_settings, rt)
+    elif cfg.resume:
+        logger.info("resume: %s holds no checkpoint yet; starting again from step 0", output)
     eval_batches = min(cfg.eval_batches, data.num_eval // (cfg.micro_batch_size * rt.world_size))
     if eval_batches < 1:
         raise ValueError(f"the held-out split has {data.num_eval} sequences, fewer than one evaluation batch of "
@@ -226,7 +288,9 @@ def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
 
     def evaluate(step: int) -> None:
         result.eval_losses[step] = loss = _evaluate(model, data, eval_batches, cfg, rt)
-        metrics.write({"step": step, "eval_loss": loss, "eval_perplexity": math.exp(loss)})
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(f"step {step}: held-out loss {loss}; lower lr or use fp32 precision")
+        metrics.write({"step": step, "eval_loss": loss, "eval_perplexity": math.exp(min(loss, 700.0))})
 
     if start_step == 0:
         metrics.write({"event": "start", "model": config.to_dict(), "train": asdict(cfg),
@@ -234,7 +298,6 @@ def _train(cfg: TrainConfig, rt: _Runtime) -> TrainResult:
                        "eval_sequences": data.num_eval, "tokens": meta["num_tokens"]})
         evaluate(0)  # the initialised model: the baseline the run improves on
     step_flops = train_step_flops(config, cfg.micro_batch_size, cfg.seq_len) * cfg.grad_accum * rt.world_size
-    global_batch = cfg.micro_batch_size * cfg.grad_accum * rt.world_size
     bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not (cfg.progress and rt.is_main), unit="step")
     with bar:
         for step in range(start_step, cfg.max_steps):
@@ -359,7 +422,7 @@ def _prepare_data(cfg: TrainConfig, rt: _Runtime) -> tuple[Path, dict]:
         if cfg.tokenizer is None and not tokenizer_path.is_file():
             logger.info("training a %d-token tokenizer on %d files", cfg.vocab_size, len(files))
             save_tokenizer(train_tokenizer(files, cfg.vocab_size), tokenizer_path)
-        meta = build_token_file(files, load_tokenizer(tokenizer_path), output / "data")
+        meta = build_token_file(files, load_tokenizer(tokenizer_path), output / rundir.DATA_DIR)
     if rt.world_size > 1:
         shared = [meta]
         dist.broadcast_object_list(shared, src=0)  # a small JSON-able dict, sent by rank 0 to ranks it started with
@@ -436,27 +499,54 @@ def _progress_fields(record: dict[str, float]) -> dict[str, str]:
 
 
 class _MetricsLog:
-    """metrics.jsonl, one JSON object per line. On resume, lines of steps after the checkpoint (written by the
-    interrupted run, and about to be redone) are dropped so every step appears once."""
+    """metrics.jsonl, one JSON object per line, appended. On resume, lines of steps after the checkpoint (written
+    by the interrupted run, and about to be redone) are dropped so every step appears once: the file is rewritten
+    through a temp file renamed over it, so a crash leaves the old file or the new one, never a truncated one. A
+    last line cut short by a kill mid-append is dropped; a garbled line elsewhere is a ValueError naming it."""
 
     def __init__(self, path: Path, start_step: int, enabled: bool) -> None:
         self.path, self.enabled = path, enabled
-        if enabled and start_step > 0 and path.is_file():
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= start_step]
-            path.write_text("".join(line + "\n" for line in kept))
+        if enabled and path.exists():
+            kept = [line for line in self._read() if line[1].get("step", 0) <= start_step] if start_step else []
+            text = "".join(raw + "\n" for raw, _ in kept)
+            write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+    def _read(self) -> list[tuple[str, dict[str, Any]]]:
+        try:
+            text = self.path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"{self.path} is unreadable: {err}") from err
+        lines = text.split("\n")
+        records = []
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
+                    raise ValueError("not an object with an integer step")
+            except ValueError as err:
+                if number == len(lines):  # no newline after it: an append cut short
+                    logger.warning("%s: dropping the incomplete last line %d", self.path, number)
+                    continue
+                raise ValueError(f"{self.path}: line {number} is not a metrics record ({err}); repair or remove "
+                                 "it") from None
+            records.append((raw, record))
+        return records
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:
             with self.path.open("a") as f:
-                f.write(json.dumps({"time": time.time(), **record}) + "\n")
+                f.write(json.dumps({"time": time.time(), **record}, allow_nan=False) + "\n")
 
 
 def _read_json_object(path: str) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_bytes().decode("utf-8"))
     except FileNotFoundError as err:
         raise ValueError(f"config={path!r} does not exist") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"config={path!r} is unreadable: {err}") from err
     except json.JSONDecodeError as err:
         raise ValueError(f"config={path!r}: not valid JSON ({err})") from err
     if not isinstance(data, dict):

@@ -6,7 +6,8 @@ allocates random weights, so that the counter can read attention masks):
 * zoo models, on meta with the token-routed MLP replaced by a dense SwiGLU one expert wide (same matmul FLOPs,
   `ModelSource.build(for_counting=True)`), parameters then counted on the real routed model;
 * HF configs through transformers' own implementation: dense models at full size; mixture-of-experts models
-  (Mixtral, DeepSeek-V3) on CPU with random weights, scaled down (`ModelSource.scaled_down`), since routing reads
+  (Mixtral, DeepSeek-V2/V3, Qwen2/3-MoE, OLMoE) on CPU with random weights, scaled down
+  (`ModelSource.scaled_down`), since routing reads
   the router's scores. The analytic side is then computed for that same
   scaled-down config. Top-k routing sends every token to exactly k experts whatever the scores, so the experts
   run T·k token rows in all and the formula's 2·T·k·(expert weights) is exact for any routing: which expert gets
@@ -75,6 +76,9 @@ def build_real_model(source: ModelSource, batch: int, seq_len: int, device: str 
         torch.manual_seed(SEED)
         module = source.build(device, for_counting=True)
     param_module = module
+    if getattr(getattr(module, "config", None), "_attn_implementation", None) == "eager":
+        notes.append("transformers has no SDPA path for this family (Gemma 2: soft-capped scores): eager attention, "
+                     "whose products are the attention core, dense, with the math backward")
     if source.is_zoo and device == "meta" and source.zoo_config().use_token_routed_mlp:
         param_module = source.build("meta")
         notes.append("token-routed MLP counted through a dense stand-in one expert wide (same matmul FLOPs); "

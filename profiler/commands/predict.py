@@ -10,6 +10,7 @@ from typing import Any
 from profiler.commands.arguments import MAX_COUNT, dumps, hardware, integer, model, require_finite, require_positions
 from profiler.formulas.memory import DTYPE_BYTES
 from profiler.hardware import ESTIMATES
+from profiler.predict.ops import ATTENTION_KERNELS
 from profiler.predict.roofline import predict
 from profiler.workload import PREDICTED_MODES, Workload
 
@@ -30,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="weights and activations dtype (default float32)")
     parser.add_argument("--estimate", default="likely", choices=list(ESTIMATES),
                         help="which end of the calibrated spread (default likely = median)")
+    parser.add_argument("--attention-kernel", default="fused", choices=ATTENTION_KERNELS,
+                        help="fused (flash-style, default) or math (scores materialised, every pair computed)")
     parser.add_argument("--top", type=integer(0, MAX_COUNT), default=12,
                         help="ops listed in the table, slowest first (default 12)")
     parser.add_argument("--format", default="table", choices=FORMATS)
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         require_positions(arch, args.seq_len + 1, "--seq-len (the cached context) + 1")
     else:
         require_positions(arch, args.seq_len, "--seq-len")
-    result = predict(arch, args.hardware, workload, args.estimate)
+    result = predict(arch, args.hardware, workload, args.estimate, args.attention_kernel)
     print(dumps(result) if args.format == "json" else render_table(require_finite(result), args.top))
     return 0
 

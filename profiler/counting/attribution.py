@@ -18,10 +18,10 @@ if TYPE_CHECKING:  # the counter imports torch; attribution itself is plain stri
 FLOP_COMPONENTS = ("attention_qkv", "attention_core", "attention_out", "mlp", "router", "lm_head", "unattributed")
 PARAM_COMPONENTS = ("embeddings", "attention", "mlp", "router", "norms", "head", "unattributed")
 
-_ATTENTION_MODULES = ("self_attn", "attn", "attention")
+_ATTENTION_MODULES = ("self_attn", "attn", "attention", "self_attention")  # self_attention: Falcon's
 _MLP_MODULES = ("mlp", "block_sparse_moe", "feed_forward")
 _OUTPUT_PROJECTIONS = ("o_proj", "c_proj", "out_proj", "dense")
-_EMBEDDINGS = ("embed_tokens", "wte", "wpe")
+_EMBEDDINGS = ("embed_tokens", "wte", "wpe", "word_embeddings", "embed_in")  # Falcon's, GPT-NeoX's
 _NORMS = ("norm", "ln_")
 # transformers keeps DeepSeek-V3's score-correction bias as a buffer; the formulas count it as a router parameter.
 _PARAMETER_BUFFERS = ("e_score_correction_bias",)

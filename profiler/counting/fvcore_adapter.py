@@ -35,7 +35,8 @@ MAC_OPERATORS = frozenset({"linear", "matmul", "mm", "bmm", "addmm", "einsum", "
                            "scaled_dot_product_attention", "_grouped_mm"})
 
 _POINTWISE = ("add", "sub", "mul", "div", "neg", "pow", "rsqrt", "sqrt", "exp", "silu", "gelu", "tanh", "sigmoid",
-              "relu", "cos", "sin", "reciprocal", "outer", "add_", "mul_", "div_", "square", "abs")
+              "relu", "cos", "sin", "reciprocal", "outer", "add_", "mul_", "div_", "square", "abs",
+              "polar")  # polar: DeepSeek-V2's complex RoPE table
 _REDUCTIONS = ("mean", "sum", "amax", "norm")
 _ZERO_COST = ("embedding", "index_select", "argsort", "sort", "empty_like", "numel", "view_as", "bincount",
               "split_with_sizes", "split", "unbind", "index_add", "repeat_interleave", "zeros_like", "ones_like",
@@ -43,7 +44,8 @@ _ZERO_COST = ("embedding", "index_select", "argsort", "sort", "empty_like", "num
               "all", "any", "unsqueeze", "squeeze", "reshape", "view", "transpose", "permute", "slice", "select",
               "to", "type_as", "stack", "cumsum", "sub_", "ones", "zeros", "fill_", "scalar_tensor", "min", "item",
               "clone", "_to_copy", "bitwise_and", "bitwise_or", "__or__", "is_floating_point", "masked_fill_",
-              "lift_fresh", "topk", "histc", "scatter_", "scatter")
+              "lift_fresh", "topk", "histc", "scatter_", "scatter", "view_as_complex", "view_as_real", "numpy_T",
+              "broadcast_to")
 
 
 def sdpa_macs(inputs: list[Any], outputs: list[Any]) -> int:

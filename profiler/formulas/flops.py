@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from complexity.inputs import require_int
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
-from profiler.formulas.params import expert_params
+from profiler.formulas.params import expert_params, shared_gate_params
 
 CONVENTIONS = ("dense", "causal")
 RECOMPUTE = ("none", "selective", "full")
@@ -54,11 +54,12 @@ def qkv_weights(att: AttentionSpec, hidden: int) -> int:
 
 def mlp_weights_per_token(group: LayerGroup, hidden: int) -> int:
     """Multiply-adds per token of the MLP: the experts it visits (k of E for MoE, 1 of E token-routed, the MLP
-    itself when dense) plus shared experts; weight counts without biases."""
+    itself when dense) plus shared experts and Qwen2-MoE's [1, h] shared-expert gate; weight counts without biases.
+    A fused gate_up (Phi-3) is the same two products in one."""
     mlp = group.mlp
     one = expert_params(mlp.intermediate_size, hidden, mlp.gated, bias=False)
     shared = expert_params(mlp.shared_intermediate_size, hidden, mlp.gated, bias=False) if mlp.num_shared_experts else 0
-    return mlp.experts_per_token * one + mlp.num_shared_experts * shared
+    return mlp.experts_per_token * one + mlp.num_shared_experts * shared + shared_gate_params(mlp, hidden)
 
 
 def layer_forward_flops(group: LayerGroup, hidden: int, batch: int, seq_len: int, convention: str) -> dict[str, int]:

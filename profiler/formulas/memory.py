@@ -101,7 +101,8 @@ def _attention_saved(att: AttentionSpec) -> tuple[int, int]:
     stats = heads  # log-sum-exp per query row
     if att.qk_norm:
         elements += (heads + kv_heads) * d_qk  # q and k before their RMSNorm
-        stats += heads + kv_heads  # their 1/rms
+        # their 1/rms: one per head and token, or one per token for a full-width norm (OLMo 2, OLMoE)
+        stats += heads + kv_heads if att.qk_norm_scope == "head" else 2
     if att.is_mla:
         if att.q_lora_rank is not None:
             elements += 2 * att.q_lora_rank  # latent before and after its norm
@@ -114,55 +115,66 @@ def _attention_saved(att: AttentionSpec) -> tuple[int, int]:
 def _mlp_saved(group: LayerGroup, hidden: int) -> int:
     """Activation-dtype elements per token an MLP saves: per visited expert of width I, SwiGLU keeps gate, silu(gate),
     up and their product (4I), a GELU MLP its pre- and post-activation (2I); routed kinds also keep the token's
-    gathered input row (h) per visited expert, MoE its E router logits."""
+    gathered input row (h) per visited expert, MoE its E router logits; a shared-expert gate (Qwen2-MoE) the shared
+    expert's output and the gate's sigmoid (h + 1) for their product."""
     mlp = group.mlp
     per_width = 4 if mlp.gated else 2
     routed = mlp.experts_per_token * per_width * mlp.intermediate_size
     shared = mlp.num_shared_experts * per_width * mlp.shared_intermediate_size
     dispatch = mlp.experts_per_token * hidden if mlp.kind != "dense" else 0
     router = mlp.num_experts if mlp.kind == "moe" else 0
-    return routed + shared + dispatch + router
+    gate = hidden + 1 if mlp.shared_expert_gate else 0
+    return routed + shared + dispatch + router + gate
 
 
-def layer_saved_bytes_per_token(group: LayerGroup, hidden: int, act_bytes: int) -> int:
-    """Bytes per token one layer of an SDPA implementation keeps for backward: both norms' inputs and outputs (4h),
-    attention (`_attention_saved`), MLP (`_mlp_saved`), and the norms' fp32 1/rms."""
+def layer_saved_bytes_per_token(group: LayerGroup, hidden: int, act_bytes: int, norms: int = 2,
+                                norm_inputs: int = 2) -> int:
+    """Bytes per token one layer of an SDPA implementation keeps for backward: the norms' inputs and outputs (the
+    usual two pre-norms: 4h; in general `norm_inputs` distinct inputs and `norms` outputs, h each: a parallel
+    block's two input norms read one tensor, Gemma 2/3 have 4 norms), attention (`_attention_saved`), MLP
+    (`_mlp_saved`), and each norm's fp32 1/rms."""
     att_elements, att_stats = _attention_saved(group.attention)
-    elements = 4 * hidden + att_elements + _mlp_saved(group, hidden)
-    return elements * act_bytes + (att_stats + 2) * FP32
+    elements = (norms + norm_inputs) * hidden + att_elements + _mlp_saved(group, hidden)
+    return elements * act_bytes + (att_stats + norms) * FP32
 
 
-def autocast_layer_bytes_per_token(group: LayerGroup, hidden: int, low: int) -> int:
+def autocast_layer_bytes_per_token(group: LayerGroup, hidden: int, low: int, norms: int = 2,
+                                   norm_inputs: int = 2) -> int:
     """Bytes per token one layer keeps for backward under autocast — fp32 weights and residual stream, matmuls and
     attention in a 16-bit dtype of `low` bytes (torch.autocast) — in the zoo's implementation:
 
-    * fp32: both norms' inputs (the residual stream, 2h) and the norms', QK-norms' and attention's statistics;
-    * 16-bit: every projection's own cast of the normed input (autocast casts an activation at each call: q, k
-      and v 3h, MLA's two input projections 2h; gate and up 2h per visited or shared expert, a plain MLP h, a
-      router h), then what fp32 training keeps too, at 16 bits (`_attention_saved`, `_mlp_saved` without the
-      dispatched input row, which autocast's casts replace).
+    * fp32: the norms' distinct inputs (the residual stream: 2h for two pre-norms; `norm_inputs`·h in general) and
+      the norms', QK-norms' and attention's statistics;
+    * 16-bit: every projection's own cast of its input (autocast casts an activation at each call: q, k and v 3h,
+      a fused qkv h, MLA's two input projections 2h; gate and up 2h per visited or shared expert, a fused gate_up
+      or a plain MLP h, a router h, a shared-expert gate h), then what fp32 training keeps too, at 16 bits
+      (`_attention_saved`, `_mlp_saved` without the dispatched input row, which autocast's casts replace).
     The norms' outputs are fp32 and, consumed only through those casts, not kept."""
     att, mlp = group.attention, group.mlp
     att_elements, att_stats = _attention_saved(att)
-    projection_casts = (2 if att.is_mla else 3) * hidden
-    per_input = 2 if mlp.gated else 1
-    mlp_casts = per_input * hidden * (mlp.experts_per_token + mlp.num_shared_experts) + (hidden if mlp.kind == "moe"
-                                                                                         else 0)
+    projection_casts = (2 if att.is_mla else 1 if att.fused_qkv else 3) * hidden
+    per_input = 2 if mlp.gated and not mlp.fused_gate_up else 1
+    mlp_casts = per_input * hidden * (mlp.experts_per_token + mlp.num_shared_experts) \
+        + (hidden if mlp.kind == "moe" else 0) + (hidden if mlp.shared_expert_gate else 0)
     dispatch = mlp.experts_per_token * hidden if mlp.kind != "dense" else 0
     low_elements = projection_casts + att_elements + mlp_casts + _mlp_saved(group, hidden) - dispatch
-    return low_elements * low + (2 * hidden + att_stats + 2) * FP32
+    return low_elements * low + (norm_inputs * hidden + att_stats + norms) * FP32
 
 
 def head_saved_bytes(arch: ArchSpec, tokens: int, act_bytes: int) -> int:
     """Final norm input and output (2h) plus the logits (V, activation dtype) and the fp32 log-softmax that
-    cross-entropy keeps (V · 4 bytes), per token."""
-    return tokens * (2 * arch.hidden_size * act_bytes + arch.vocab_size * (act_bytes + FP32))
+    cross-entropy keeps (V · 4 bytes), per token; a logit soft-cap (Gemma 2) also keeps its tanh's output (V)."""
+    softcap = arch.vocab_size * act_bytes if arch.final_logit_softcap is not None else 0
+    return tokens * (2 * arch.hidden_size * act_bytes + arch.vocab_size * (act_bytes + FP32) + softcap)
 
 
 def layers_activation_bytes(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str,
                             recompute: str = "none", autocast: str | None = None) -> int:
     """Bytes the decoder layers keep for backward in an implementation like the zoo's: fused SDPA (no S×S kept),
-    RMSNorm, SwiGLU, GQA, token-routed or MoE MLP, no dropout, activations in `dtype`.
+    RMSNorm, SwiGLU, GQA, token-routed or MoE MLP, no dropout, activations in `dtype`; the other families'
+    structure through their fields (norm positions, fused projections, QK-norm width, shared-expert gate). Not
+    modelled: eager attention's stored S×S probabilities (Gemma 2's soft-capped scores need eager attention in
+    transformers), LayerNorm's second statistic, dropout masks.
 
     none / selective: Σ_layers T·layer_saved_bytes_per_token (selective recomputation has nothing left to save:
     SDPA already recomputes the scores in its backward). full: each layer keeps only its input (T·h) and the layer
@@ -173,11 +185,13 @@ def layers_activation_bytes(arch: ArchSpec, micro_batch: int, seq_len: int, dtyp
     if recompute not in RECOMPUTE:
         raise ValueError(f"recompute={recompute!r} is not one of {RECOMPUTE}")
     act_bytes, tokens = dtype_bytes(dtype), micro_batch * seq_len
+    norms = dict(norms=len(arch.norm_positions), norm_inputs=arch.distinct_norm_inputs)
     if autocast is None:
-        per_layer = [(g.count, tokens * layer_saved_bytes_per_token(g, arch.hidden_size, act_bytes))
+        per_layer = [(g.count, tokens * layer_saved_bytes_per_token(g, arch.hidden_size, act_bytes, **norms))
                      for g in arch.layer_groups]
     else:
-        per_layer = [(g.count, tokens * autocast_layer_bytes_per_token(g, arch.hidden_size, dtype_bytes(autocast)))
+        per_layer = [(g.count, tokens * autocast_layer_bytes_per_token(g, arch.hidden_size, dtype_bytes(autocast),
+                                                                       **norms))
                      for g in arch.layer_groups]
     if recompute == "full":
         return arch.num_layers * tokens * arch.hidden_size * act_bytes + max(size for _, size in per_layer)

@@ -1,9 +1,11 @@
 """Parameter counts, exact to the parameter, by component.
 
 Components: `embeddings` (token table, plus GPT-2's learned position table), `attention` (projections, their
-biases, QK-norm and MLA's latent norms), `mlp` (dense MLP, routed and shared experts), `router` (MoE gate matrix
-and DeepSeek-V3's score-correction bias), `norms` (per-layer and final normalisation), `head` (the LM head when it
-is not tied to the embeddings; a tied head is stored once, under `embeddings`).
+biases, QK-norm and MLA's latent norms), `mlp` (dense MLP, routed and shared experts, Qwen2-MoE's shared-expert
+gate), `router` (MoE gate matrix and DeepSeek-V3's score-correction bias), `norms` (every per-layer norm of
+`ArchSpec.norm_positions`, and the final one), `head` (the LM head when it is not tied to the embeddings; a tied
+head is stored once, under `embeddings`). Scales and soft-caps (Gemma's embedding scale, Granite's multipliers)
+have no parameters.
 
 Conventions: `embedding` = every vocabulary- or position-indexed matrix (token table, position table, untied LM
 head), the convention of the Qwen model cards (Qwen3-0.6B: "0.6B, 0.44B non-embedding"). `active` = parameters
@@ -51,14 +53,20 @@ def expert_params(width: int, hidden: int, gated: bool, bias: bool) -> int:
     return params if gated else params - linear_params(hidden, width, bias)
 
 
+def shared_gate_params(mlp: MLPSpec, hidden: int) -> int:
+    """Qwen2-MoE's shared_expert_gate: a bias-free [1, h] linear whose sigmoid scales the shared expert's output
+    (transformers' Qwen2MoeSparseMoeBlock); 0 elsewhere."""
+    return hidden if mlp.shared_expert_gate else 0
+
+
 def mlp_params(mlp: MLPSpec, hidden: int, active: bool = False) -> int:
-    """MLP of one layer: experts (all of them, or the ones a token visits when `active`) + shared experts.
-    Dense: one expert. MoE: E (active: k) experts + shared ones (Fedus et al. 2021; DeepSeekMoE arXiv:2401.06066).
-    Token-routed: E (active: 1) experts."""
+    """MLP of one layer: experts (all of them, or the ones a token visits when `active`) + shared experts (+ their
+    gate). Dense: one expert. MoE: E (active: k) experts + shared ones (Fedus et al. 2021; DeepSeekMoE
+    arXiv:2401.06066). Token-routed: E (active: 1) experts."""
     one = expert_params(mlp.intermediate_size, hidden, mlp.gated, mlp.bias)
     routed = mlp.experts_per_token if active else mlp.num_experts
     shared = mlp.num_shared_experts * expert_params(mlp.shared_intermediate_size, hidden, mlp.gated, mlp.bias)
-    return routed * one + shared
+    return routed * one + shared + shared_gate_params(mlp, hidden)
 
 
 def router_params(mlp: MLPSpec, hidden: int) -> int:
@@ -123,7 +131,7 @@ class ParamCounts:
 def count_params(arch: ArchSpec) -> ParamCounts:
     """Every parameter of the model, by component, and the ones one token uses."""
     h = arch.hidden_size
-    per_layer_norms = 2 * norm_params(h, arch.norm)  # before attention and before the MLP
+    per_layer_norms = len(arch.norm_positions) * norm_params(h, arch.norm)  # ArchSpec.norm_positions
 
     def by_component(active: bool) -> dict[str, int]:
         return {
@@ -142,17 +150,20 @@ def count_params(arch: ArchSpec) -> ParamCounts:
 def parameter_tensor_sizes(arch: ArchSpec) -> list[int]:
     """Numbers in each parameter tensor the optimizer loops over (they add up to `count_params(arch).total`):
     token embedding (+ position table, + untied head), per layer the norms, projections (+ biases, QK-norm, MLA's
-    latent norms), MLP matrices (+ biases; the zoo's token-routed experts stacked into one tensor per matrix, MoE
-    experts one tensor each) and router (+ DeepSeek-V3's correction bias), and the final norm."""
+    latent norms; a fused qkv one tensor), MLP matrices (+ biases; a fused gate_up one tensor; the zoo's
+    token-routed experts stacked into one tensor per matrix, MoE experts one tensor each), Qwen2-MoE's shared
+    gate, router (+ DeepSeek-V3's correction bias), and the final norm."""
     h, vocab = arch.hidden_size, arch.vocab_size
     norm = [h, h] if arch.norm == "layernorm" else [h]
     sizes = [vocab * h] + ([arch.learned_positions * h] if arch.learned_positions else [])
     sizes += [] if arch.tie_word_embeddings else [vocab * h]
     for group in arch.layer_groups:
         att, mlp = group.attention, group.mlp
-        layer = 2 * norm + [math.prod(shape) for shape in att.weight_shapes(h).values()]
+        layer = len(arch.norm_positions) * norm + [math.prod(shape) for shape in att.weight_shapes(h).values()]
 
         def expert(width: int) -> list[int]:
+            if mlp.gated and mlp.fused_gate_up:
+                return [2 * h * width, h * width] + ([2 * width, h] if mlp.bias else [])
             matrices = [h * width] * (3 if mlp.gated else 2)
             biases = ([width] * (2 if mlp.gated else 1) + [h]) if mlp.bias else []
             return matrices + biases
@@ -162,6 +173,7 @@ def parameter_tensor_sizes(arch: ArchSpec) -> list[int]:
         else:
             layer += expert(mlp.intermediate_size) * (mlp.num_experts if mlp.kind == "moe" else 1)
         layer += expert(mlp.shared_intermediate_size) * mlp.num_shared_experts
+        layer += [shared_gate_params(mlp, h)] if mlp.shared_expert_gate else []
         if mlp.kind == "moe":
             layer += [mlp.num_experts * h] + ([mlp.num_experts] if mlp.router_bias else [])
         sizes += layer * group.count

@@ -21,6 +21,16 @@ Conventions:
 * Optimizer: torch's AdamW on CPU (single-tensor loop): per parameter tensor 11 launches; per parameter 12 reads
   and 8 writes of fp32 numbers (weight decay, both moment updates, sqrt, bias-correction divide, eps add, update).
 * Token-routed and MoE experts: tokens are assumed spread evenly over the experts (`split_evenly`).
+* Attention kernel (`ATTENTION_KERNELS`): "fused" (the default) is one flash-style kernel that never stores the
+  scores; "math" is attention without a fused kernel (PyTorch's SDPA math fallback, eager `softmax(q kᵀ) v` code
+  such as HF's eager attention): two batched products over *every* (query, key) pair — the causal mask is applied
+  to the full score matrix, not skipped — with the B·H·queries·keys scores written by the first, rewritten by the
+  mask and the softmax and read by the second. Its backward is priced like any matmul and element-wise op.
+* Structural features of other families are ops of their own, read from the `ArchSpec` fields: one norm op per
+  `norm_positions` entry (Gemma 2/3's post-norms, OLMo 2's post-norms only, Falcon-7B's single shared norm), one
+  product for a fused qkv or gate_up projection, RoPE over `rope_width` channels (none with ALiBi), the
+  shared-expert gate (a [T, h]·[h, 1] product and its sigmoid scaling), and element-wise ops for Gemma's
+  embedding scale, Granite's multipliers, attention-score and logit soft-capping (tanh).
 """
 
 from __future__ import annotations
@@ -46,6 +56,11 @@ ROPE_LAUNCHES, ROPE_PASSES = 5, 10  # x·cos, neg of a half, cat, ·sin, add
 ADAMW_LAUNCHES_PER_TENSOR, ADAMW_PASSES = 11, 20
 BACKWARD_ELEMENTWISE_FACTOR = 2  # backward traffic and launches of an element-wise op, relative to its forward
 ROUTING_LAUNCHES = 11  # token-routed: min/max checks, expert ids, stable sort, inverse permutation, bincount
+ATTENTION_KERNELS = ("fused", "math")
+# Math attention between its two products, as eager attention code writes it (nanoGPT's manual path, HF GPT-2's
+# eager attention): scale the scores, apply the causal mask (masked_fill / where), softmax; each reads and writes
+# the score matrix once.
+MATH_SOFTMAX_LAUNCHES, MATH_SOFTMAX_PASSES = 3, 6
 
 
 @dataclass(frozen=True)
@@ -101,8 +116,9 @@ def norm_op(name: str, arch: ArchSpec, elements: int, b: int) -> Op:
 
 
 def projection_ops(att: AttentionSpec, hidden: int, tokens: int, b: int) -> list[Op]:
-    """q, k, v projections (MLA: its whole explicit q/kv path as one product of the same FLOPs), then o_proj."""
-    if att.is_mla:
+    """q, k, v projections (MLA: its whole explicit q/kv path as one product of the same FLOPs; a fused qkv
+    projection: one product (H + 2KV)·d wide), then o_proj."""
+    if att.is_mla or att.fused_qkv:
         qkv = [matmul("attention.qkv_proj", tokens, hidden, F.qkv_weights(att, hidden) // hidden, b,
                       "attention_qkv")]
     else:
@@ -124,6 +140,31 @@ def attention_core(att: AttentionSpec, batch: int, queries: int, keys: int, pair
               "attention_core")
 
 
+def math_attention_ops(att: AttentionSpec, batch: int, queries: int, keys: int, b: int) -> list[Op]:
+    """Attention without a fused kernel (module docstring): scores = q·kᵀ over all queries × keys pairs per head,
+    mask and softmax over the stored scores, then scores·v. Shapes per product: (B·H·queries, head_dim, keys) and
+    (B·H·queries, keys, v_head_dim); the key/value heads are read once per query head (GQA's repeat_kv)."""
+    rows, heads = batch * att.num_heads * queries, batch * att.num_heads
+    scores = rows * keys
+    q, k, v = rows * att.head_dim, heads * keys * att.head_dim, heads * keys * att.v_head_dim
+    out = rows * att.v_head_dim
+    return [Op("attention.scores", "forward", "matmul", 2 * scores * att.head_dim, (q + k + scores) * b, 1,
+               (rows, att.head_dim, keys), "attention_core", layout="nt"),
+            elementwise("attention.mask_softmax", scores, MATH_SOFTMAX_PASSES, MATH_SOFTMAX_LAUNCHES, b, exps=scores),
+            Op("attention.values", "forward", "matmul", 2 * scores * att.v_head_dim, (scores + v + out) * b, 1,
+               (rows, keys, att.v_head_dim), "attention_core", layout="nn")]
+
+
+def attention_ops(att: AttentionSpec, batch: int, queries: int, keys: int, pairs: int, b: int,
+                  kernel: str = "fused") -> list[Op]:
+    """The attention core as `kernel` runs it: one fused op, or the math path's three."""
+    if kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"attention_kernel={kernel!r} must be one of {list(ATTENTION_KERNELS)}")
+    if kernel == "math":
+        return math_attention_ops(att, batch, queries, keys, b)
+    return [attention_core(att, batch, queries, keys, pairs, b)]
+
+
 def mlp_ops(group: LayerGroup, hidden: int, tokens: int, b: int) -> list[Op]:
     """Dense: gate/up (or fc1), activation, product, down. Routed: tokens gathered by expert, each expert's
     products on its share (`split_evenly`), outputs concatenated and scattered back; MoE adds its router."""
@@ -133,6 +174,10 @@ def mlp_ops(group: LayerGroup, hidden: int, tokens: int, b: int) -> list[Op]:
     linear = mlp.kind != "token_routed"  # the zoo's stacked experts multiply by [E, h, I] slices directly
 
     def expert(rows: int, label: str, w: int) -> list[Op]:
+        if mlp.gated and mlp.fused_gate_up:  # one [2I, h] product, then the activation and product (Phi-3)
+            return [matmul(f"mlp.{label}gate_up_proj", rows, hidden, 2 * w, b, "mlp", linear),
+                    elementwise(f"mlp.{label}act_mul", rows * w, 5, 2, b, exps=rows * w),
+                    matmul(f"mlp.{label}down_proj", rows, w, hidden, b, "mlp", linear)]
         inner = [matmul(f"mlp.{label}up_proj", rows, hidden, w, b, "mlp", linear)]
         if mlp.gated:
             inner += [matmul(f"mlp.{label}gate_proj", rows, hidden, w, b, "mlp", linear),
@@ -156,36 +201,66 @@ def mlp_ops(group: LayerGroup, hidden: int, tokens: int, b: int) -> list[Op]:
                 ops += expert(rows, "expert_", width)
     for _ in range(mlp.num_shared_experts):
         ops += expert(tokens, "shared_", mlp.shared_intermediate_size)
+    if mlp.shared_expert_gate:  # sigmoid(x·g) [T, 1] scaling the shared expert's output (Qwen2-MoE)
+        ops += [matmul("mlp.shared_expert_gate", tokens, hidden, 1, b, "mlp"),
+                elementwise("mlp.shared_expert_gate_mul", tokens * hidden, 3, 2, b, exps=tokens)]
+    return ops
+
+
+def embedding_scale_ops(arch: ArchSpec, tokens: int, b: int) -> list[Op]:
+    """The embeddings times a constant (Gemma's sqrt(h), Granite's embedding_multiplier): one element-wise op."""
+    return [] if arch.embedding_scale is None else [elementwise("embedding.scale", tokens * arch.hidden_size, 2, 1, b)]
+
+
+def logit_ops(arch: ArchSpec, tokens: int, b: int) -> list[Op]:
+    """Element-wise ops on the logits: Granite's division by logits_scaling, Gemma 2's soft-cap c·tanh(x / c)
+    (a division, the tanh and a product)."""
+    logits = tokens * arch.vocab_size
+    ops = [elementwise("lm_head.scale", logits, 2, 1, b)] if arch.logit_scale is not None else []
+    if arch.final_logit_softcap is not None:
+        ops += [elementwise("lm_head.softcap", logits, 6, 3, b, exps=logits)]
     return ops
 
 
 def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: int, keys: int, pairs: int,
-                      b: int) -> list[Op]:
+                      b: int, attention_kernel: str = "fused") -> list[Op]:
     """One layer, B sequences of `queries` new tokens attending `keys` keys over `pairs` pairs per head."""
     att, h, tokens = group.attention, arch.hidden_size, batch * queries
     kv_heads = att.kernel_kv_heads
-    ops = [norm_op("norm.attention_in", arch, tokens * h, b)]
+
+    def norms(*positions: str) -> list[Op]:
+        return [norm_op(f"norm.{p}", arch, tokens * h, b) for p in positions if p in arch.norm_positions]
+
+    def residual() -> list[Op]:
+        scale = [elementwise("residual.scale", tokens * h, 2, 1, b)] if arch.residual_scale is not None else []
+        return scale + [elementwise("residual.add", tokens * h, 3, 1, b)]
+
+    ops = norms("attention_in")
     projections = projection_ops(att, h, tokens, b)
     ops += projections[:-1]
     if att.qk_norm:
         qk_norm = norm_op("attention.qk_norm", arch, tokens * (att.num_heads + kv_heads) * att.head_dim, b)
         ops += [replace(qk_norm, launches=2 * qk_norm.launches)]  # one norm for q, one for k
-    if arch.learned_positions == 0:
+    if arch.learned_positions == 0 and att.rope_width:
         rope = elementwise("attention.rope", tokens * (att.num_heads + kv_heads) * att.rope_width, ROPE_PASSES,
                            2 * ROPE_LAUNCHES, b)
         ops += [rope]
-    ops += [attention_core(att, batch, queries, keys, pairs, b), projections[-1],
-            elementwise("residual.add", tokens * h, 3, 1, b), norm_op("norm.mlp_in", arch, tokens * h, b)]
+    ops += attention_ops(att, batch, queries, keys, pairs, b, attention_kernel)
+    if att.logit_softcap is not None:  # c·tanh(s / c) on every score the (eager) kernel computes
+        scores = batch * att.num_heads * queries * keys
+        ops += [elementwise("attention.softcap", scores, 6, 3, b, exps=scores)]
+    ops += [projections[-1], *norms("attention_out"), *residual(), *norms("mlp_in")]
     ops += mlp_ops(group, h, tokens, b)
-    ops += [elementwise("residual.add", tokens * h, 3, 1, b)]
+    ops += norms("mlp_out") + residual()
     return ops
 
 
-def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32", with_loss: bool = False) -> list[Op]:
+def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32", with_loss: bool = False,
+                attention_kernel: str = "fused") -> list[Op]:
     """Every op of one forward pass over B sequences of S tokens (logits for all B·S tokens, as the zoo's
     forward computes them; `with_loss` adds the fp32 log-softmax and NLL of cross-entropy)."""
     b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
-    ops = [elementwise("embedding", tokens * h, 2, 1, b)]
+    ops = [elementwise("embedding", tokens * h, 2, 1, b)] + embedding_scale_ops(arch, tokens, b)
     if arch.learned_positions:
         ops += [elementwise("position_embedding", tokens * h, 3, 2, b)]
     if any(g.mlp.kind == "token_routed" for g in arch.layer_groups):
@@ -193,20 +268,22 @@ def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32"
     for group in arch.layer_groups:
         pairs = F.attended_pairs(seq_len, "causal", group.attention.sliding_window)
         ops += [op.scaled(group.count)
-                for op in layer_forward_ops(arch, group, batch, seq_len, seq_len, pairs, b)]
+                for op in layer_forward_ops(arch, group, batch, seq_len, seq_len, pairs, b, attention_kernel)]
     ops += [norm_op("norm.final", arch, tokens * h, b), matmul("lm_head", tokens, h, vocab, b, "lm_head")]
+    ops += logit_ops(arch, tokens, b)
     if with_loss:
         ops += [elementwise("loss.log_softmax", tokens * vocab, 2, 1, 4, exps=tokens * vocab),
                 elementwise("loss.nll", tokens, 2, 3, 8)]
     return merge(ops)
 
 
-def decode_ops(arch: ArchSpec, batch: int, context: int, dtype: str = "float32") -> list[Op]:
+def decode_ops(arch: ArchSpec, batch: int, context: int, dtype: str = "float32",
+               attention_kernel: str = "fused") -> list[Op]:
     """One decoding step: B new tokens, each attending its own and min(C, W-1) cached keys; the KV cache is read
     once per layer (inside the attention op's bytes) and the new keys/values appended (a copy of the cache, as the
     zoo's torch.cat does)."""
     b, h = dtype_bytes(dtype), arch.hidden_size
-    ops = [elementwise("embedding", batch * h, 2, 1, b)]
+    ops = [elementwise("embedding", batch * h, 2, 1, b)] + embedding_scale_ops(arch, batch, b)
     if any(g.mlp.kind == "token_routed" for g in arch.layer_groups):
         ops += [Op("routing", "forward", "memory", 0, batch * 8 * ROUTING_LAUNCHES, ROUTING_LAUNCHES)]
     for group in arch.layer_groups:
@@ -214,10 +291,10 @@ def decode_ops(arch: ArchSpec, batch: int, context: int, dtype: str = "float32")
         keys = att.attended_keys(context)
         cache_elements = batch * keys * att.kernel_kv_heads * (att.head_dim + att.v_head_dim)
         cache_append = elementwise("attention.kv_cache_append", cache_elements, 2, 2, b)
-        layer = layer_forward_ops(arch, group, batch, 1, keys, keys, b) + [cache_append]
+        layer = layer_forward_ops(arch, group, batch, 1, keys, keys, b, attention_kernel) + [cache_append]
         ops += [op.scaled(group.count) for op in layer]
     ops += [norm_op("norm.final", arch, batch * h, b), matmul("lm_head", batch, h, arch.vocab_size, b, "lm_head")]
-    return merge(ops)
+    return merge(ops + logit_ops(arch, batch, b))
 
 
 def backward_op(op: Op) -> list[Op]:
@@ -292,11 +369,13 @@ def merge(ops: list[Op]) -> list[Op]:
     return list(merged.values())
 
 
-def model_ops(arch: ArchSpec, workload: Workload) -> list[Op]:
-    """All ops of the workload: forward; train = forward with loss + backward + AdamW; decode = one token step."""
+def model_ops(arch: ArchSpec, workload: Workload, attention_kernel: str = "fused") -> list[Op]:
+    """All ops of the workload: forward; train = forward with loss + backward + AdamW; decode = one token step;
+    attention through `attention_kernel` (`ATTENTION_KERNELS`)."""
     if workload.mode == "decode":
-        return decode_ops(arch, workload.batch, workload.seq_len, workload.dtype)
-    forward = forward_ops(arch, workload.batch, workload.seq_len, workload.dtype, with_loss=workload.mode == "train")
+        return decode_ops(arch, workload.batch, workload.seq_len, workload.dtype, attention_kernel)
+    forward = forward_ops(arch, workload.batch, workload.seq_len, workload.dtype, with_loss=workload.mode == "train",
+                          attention_kernel=attention_kernel)
     if workload.mode == "forward":
         return forward
     backward = [bw for op in forward for bw in backward_op(op)]

@@ -86,19 +86,22 @@ def dominant_bound(times: list[OpTime]) -> str:
     return max(share, key=share.get)
 
 
-def predict(arch: ArchSpec, profile: HardwareProfile, workload: Workload, estimate: str = "likely") -> dict[str, Any]:
-    """The prediction as plain data (the `--format json` document; keys documented in docs/estimating.md)."""
+def predict(arch: ArchSpec, profile: HardwareProfile, workload: Workload, estimate: str = "likely",
+            attention_kernel: str = "fused") -> dict[str, Any]:
+    """The prediction as plain data (the `--format json` document; keys documented in docs/estimating.md);
+    `attention_kernel` as in `profiler.predict.ops.ATTENTION_KERNELS`."""
     if estimate not in ESTIMATES:
         raise ValueError(f"estimate={estimate!r} must be one of {list(ESTIMATES)}")
-    ops = model_ops(arch, workload)
+    ops = model_ops(arch, workload, attention_kernel)
     times = [op_time(op, profile, workload.dtype, estimate) for op in ops]
     seconds = sum(t.seconds for t in times)
-    flops = matmul_flops(ops)
+    # MFU counts the model's FLOPs (flops.py: causal attention), not the extra pairs a math kernel computes.
+    flops = matmul_flops(ops if attention_kernel == "fused" else model_ops(arch, workload))
     tokens = workload.tokens
     by_phase = {phase: sum(t.seconds for t in times if t.op.phase == phase) for phase in PHASES}
     return {
         "model": arch.name, "hardware": profile.name, "device_type": profile.device_type,
-        "workload": asdict(workload), "estimate": estimate,
+        "workload": asdict(workload), "estimate": estimate, "attention_kernel": attention_kernel,
         "seconds": seconds, "tokens_per_s": tokens / seconds,
         "matmul_flops": flops, "mfu": flops / (seconds * profile.peak(workload.dtype)),
         "bound": dominant_bound(times),

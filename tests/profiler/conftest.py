@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from profiler.hardware import HardwareProfile, profile_from_dict
 from profiler.source import MODELS_DIR, read_json
 
-SHIPPED = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3", "gpt2")
+SHIPPED = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3", "gpt2", "gemma_2b", "gemma2_2b",
+           "gemma3_1b", "phi3_mini_4k", "qwen1.5_moe_a2.7b", "qwen3_30b_a3b", "olmoe_1b_7b", "olmo2_1b",
+           "deepseek_v2_lite", "falcon_7b", "pythia_1b", "granite_3.0_2b", "starcoder2_3b")
 
 
 def shipped_config(name: str) -> dict:
@@ -78,6 +80,71 @@ def random_hf_config(family: str, rng: random.Random | HypothesisChoices) -> dic
                     n_shared_experts=rng.randint(0, 2), first_k_dense_replace=rng.randint(0, layers),
                     q_lora_rank=rng.choice([None, 12]), kv_lora_rank=rng.choice([8, 16]),
                     qk_nope_head_dim=rng.choice([4, 8]), qk_rope_head_dim=rng.choice([2, 4]), v_head_dim=rng.choice([4, 8]))
+    if family in ("gemma", "gemma2", "gemma3_text"):
+        layers = common["num_hidden_layers"]
+        extra = dict(head_dim=head_dim, attention_bias=rng.random() < 0.5,
+                     sliding_window=rng.choice([3, 8]))
+        if family != "gemma" and rng.random() < 0.5:
+            extra["layer_types"] = [rng.choice(["full_attention", "sliding_attention"]) for _ in range(layers)]
+        elif family == "gemma3_text":
+            extra["sliding_window_pattern"] = rng.choice([2, 3, 6])
+        if family == "gemma2":
+            extra.update(attn_logit_softcapping=rng.choice([None, 50.0]),
+                         final_logit_softcapping=rng.choice([None, 30.0]))
+        return dict(model_type=family, **common, **extra)
+    if family == "phi3":
+        return dict(model_type="phi3", **common, sliding_window=rng.choice([None, 5]), pad_token_id=None,
+                    eos_token_id=2, partial_rotary_factor=rng.choice([1.0, 0.5]))
+    if family in ("qwen2_moe", "qwen3_moe"):
+        layers, experts = common["num_hidden_layers"], rng.randint(2, 5)
+        extra = dict(head_dim=head_dim, moe_intermediate_size=rng.choice([8, 12]), num_experts=experts,
+                     num_experts_per_tok=rng.randint(1, experts), decoder_sparse_step=rng.randint(1, 2),
+                     mlp_only_layers=[i for i in range(layers) if rng.random() < 0.3])
+        if family == "qwen2_moe":
+            extra.update(shared_expert_intermediate_size=rng.choice([8, 16]), qkv_bias=rng.random() < 0.5,
+                         use_sliding_window=rng.random() < 0.5, sliding_window=4, max_window_layers=rng.randint(0, 4))
+        else:
+            extra.update(attention_bias=rng.random() < 0.5)
+        return dict(model_type=family, **common, **extra)
+    if family in ("olmoe", "olmo2"):
+        extra = dict(attention_bias=rng.random() < 0.5)
+        if family == "olmoe":
+            experts = rng.randint(2, 5)
+            extra.update(num_experts=experts, num_experts_per_tok=rng.randint(1, experts))
+        else:
+            extra.update(head_dim=head_dim)
+        return dict(model_type=family, **common, **extra)
+    if family == "deepseek_v2":
+        experts, layers = rng.randint(2, 6), rng.randint(1, 4)
+        return dict(model_type="deepseek_v2",
+                    **{**common, "num_key_value_heads": heads, "num_hidden_layers": layers},
+                    moe_intermediate_size=rng.choice([8, 12]), n_routed_experts=experts,
+                    num_experts_per_tok=rng.randint(1, experts), n_shared_experts=rng.randint(1, 2),
+                    first_k_dense_replace=rng.randint(0, layers), attention_bias=rng.random() < 0.5,
+                    q_lora_rank=rng.choice([None, 12]), kv_lora_rank=rng.choice([8, 16]),
+                    qk_nope_head_dim=rng.choice([4, 8]), qk_rope_head_dim=rng.choice([2, 4]),
+                    v_head_dim=rng.choice([4, 8]), topk_method="greedy")
+    if family == "falcon":
+        new = rng.random() < 0.5
+        parallel = True if new else rng.random() < 0.5
+        extra = dict(new_decoder_architecture=new, parallel_attn=parallel, bias=rng.random() < 0.5,
+                     multi_query=rng.random() < 0.5, ffn_hidden_size=rng.choice([None, 24]))
+        if new:
+            extra.update(num_kv_heads=kv_heads, num_ln_in_parallel_attn=rng.choice([1, 2]))
+        return dict(model_type="falcon", vocab_size=common["vocab_size"], hidden_size=heads * head_dim,
+                    num_attention_heads=heads, num_hidden_layers=common["num_hidden_layers"],
+                    tie_word_embeddings=common["tie_word_embeddings"], **extra)
+    if family == "gpt_neox":
+        return dict(model_type="gpt_neox", **{**common, "hidden_size": heads * head_dim},
+                    use_parallel_residual=rng.random() < 0.5, attention_bias=rng.random() < 0.5,
+                    rotary_pct=rng.choice([0.25, 0.5, 1.0]))
+    if family == "granite":
+        return dict(model_type="granite", **common, attention_bias=rng.random() < 0.5, mlp_bias=rng.random() < 0.5,
+                    embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.015625,
+                    logits_scaling=8.0)
+    if family == "starcoder2":
+        return dict(model_type="starcoder2", **{**common, "hidden_size": heads * head_dim},
+                    use_bias=rng.random() < 0.5, sliding_window=rng.choice([None, 4]))
     raise ValueError(family)
 
 

@@ -10,7 +10,7 @@ from conftest import SHIPPED, shipped_config
 from complexity.config import SIZES, config_for_size
 from profiler.arch import from_size
 from profiler.formulas.params import count_params
-from profiler.source import MODELS_DIR, resolve, shipped_model_names
+from profiler.source import MODELS_DIR, from_config_dict, resolve, shipped_model_names
 
 
 def test_shipped_names_are_the_package_data_configs():
@@ -70,6 +70,28 @@ def test_scaled_down_keeps_the_family_and_shrinks_the_sizes():
     assert resolve("gpt2").scaled_down().arch.layer_groups[0].attention.kind == "mha"
     with pytest.raises(ValueError, match="scaled_down is for HuggingFace configs"):
         resolve("tiny").scaled_down()
+
+
+def test_scaled_down_new_families_keep_their_structure():
+    qwen3_moe = resolve("qwen3_30b_a3b").scaled_down().arch.layer_groups[0].mlp
+    assert (qwen3_moe.num_experts, qwen3_moe.experts_per_token, qwen3_moe.intermediate_size) == (8, 8, 32)
+    qwen2_moe = resolve("qwen1.5_moe_a2.7b").scaled_down().arch.layer_groups[0].mlp
+    assert qwen2_moe.shared_expert_gate and qwen2_moe.shared_intermediate_size == 64
+    lite = resolve("deepseek_v2_lite").scaled_down().arch.layer_groups[-1].attention
+    assert lite.q_lora_rank is None and lite.kv_lora_rank == 16  # a null rank stays null
+    falcon = resolve("falcon_7b").scaled_down()
+    assert falcon.arch.layer_groups[0].mlp.intermediate_size == 256 and falcon.arch.shared_input_norm  # 4 x 64
+    gemma2 = from_config_dict(dict(shipped_config("gemma2_2b"), layer_types=["full_attention"] * 26), "g")
+    assert [g.attention.sliding_window for g in gemma2.scaled_down().arch.layer_groups] == [None]  # types cut to 2
+    phi3 = resolve("phi3_mini_4k").scaled_down().config
+    assert phi3["pad_token_id"] is None and phi3["eos_token_id"] is None and phi3["bos_token_id"] == 1
+
+
+def test_build_hf_uses_eager_attention_where_transformers_has_no_sdpa():
+    pytest.importorskip("transformers")
+    gemma2 = resolve("gemma2_2b").scaled_down().build("meta")
+    assert gemma2.config._attn_implementation == "eager"
+    assert resolve("gemma3_1b").scaled_down().build("meta").config._attn_implementation == "sdpa"
 
 
 def test_build_for_counting_swaps_the_routed_mlp_for_one_expert_on_meta():

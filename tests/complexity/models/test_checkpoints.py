@@ -61,7 +61,7 @@ def test_config_mismatch_gives_a_clear_error(make_model, tmp_path):
 def test_failed_save_keeps_previous_checkpoint(make_model, tmp_path, monkeypatch):
     first = make_model(seed=1)
     save_pretrained(first, tmp_path)
-    import complexity.models.utils as utils
+    import complexity.models.pretrained as utils
 
     def crash(*args, **kwargs):
         raise OSError("disk full")

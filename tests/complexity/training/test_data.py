@@ -28,8 +28,16 @@ def test_token_file_matches_the_tokenizer_and_is_reused(corpus, tokenizer_file, 
     assert build_token_file(files, tokenizer, tmp_path) == meta
     assert (tmp_path / "tokens.bin").stat().st_mtime_ns == stamp  # not rewritten
     (tmp_path / "tokens.json").write_text(json.dumps({**meta, "num_tokens": meta["num_tokens"] + 1}))
-    with pytest.raises(ValueError, match="metadata"):
+    with pytest.raises(ValueError, match=r"tokens.bin holds \d+ bytes, .*tokens.json says"):
         open_token_file(tmp_path)
+    assert build_token_file(files, tokenizer, tmp_path) == meta  # a cache that disagrees is rebuilt
+    for garbage, match in ((b"\xff{", "tokens.json is unreadable or not JSON"), (b"[]", "must hold a JSON object"),
+                           (json.dumps({**meta, "dtype": "float64"}).encode(), "dtype must be"),
+                           (json.dumps({**meta, "num_tokens": "7"}).encode(), "num_tokens must be an integer")):
+        (tmp_path / "tokens.json").write_bytes(garbage)
+        with pytest.raises(ValueError, match=match):
+            open_token_file(tmp_path)
+    assert build_token_file(files, tokenizer, tmp_path) == meta and len(open_token_file(tmp_path)) == len(tokens)
 
 
 def test_token_dtype():

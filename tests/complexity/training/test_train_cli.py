@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from complexity.training.cli import tokenizer_main, train_main
@@ -27,12 +29,18 @@ def test_train_cli_one_command_builds_tokenizer_and_trains(corpus, model_config_
 @pytest.mark.parametrize("flag, value, message", [
     ("--max-steps", "0", "max_steps=0 must be an integer >= 1"),
     ("--lr", "-1", "lr=-1.0 must be a finite number > 0"),
+    ("--lr", "inf", "lr=inf must be a finite number > 0"),
     ("--grad-accum", "0", "grad_accum=0 must be an integer >= 1"),
+    ("--eval-fraction", "nan", r"eval_fraction=nan must be a number in \(0, 0.5\]"),
+    ("--vocab-size", "10", r"vocab_size=10 must be an integer in \[259, 4294967296\]"),
 ])
-def test_bad_values_exit_2_with_one_line(corpus, tmp_path, capsys, flag, value, message):
-    assert train_main(["--data", str(corpus), "--output-dir", str(tmp_path), flag, value]) == 2
+def test_bad_values_are_one_line_argparse_errors_naming_the_flag(corpus, tmp_path, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as exc:
+        train_main(["--data", str(corpus), "--output-dir", str(tmp_path / "out"), flag, value])
+    assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err == f"error: {message}\n"
+    assert re.fullmatch(f"complexity-train: error: argument {flag}: {message} \\(see --help\\)\n", err), err
+    assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
 def test_bad_choice_is_rejected_by_argparse(corpus, tmp_path):

@@ -110,7 +110,8 @@ def test_weight_decay_only_on_matrices(make_model):
     ("lr", float("nan"), r"lr=nan"),
     ("min_lr_ratio", 1.5, r"min_lr_ratio=1.5 must be a number in \[0, 1\]"),
     ("eval_fraction", 0.9, r"eval_fraction=0.9 must be a number in \(0, 0.5\]"),
-    ("vocab_size", 100, r"vocab_size=100 must be an integer >= 259"),
+    ("vocab_size", 100, r"vocab_size=100 must be an integer in \[259, 4294967296\]"),
+    ("seed", 2**64, r"seed=18446744073709551616 must be an integer in \[0, 18446744073709551615\]"),
     ("precision", "fp8", r"precision='fp8' is not one of"),
     ("distributed", "tp", r"distributed='tp' is not one of"),
     ("size", "huge", r"size='huge' is not one of"),
@@ -122,13 +123,15 @@ def test_bad_settings_name_the_field_and_range(make_train_config, field, value, 
 
 
 def test_run_level_errors(make_train_config, tmp_path):
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(ValueError, match="no run to resume"):
         train(make_train_config("fresh", resume=True))
     train(make_train_config("done", max_steps=3))
-    with pytest.raises(ValueError, match="already holds checkpoints"):
+    with pytest.raises(ValueError, match=r"is not empty \(it holds checkpoints, metrics.jsonl\); one run per output "
+                       r"directory: pass resume \(--resume\) to continue"):
         train(make_train_config("done", max_steps=3))
     with pytest.raises(ValueError, match=r"seq_len=64 must be at most the model's max_position_embeddings=32"):
         train(make_train_config("long", seq_len=64))
+    assert not (tmp_path / "long" / "data").exists()  # checked before the data is tokenized
     with pytest.raises(ValueError, match="distributed='ddp' needs torchrun"):
         train(make_train_config("ddp", distributed="ddp"))
     bad = tmp_path / "bad.json"

@@ -78,6 +78,12 @@ def test_tiny_zoo_model_passes_with_stable_json(capsys, tiny_zoo):
 @pytest.mark.parametrize("name, device, kernel", [
     ("llama_7b", "meta", "fused"), ("qwen3_0.6b", "meta", "fused"),
     ("mixtral_8x7b", "cpu", "fused"), ("deepseek_v3", "cpu", "math"),  # MLA's d_qk != d_v: PyTorch's math path
+    ("gemma_2b", "meta", "fused"), ("gemma2_2b", "meta", "math"),  # soft-capped scores: eager attention
+    ("gemma3_1b", "meta", "fused"), ("phi3_mini_4k", "meta", "fused"), ("qwen1.5_moe_a2.7b", "cpu", "fused"),
+    ("qwen3_30b_a3b", "cpu", "fused"), ("olmoe_1b_7b", "cpu", "fused"), ("olmo2_1b", "meta", "fused"),
+    ("deepseek_v2_lite", "cpu", "math"), ("pythia_1b", "meta", "fused"),
+    ("falcon_7b", "meta", "math"),  # one key/value head against H query heads, unexpanded: PyTorch's math path
+    ("granite_3.0_2b", "meta", "fused"), ("starcoder2_3b", "meta", "fused"),
 ])
 def test_scaled_down_transformers_configs_pass(capsys, config_file, name, device, kernel):
     small = from_config_dict(shipped_config(name), name).scaled_down()
@@ -169,3 +175,45 @@ def test_validate_without_fvcore_leaves_its_rows_out(monkeypatch):
     result = validate.validate(resolve("tiny"), batch=1, seq_len=8)
     assert result["passed"] and not any(row["counter"] == "fvcore" for row in result["rows"])
     assert any("fvcore is not installed" in note for note in result["notes"])
+
+
+def test_alternating_windows_count_causally_on_cpu(capsys, config_file):
+    """Gemma 3's five sliding layers and one global one: the counter reads each layer's mask on CPU, and the
+    causal attention core matches the band of the sliding layers plus the triangle of the global one."""
+    config = dict(from_config_dict(shipped_config("gemma3_1b"), "gemma3").scaled_down().config, num_hidden_layers=6)
+    code, result, _ = run_json(capsys, config_file(config, "gemma3_small"), "--seq-len", "32", "--device", "cpu")
+    assert code == 0 and result["max_rel_error"] == 0
+    (forward,) = [row for row in result["rows"] if row["quantity"] == "forward_causal" and row["counter"] == "ours"]
+    heads, head_dim = 4, 16
+    band, triangle = 8 * 9 // 2 + (32 - 8) * 8, 32 * 33 // 2
+    assert forward["status"] == "ok" and forward["counted"] == 4 * heads * head_dim * (5 * band + triangle)
+
+
+VARIANTS = {
+    "falcon_new_architecture": dict(model_type="falcon", vocab_size=64, hidden_size=32, num_attention_heads=4,
+                                    num_hidden_layers=2, new_decoder_architecture=True, num_kv_heads=2, bias=True),
+    "falcon_old_sequential_mha": dict(model_type="falcon", vocab_size=64, hidden_size=32, num_attention_heads=4,
+                                      num_hidden_layers=2, multi_query=False, parallel_attn=False),
+    "gpt_neox_sequential": dict(model_type="gpt_neox", vocab_size=64, hidden_size=32, num_attention_heads=4,
+                                num_hidden_layers=2, intermediate_size=64, use_parallel_residual=False,
+                                rotary_pct=0.5, attention_bias=False),
+    "qwen2_moe_windows_and_dense_layers": dict(
+        model_type="qwen2_moe", vocab_size=64, hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+        num_hidden_layers=4, intermediate_size=48, moe_intermediate_size=16, shared_expert_intermediate_size=24,
+        num_experts=4, num_experts_per_tok=2, decoder_sparse_step=2, mlp_only_layers=[3], use_sliding_window=True,
+        sliding_window=8, max_window_layers=3),
+    "deepseek_v2_q_lora_bias": dict(
+        model_type="deepseek_v2", vocab_size=64, hidden_size=32, num_attention_heads=4, num_hidden_layers=3,
+        intermediate_size=48, moe_intermediate_size=16, n_routed_experts=4, num_experts_per_tok=2,
+        n_shared_experts=1, first_k_dense_replace=1, q_lora_rank=12, kv_lora_rank=8, qk_nope_head_dim=8,
+        qk_rope_head_dim=4, v_head_dim=8, attention_bias=True, topk_method="group_limited_greedy", n_group=2,
+        topk_group=1),
+}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_family_variants_are_exact(capsys, config_file, name):
+    """The structural variants the shipped configs do not show, each exact against transformers on CPU."""
+    code, result, _ = run_json(capsys, config_file(VARIANTS[name], name), "--seq-len", "16", "--device", "cpu")
+    assert code == 0 and result["device"] == "cpu"
+    assert_exact(result)

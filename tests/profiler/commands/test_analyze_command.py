@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SHIPPED
 
 from profiler.checks import published
 from profiler.cli import main
@@ -94,8 +95,7 @@ def test_validate_passes_on_shipped_configs(capsys):
     code, out, _ = run_cli(capsys, "--validate", "--format", "json")
     rows = json.loads(out)
     assert code == 0 and all(row["match"] for row in rows)
-    assert {row["model"] for row in rows} == {"llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "deepseek_v3",
-                                              "gpt2"}
+    assert {row["model"] for row in rows} == set(SHIPPED)
 
 
 def test_validate_fails_on_a_wrong_published_count(tmp_path, monkeypatch, capsys):

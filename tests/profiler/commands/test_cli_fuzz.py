@@ -3,7 +3,8 @@
 
 * `ok`: exit 0 with output (JSON output parses as strict JSON: no NaN, no Infinity);
 * `error`: exit 2, nothing on stdout, exactly one line on stderr, `profiler[ COMMAND]: error: ...`;
-* `failed check`: exit 1 from `validate` (a formula that disagrees with the count: a result, not a crash);
+* `failed check`: exit 1 from `validate` or `validate-timings` (a prediction off its reference: a result,
+  not a crash);
 * `work started`: for the commands that measure (calibrate, measure, compare, report), the measuring function is
   replaced by one that stops the run — every argument check happens before it, so reaching it is the outcome.
 
@@ -187,6 +188,11 @@ COMMANDS: dict[str, tuple[tuple | None, dict, int]] = {
         "--batch": COUNT, "--seq-len": LENGTH, "--device": DEVICES, "--threads": THREADS, "--repeats": REPEATS,
         "--no-timing": SWITCH, "--format": names(["markdown", "json"], ["table"]), "--overwrite": SWITCH,
         "--output-dir": names(["OUT:fresh"], ["BROKEN:dir", "BROKEN:file_not_dir"])}, 60),
+    "validate-timings": (None, {
+        "--records": only_invalid(st.sampled_from(["BROKEN:not_utf8", "BROKEN:not_json", "BROKEN:list", "BROKEN:nan",
+                                                   "BROKEN:dir", "BROKEN:empty", "/nonexistent.json", ""])),
+        "--estimate": names(["optimistic", "likely", "conservative"], ["best", ""]),
+        "--format": names(["table", "markdown", "json"], ["csv", ""])}, 30),
 }
 MEASURING = {"measure": ("profiler.measuring.harness", "measure"),
              "calibrate": ("profiler.measuring.calibration", "calibrate"),
@@ -250,7 +256,7 @@ def outcome(command: str, argv: list[str]) -> str:
         if "json" in argv or "--format=json" in argv:
             strict_json(out)
         return "ok"
-    if code == 1 and command == "validate":
+    if code == 1 and command in ("validate", "validate-timings"):
         return "failed check"
     assert code == 2, (argv, code, out, err)
     assert out == "" and err.count("\n") == 1 and err.endswith("\n"), (argv, out, err)

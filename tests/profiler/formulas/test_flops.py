@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 from conftest import hf_configs
 from hypothesis import given, settings
@@ -80,7 +82,9 @@ def test_dense_forward_is_two_flops_per_matmul_parameter_plus_attention(name):
     assert sum(F.forward_flops(arch, b, s, "dense").values()) == 2 * b * s * matmul_params + attention
 
 
-@pytest.mark.parametrize("family", ["llama", "mistral", "qwen3", "mixtral", "deepseek_v3", "gpt2"])
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen3", "mixtral", "deepseek_v3", "gpt2", "gemma2",
+                                    "gemma3_text", "phi3", "qwen2_moe", "qwen3_moe", "olmoe", "olmo2", "deepseek_v2",
+                                    "falcon", "gpt_neox", "granite", "starcoder2"])
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_causal_never_exceeds_dense_and_equals_it_at_one_token(family, data):
@@ -143,3 +147,19 @@ def test_bad_workloads():
         F.forward_flops(arch, -1, 8)
     with pytest.raises(ValueError, match="convention='sparse'"):
         F.forward_flops(arch, 1, 8, "sparse")
+
+
+def test_gemma2_alternating_windows_count_each_layer_with_its_own():
+    """26 layers, even ones sliding (4096), odd ones global: causal pairs are 13 bands + 13 triangles."""
+    arch = resolve("gemma2_2b").arch
+    s, w = 8192, 4096
+    pairs = 13 * (w * (w + 1) // 2 + (s - w) * w) + 13 * (s * (s + 1) // 2)
+    forward = F.forward_flops(arch, 1, s, "causal")
+    assert forward["attention_scores"] == 2 * 8 * 256 * pairs == forward["attention_values"]
+
+
+def test_shared_expert_gate_is_one_h_wide_product_per_token():
+    arch = resolve("qwen1.5_moe_a2.7b").arch
+    group = arch.layer_groups[0]
+    without = dataclasses.replace(group, mlp=dataclasses.replace(group.mlp, shared_expert_gate=False))
+    assert F.mlp_weights_per_token(group, 2048) - F.mlp_weights_per_token(without, 2048) == 2048

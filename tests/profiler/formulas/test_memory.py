@@ -160,3 +160,49 @@ def test_pure_16bit_keeps_its_moments_in_16_bits():
     assert (pure["optimizer_step"] - pure["between_steps"]) - 2 * params == 2 * 2 * largest  # 16-bit temporaries
     assert M.training_timeline(arch, 1, 32, "float32", device="cpu", master_weights=False) == \
         M.training_timeline(arch, 1, 32, "float32", device="cpu")  # fp32 has no master copy either way
+
+
+def _layer(arch):
+    return M.layers_activation_bytes(arch, 1, 1, "bfloat16")
+
+
+def test_norm_positions_and_parallel_blocks_change_the_saved_norm_tensors():
+    """Per token and layer, each norm keeps its output (h) and 1/rms (fp32), and its input unless another norm
+    reads the same tensor: 2 pre-norms 4h + 2 stats; Gemma's four 8h + 4; Falcon-7B's one shared 2h + 1; a
+    parallel block's two input norms over one input 3h + 2."""
+    base = resolve("llama_7b").arch
+    h = base.hidden_size
+    four = dataclasses.replace(base, norm_positions=("attention_in", "attention_out", "mlp_in", "mlp_out"))
+    one = dataclasses.replace(base, norm_positions=("attention_in",), parallel_block=True)
+    parallel = dataclasses.replace(base, parallel_block=True)
+    layers = base.num_layers
+    assert _layer(four) - _layer(base) == layers * (4 * h * 2 + 2 * 4)
+    assert _layer(base) - _layer(one) == layers * (2 * h * 2 + 1 * 4)
+    assert _layer(base) - _layer(parallel) == layers * h * 2
+
+
+def test_full_width_qk_norm_keeps_one_statistic_per_token():
+    arch = resolve("olmo2_1b").arch  # H = KV = 16
+    head = dataclasses.replace(arch, layer_groups=tuple(dataclasses.replace(
+        g, attention=dataclasses.replace(g.attention, qk_norm_scope="head")) for g in arch.layer_groups))
+    assert _layer(head) - _layer(arch) == arch.num_layers * (16 + 16 - 2) * 4
+
+
+def test_shared_expert_gate_and_logit_softcap_keep_their_products():
+    qwen = resolve("qwen1.5_moe_a2.7b").arch
+    ungated = dataclasses.replace(qwen, layer_groups=tuple(dataclasses.replace(
+        g, mlp=dataclasses.replace(g.mlp, shared_expert_gate=False)) for g in qwen.layer_groups))
+    assert _layer(qwen) - _layer(ungated) == qwen.num_layers * (2048 + 1) * 2  # shared output and sigmoid, bf16
+    gemma = resolve("gemma2_2b").arch
+    uncapped = dataclasses.replace(gemma, final_logit_softcap=None)
+    assert M.head_saved_bytes(gemma, 3, 2) - M.head_saved_bytes(uncapped, 3, 2) == 3 * 256000 * 2  # tanh output
+
+
+def test_kv_cache_of_new_families():
+    gemma2 = resolve("gemma2_2b").arch  # 13 global layers cache all, 13 sliding ones W - 1 = 4095 tokens
+    per_token = 4 * 2 * 256 * 2  # KV heads x (k + v) x d x bf16
+    assert M.kv_cache_bytes(gemma2, 1, 8192, "bfloat16") == 13 * (8192 + 4095) * per_token
+    falcon = resolve("falcon_7b").arch  # multi-query: one key/value head of 64
+    assert M.kv_cache_bytes(falcon, 1, 2048, "bfloat16") == 32 * 2048 * 2 * 64 * 2
+    lite = resolve("deepseek_v2_lite").arch  # MLA latent 512 + RoPE key 64
+    assert M.kv_cache_bytes(lite, 1, 1000, "bfloat16") == 27 * 1000 * 576 * 2

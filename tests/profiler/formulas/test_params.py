@@ -8,10 +8,13 @@ from hypothesis import strategies as st
 
 from complexity.config import SIZES, ComplexityConfig, config_for_size
 from profiler.arch import from_complexity_config, from_hf_dict, from_size
+from profiler.checks.published import validate_published
 from profiler.formulas.params import count_params, router_bias_params
 from profiler.source import resolve
 
-FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "mixtral", "deepseek_v3")
+FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "mixtral", "deepseek_v3", "gemma", "gemma2", "gemma3_text",
+            "phi3", "qwen2_moe", "qwen3_moe", "olmoe", "olmo2", "deepseek_v2", "falcon", "gpt_neox", "granite",
+            "starcoder2")
 
 
 def zoo_tensor_shapes(c: ComplexityConfig) -> dict[str, tuple[int, ...]]:
@@ -102,6 +105,24 @@ def test_published_exact_counts():
     assert total["gpt2"] == 124_439_808
     assert total["mistral_7b"] == 7_241_732_096
     assert total["qwen3_0.6b"] == 596_049_920
+    assert total["gemma3_1b"] == 999_885_952  # keras-hub's preset metadata
+    assert total["phi3_mini_4k"] == 3_821_079_552  # keras-hub's preset metadata
+    assert total["pythia_1b"] == 1_011_781_632  # Pythia paper, Table 1
+    assert count_params(resolve("pythia_1b").arch).non_embedding == 805_736_448
+    assert count_params(resolve("gemma_2b").arch).non_embedding == 1_981_884_416  # Gemma report, Table 2
+
+
+def test_every_shipped_config_matches_its_published_figures():
+    """Each figure in published.json (its rounding stated there; SOURCES.md explains the ones a card rounds or
+    counts differently) is met by the analytic count, and every shipped config has at least one."""
+    rows = validate_published()
+    assert {row["model"] for row in rows} == set(SHIPPED)
+    assert [row for row in rows if not row["match"]] == []
+
+
+def test_falcon_hub_count_stores_the_tied_head_twice():
+    counts = count_params(resolve("falcon_7b").arch)
+    assert round((counts.total + counts.tied_head) / 1e7) == 722  # the Hub's 7.22B
 
 
 def test_deepseek_v3_active_and_bias():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import shipped_config
 
-from profiler.arch import from_size
+from profiler.arch import from_hf_dict, from_size
 from profiler.formulas import flops as F
 from profiler.formulas.params import count_params, parameter_tensor_sizes
 from profiler.predict.ops import (
@@ -19,7 +20,9 @@ from profiler.predict.ops import (
 from profiler.source import resolve
 
 ZOO = ("tiny", "20m", "small", "base")
-HF = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "gpt2")  # DeepSeek's MLA path is one lumped product
+HF = ("llama_7b", "mistral_7b", "mixtral_8x7b", "qwen3_0.6b", "gpt2", "gemma_2b", "gemma2_2b", "gemma3_1b",
+      "phi3_mini_4k", "qwen1.5_moe_a2.7b", "qwen3_30b_a3b", "olmoe_1b_7b", "olmo2_1b", "falcon_7b", "pythia_1b",
+      "granite_3.0_2b", "starcoder2_3b")  # DeepSeek's MLA path is one lumped product
 
 
 def _arch(name):
@@ -64,7 +67,7 @@ def test_train_matmul_flops_are_three_forwards_plus_half_attention():
     assert sum(op.flops for op in ops if op.kind in ("matmul", "attention")) == expected
 
 
-@pytest.mark.parametrize("name", ZOO + HF + ("deepseek_v3",))
+@pytest.mark.parametrize("name", ZOO + HF + ("deepseek_v3", "deepseek_v2_lite"))
 def test_parameter_tensors_add_up(name):
     arch = _arch(name)
     assert sum(parameter_tensor_sizes(arch)) == count_params(arch).total
@@ -87,3 +90,30 @@ def test_matmul_bytes_and_backward_shapes():
 
 def test_split_evenly():
     assert split_evenly(10, 4) == [3, 3, 2, 2] and sum(split_evenly(7, 3)) == 7
+
+
+def _names(ops):
+    return [op.name for op in ops]
+
+
+def test_structural_features_are_their_own_ops():
+    gemma2 = _names(forward_ops(_arch("gemma2_2b"), 1, 16))
+    assert {"norm.attention_in", "norm.attention_out", "norm.mlp_in", "norm.mlp_out", "embedding.scale",
+            "attention.softcap", "lm_head.softcap"} <= set(gemma2)
+    olmo2 = _names(forward_ops(_arch("olmo2_1b"), 1, 16))
+    assert "norm.attention_in" not in olmo2 and {"norm.attention_out", "norm.mlp_out"} <= set(olmo2)
+    falcon = _names(forward_ops(_arch("falcon_7b"), 1, 16))
+    assert "norm.mlp_in" not in falcon and "attention.qkv_proj" in falcon and "attention.q_proj" not in falcon
+    phi3 = _names(forward_ops(_arch("phi3_mini_4k"), 1, 16))
+    assert "mlp.gate_up_proj" in phi3 and "mlp.gate_proj" not in phi3
+    qwen2_moe = forward_ops(_arch("qwen1.5_moe_a2.7b"), 1, 16)
+    gate = next(op for op in qwen2_moe if op.name == "mlp.shared_expert_gate")
+    assert gate.flops == 24 * 2 * 16 * 2048 and gate.component == "mlp"
+    granite = _names(forward_ops(_arch("granite_3.0_2b"), 1, 16))
+    assert {"embedding.scale", "residual.scale", "lm_head.scale"} <= set(granite)
+    pythia = forward_ops(_arch("pythia_1b"), 1, 16)
+    rope = next(op for op in pythia if op.name == "attention.rope")
+    assert rope.bytes == 16 * 16 * (8 + 8) * 64 * 10 * 4  # 64 of 256 channels rotated, 10 passes, fp32
+    assert "attention.rope" not in _names(forward_ops(from_hf_dict(dict(shipped_config("falcon_7b"), alibi=True)),
+                                                      1, 16))
+    assert "embedding.scale" in _names(decode_ops(_arch("gemma2_2b"), 1, 8))

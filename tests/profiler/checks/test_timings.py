@@ -1,0 +1,117 @@
+"""validate-timings: the shipped published records load with sources and are predicted; bad records are named."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from profiler.checks.timings import (
+    LAYER_OP_PREFIXES,
+    TIMINGS_FILE,
+    load_records,
+    predicted_seconds,
+    validate_timings,
+)
+from profiler.cli import main
+from profiler.hardware import load_profile
+from profiler.predict.roofline import predict
+from profiler.source import from_config_dict
+from profiler.workload import Workload
+
+
+def test_shipped_records_have_sources_and_enough_devices():
+    records = load_records()
+    assert len(records) >= 8 and sum(load_profile(r["hardware"]).device_type == "mps" for r in records) >= 4
+    for r in records:
+        assert r["source"]["url"].startswith("https://") and r["source"]["measured"] and r["source"]["software"]
+
+
+def test_validate_timings_rows_and_summary():
+    result = validate_timings()
+    rows, summary = result["rows"], result["summary"]
+    assert [r["id"] for r in rows] == [r["id"] for r in load_records()]
+    errors = sorted(abs(r["error"]) for r in rows)
+    assert summary["max_abs_error"] == errors[-1] and summary["records"] == len(rows)
+    assert summary["within_tolerance"] == sum(e <= result["tolerance"] for e in errors)
+    for r in rows:
+        assert r["predicted_s"] > 0 and r["error"] == pytest.approx(r["predicted_s"] / r["published_s"] - 1)
+    trusted = [r for r in rows if not r["doubtful"]]
+    assert result["passed"] == all(r["within"] for r in trusted)
+
+
+def test_cli_prints_every_record_and_the_summary(capsys):
+    status = main(["validate-timings"])
+    out = capsys.readouterr().out
+    assert status == (0 if validate_timings()["passed"] else 1)
+    assert all(r["id"] in out for r in load_records()) and "not doubtful:" in out and "median" in out
+
+
+def _record(**changes) -> dict:
+    base = {"id": "r", "source": {"url": "https://example.org", "measured": "a run", "software": "torch"},
+            "hardware": "apple_m4_pro",
+            "model": {"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positions": 64,
+                      "vocab_size": 128},
+            "scope": "model", "mode": "train", "batch": 2, "seq_len": 32, "dtype": "float32",
+            "attention_kernel": "math", "published_s": 0.01, "published_note": "made up"}
+    return {**base, **changes}
+
+
+def _write(tmp_path, *records) -> str:
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"records": list(records)}))
+    return str(path)
+
+
+def test_micro_batches_repeat_forward_and_backward_once_per_optimizer_step(tmp_path):
+    one, four = _record(), _record(micro_batches=4)
+    arch = from_config_dict(one["model"], "r").arch
+    result = predict(arch, load_profile("apple_m4_pro"), Workload("train", 2, 32), attention_kernel="math")
+    phases = result["seconds_by_phase"]
+    assert predicted_seconds(one) == pytest.approx(result["seconds"])
+    assert predicted_seconds(four) == pytest.approx(4 * (phases["forward"] + phases["backward"]) + phases["optimizer"])
+    assert predicted_seconds(_record(mode="forward_backward")) == pytest.approx(phases["forward"] + phases["backward"])
+
+
+def test_eval_forwards_add_forward_passes_of_the_same_shape():
+    record = _record()
+    forward = predicted_seconds(_record(mode="forward"))
+    assert predicted_seconds({**record, "eval_forwards": 0.5}) == pytest.approx(predicted_seconds(record)
+                                                                                 + 0.5 * forward)
+
+
+def test_layers_scope_keeps_only_the_layer_ops():
+    record = _record(mode="forward")
+    arch = from_config_dict(record["model"], "r").arch
+    rows = predict(arch, load_profile("apple_m4_pro"), Workload("forward", 2, 32), attention_kernel="math")["ops"]
+    layers = sum(r["seconds"] for r in rows if r["name"].startswith(LAYER_OP_PREFIXES))
+    assert predicted_seconds({**record, "scope": "layers"}) == pytest.approx(layers)
+    assert layers < predicted_seconds(record)  # the head and embeddings are left out
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"mode": "prefill"}, r"records\[0\].mode='prefill' must be one of \['forward', 'forward_backward'"),
+    ({"published_s": 0}, r"records\[0\].published_s=0 must be"),
+    ({"batch": 0}, r"records\[0\].batch=0 must be an integer"),
+    ({"micro_batches": 2, "mode": "forward"}, r"micro_batches=2 needs mode 'train'"),
+    ({"source": {"url": "https://x.org"}}, r"records\[0\].source is missing"),
+    ({"speed": 1}, r"unknown field\(s\) \['speed'\]"),
+    ({"eval_forwards": -1}, r"records\[0\].eval_forwards=-1 must be"),
+])
+def test_bad_records_name_the_field(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        load_records(_write(tmp_path, _record(**changes)))
+
+
+def test_missing_field_and_duplicate_ids(tmp_path):
+    broken = _record()
+    del broken["dtype"]
+    with pytest.raises(ValueError, match=r"missing field\(s\) \['dtype'\]"):
+        load_records(_write(tmp_path, broken))
+    with pytest.raises(ValueError, match=r"ids must be unique.*\['r'\]"):
+        load_records(_write(tmp_path, _record(), copy.deepcopy(_record())))
+
+
+def test_shipped_file_is_package_data():
+    assert TIMINGS_FILE.is_file() and TIMINGS_FILE.parent.name == "timings"

@@ -137,7 +137,8 @@ COMMANDS: dict[str, tuple[tuple | None, dict, int]] = {
     "predict": (MODELS, {
         "--hardware": HARDWARE, "--batch": COUNT, "--seq-len": LENGTH,
         "--mode": names(["forward", "train", "decode"], ["generate", "x"]), "--dtype": DTYPES,
-        "--estimate": names(["likely", "optimistic", "pessimistic"], ["best", ""]), "--top": NONNEGATIVE,
+        "--estimate": names(["likely", "optimistic", "conservative"], ["best", ""]), "--top": NONNEGATIVE,
+        "--attention-kernel": names(["fused", "math"], ["flash", ""]),
         "--format": FORMATS}, 100),
     "estimate-training": (MODELS, {
         "--hardware": HARDWARE, "--sequences": LARGE_COUNT, "--tokens": LARGE_COUNT, "--epochs": COUNT,

@@ -16,6 +16,7 @@ neither torch nor transformers; `build` does, when called.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +48,31 @@ def shipped_model_names() -> list[str]:
 
 
 def read_json(path: str | Path) -> Any:
-    """The JSON document in `path`; ValueError naming the file when it cannot be read or parsed."""
+    """The JSON document in `path`, read strictly: UTF-8 text, standard JSON (no NaN or Infinity, no number that
+    overflows a float); a ValueError naming the file when it cannot be read or parsed."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, parse_constant=_not_a_number, parse_float=_finite_float)
     except OSError as err:
-        raise ValueError(f"{path}: cannot be read ({err.strerror})") from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}), so not a JSON file") from err
+    except RecursionError as err:
+        raise ValueError(f"{path}: not valid JSON (nested too deep)") from err
+    except ValueError as err:  # json.JSONDecodeError, or a number the two hooks below refuse
         raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def _not_a_number(name: str) -> None:
+    """json's hook for NaN, Infinity and -Infinity, which Python accepts and JSON does not."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} overflows a float")
+    return value
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,10 @@ CURVE_NAMES = ("small", "medium", "large")
 CURVE_KEYS = ("start", "drop", "steepness", "midpoint")
 
 Architecture = tuple[tuple[int, ...], ...]  # sub-architectures, each a tuple of layer widths
+# Largest width (FLAX_RANGE, INPUT_DIMENSIONS, OUTPUT_DIMENSIONS) and depth (DEPTH_RANGE) a config may set: the
+# parameter count of MAX_DEPTH layers of MAX_WIDTH x MAX_WIDTH weights, 5 sub-architectures, stays within int64.
+MAX_WIDTH = 2**20
+MAX_DEPTH = 1000
 
 
 @dataclass(frozen=True)
@@ -80,12 +84,12 @@ def _check_real(name: str, value: Any, lower: float | None = None, lower_open: b
         raise ValueError(f"{name}={value!r} must be a finite number{bound}")
 
 
-def _int_range(name: str, value: Any) -> tuple[int, int]:
-    """[low, high] with 1 <= low < high, both integers (a range of one value would make its Δ a 0/0)."""
+def _int_range(name: str, value: Any, most: int) -> tuple[int, int]:
+    """[low, high] with 1 <= low < high <= most, both integers (a range of one value would make its Δ a 0/0)."""
     ok = (isinstance(value, (list, tuple)) and len(value) == 2
-          and all(is_int(v) for v in value) and 1 <= value[0] < value[1])
+          and all(is_int(v) for v in value) and 1 <= value[0] < value[1] <= most)
     if not ok:
-        raise ValueError(f"{name}={value!r} must be [low, high], integers with 1 <= low < high")
+        raise ValueError(f"{name}={value!r} must be [low, high], integers with 1 <= low < high <= {most}")
     return (value[0], value[1])
 
 
@@ -171,7 +175,7 @@ class SimulatorConfig:
 
     def __post_init__(self) -> None:
         for name in ("INPUT_DIMENSIONS", "OUTPUT_DIMENSIONS"):
-            require_int(name, getattr(self, name), 1)
+            require_int(name, getattr(self, name), 1, MAX_WIDTH)
         for name in ("MAX_TRAINING_DAYS", "MACHINE_EFFICIENCY", "QPS_MODEL_MIN_FLOPS"):
             _check_real(name, getattr(self, name), lower=0.0, lower_open=True)
         _check_real("QPS_MODEL_MAX_FLOPS", self.QPS_MODEL_MAX_FLOPS, lower=self.QPS_MODEL_MIN_FLOPS,
@@ -181,8 +185,8 @@ class SimulatorConfig:
         _check_real("MIN_PERFORMANCE", self.MIN_PERFORMANCE)
         _check_real("MAX_PERFORMANCE", self.MAX_PERFORMANCE, lower=self.MIN_PERFORMANCE, lower_open=True,
                     lower_name="MIN_PERFORMANCE")
-        for name in ("DEPTH_RANGE", "FLAX_RANGE"):
-            object.__setattr__(self, name, _int_range(name, getattr(self, name)))
+        for name, most in (("DEPTH_RANGE", MAX_DEPTH), ("FLAX_RANGE", MAX_WIDTH)):
+            object.__setattr__(self, name, _int_range(name, getattr(self, name), most))
         object.__setattr__(self, "NETWORK_MODIFIERS", _modifiers(self.NETWORK_MODIFIERS))
         rows = len(self.NETWORK_MODIFIERS)
         require_int("MIN_SUBARCHES", self.MIN_SUBARCHES, 1, rows, note=f"len(NETWORK_MODIFIERS) = {rows}")
@@ -222,11 +226,22 @@ def config_from_dict(data: Any, base: SimulatorConfig = DEFAULT_CONFIG) -> Simul
 
 def load_config(path: str | os.PathLike, base: SimulatorConfig = DEFAULT_CONFIG) -> SimulatorConfig:
     """Read a JSON object of constants from `path` and apply it over `base` (see `config_from_dict`)."""
+    where = f"config file {os.fspath(path)!r}"
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            data = json.load(f, parse_constant=_reject_constant)
     except OSError as err:
-        raise ValueError(f"config file {os.fspath(path)!r}: cannot be read ({err.strerror})") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"config file {os.fspath(path)!r}: malformed JSON ({err})") from err
-    return config_from_dict(data, base)
+        raise ValueError(f"{where}: cannot be read ({err.strerror})") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{where}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError; RecursionError: nested too deep
+        raise ValueError(f"{where}: malformed JSON ({err})") from err
+    try:
+        return config_from_dict(data, base)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from err
+
+
+def _reject_constant(name: str) -> None:
+    """json's hook for NaN, Infinity and -Infinity, which are not JSON: a constant must be a finite number."""
+    raise ValueError(f"{name} is not a JSON number")

@@ -150,6 +150,22 @@ def _check_days(days: Any, name: str) -> None:
 
 def _simulate_packed(widths: np.ndarray, days: np.ndarray, noise: bool, seed: Seed,
                      config: SimulatorConfig) -> SimulationBatch:
+    """The formulas on packed, checked architectures; a ValueError rather than a NaN or an infinity in any result
+    (constants a config may hold, each finite, can still overflow the formulas)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked below: no non-finite result
+        batch = _formulas(widths, days, noise, seed, config)
+    for name in ("training_sufficiency", "complexity_ne_raw", "complexity_qps_raw", "complexity_ne", "complexity_qps",
+                 "ne_without_noise", "qps_without_noise", "noise_scale", "ne", "qps"):
+        values = getattr(batch, name)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            n = int(np.argmax(bad))
+            raise ValueError(f"{name}={values[n]} for architecture {n}: the config's constants drive the formulas "
+                             f"out of floating-point range")
+    return batch
+
+
+def _formulas(widths: np.ndarray, days: np.ndarray, noise: bool, seed: Seed, config: SimulatorConfig) -> SimulationBatch:
     refs = config.references
     params = formulas.tower_params(widths, config.INPUT_DIMENSIONS, config.OUTPUT_DIMENSIONS)
     raw_ne, raw_qps = formulas.raw_complexities(widths, params, refs.params_min, refs.params_max, config)

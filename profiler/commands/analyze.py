@@ -13,34 +13,39 @@ from typing import Any
 
 from profiler.analysis import analyze, training_budget
 from profiler.checks.published import validate_published
+from profiler.commands.arguments import integer, model, number, positions_or_default, require_finite, require_positions
 from profiler.formulas import flops as F
 from profiler.formulas import memory as M
 from profiler.render.analysis import FORMATS, render
 from profiler.render.tables import render_rows
-from profiler.source import resolve
 
 # NVIDIA H100 SXM dense BF16 Tensor Core peak, 989 TFLOP/s (NVIDIA H100 Tensor Core GPU datasheet).
 DEFAULT_PEAK_TFLOPS = 989.0
+DEFAULT_SEQ_LEN = 2048
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("analyze", help="parameters, FLOPs and memory of a model from its config",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("model", nargs="?", help="a zoo size, a shipped config name or a HF-style config.json path")
-    parser.add_argument("--batch", type=int, default=1, help="sequences per optimizer step (default 1)")
-    parser.add_argument("--seq-len", type=int, default=2048, help="tokens per sequence (default 2048)")
-    parser.add_argument("--context", type=int, help="KV-cache context for decode and inference memory (default seq-len)")
+    parser.add_argument("model", nargs="?", type=model,
+                        help="a zoo size, a shipped config name or a HF-style config.json path")
+    parser.add_argument("--batch", type=integer(), default=1, help="sequences per optimizer step (default 1)")
+    parser.add_argument("--seq-len", type=integer(), help=f"tokens per sequence (default {DEFAULT_SEQ_LEN}, or the "
+                                                          f"model's max_position_embeddings if fewer)")
+    parser.add_argument("--context", type=integer(),
+                        help="KV-cache context for decode and inference memory (default seq-len)")
     parser.add_argument("--dtype", default="bfloat16", choices=sorted(M.DTYPE_BYTES),
                         help="weights/activations dtype; 16-bit means mixed precision (default bfloat16)")
     parser.add_argument("--optimizer", default="adamw", choices=sorted(M.OPTIMIZER_STATES))
-    parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step; must divide --batch")
+    parser.add_argument("--grad-accum", type=integer(), default=1, help="micro-batches per step; must divide --batch")
     parser.add_argument("--recompute", default="none", choices=F.RECOMPUTE, help="activation recomputation")
     parser.add_argument("--attention-kernel", default="fused", choices=F.ATTENTION_KERNELS,
                         help="attention backward: fused kernels recompute the scores (default), math stores them")
     parser.add_argument("--device", default="cuda", choices=M.MEMORY_DEVICES,
                         help="whose default optimizer implementation the memory timeline assumes: single-tensor on "
                              "cpu and mps, foreach (a copy of the parameters) on cuda (default cuda)")
-    parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated for generate_peak (default 32)")
+    parser.add_argument("--new-tokens", type=integer(), default=32,
+                        help="tokens generated for generate_peak (default 32)")
     parser.add_argument("--autocast", choices=["bfloat16", "float16"],
                         help="the memory timeline's forward under torch.autocast (fp32 weights: use --dtype float32)")
     parser.add_argument("--no-master-weights", dest="master_weights", action="store_false",
@@ -50,12 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="KV cache storage for kv_cache and inference_peak (default --dtype)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     budget = parser.add_argument_group("compute-optimal size for a budget (Hoffmann et al. 2022)")
-    budget.add_argument("--training-budget", "--training_budget", type=float, metavar="USD",
+    budget.add_argument("--training-budget", "--training_budget", type=number(0, low_open=True), metavar="USD",
                         help="dollar budget; prints the FLOPs it buys and the compute-optimal N and D")
-    budget.add_argument("--price-per-hour", type=float, default=2.0, help="USD per device-hour (default 2.0)")
-    budget.add_argument("--peak-tflops", type=float, default=DEFAULT_PEAK_TFLOPS,
+    budget.add_argument("--price-per-hour", type=number(0, low_open=True), default=2.0,
+                        help="USD per device-hour (default 2.0)")
+    budget.add_argument("--peak-tflops", type=number(0, low_open=True), default=DEFAULT_PEAK_TFLOPS,
                         help=f"device peak TFLOP/s (default {DEFAULT_PEAK_TFLOPS:g}, H100 SXM dense BF16)")
-    budget.add_argument("--mfu", type=float, default=0.4, help="model FLOPs utilisation in (0, 1] (default 0.4)")
+    budget.add_argument("--mfu", type=number(0, 1, low_open=True), default=0.4,
+                        help="model FLOPs utilisation in (0, 1] (default 0.4)")
     parser.add_argument("--validate", action="store_true",
                         help="compare every shipped config's analytic count with its published count; exit 1 on a mismatch")
     parser.add_argument("--counted", action="store_true",
@@ -74,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
                          "--training-budget")
     report: dict[str, Any] = {}
     if args.model is not None:
-        source = resolve(args.model)
+        source = args.model
+        args.seq_len = positions_or_default(source.arch, args.seq_len, DEFAULT_SEQ_LEN, "--seq-len")
+        if args.context is not None:
+            require_positions(source.arch, args.context, "--context")
         report = analyze(source.arch, batch=args.batch, seq_len=args.seq_len, context=args.context,
                          dtype=args.dtype, optimizer=args.optimizer, grad_accum=args.grad_accum,
                          recompute=args.recompute, attention_kernel=args.attention_kernel, device=args.device,
@@ -87,5 +97,5 @@ def run(args: argparse.Namespace) -> int:
     if args.training_budget is not None:
         report["training_budget"] = training_budget(args.training_budget, args.price_per_hour,
                                                     args.peak_tflops * 1e12, args.mfu)
-    print(render(report, args.format))
+    print(render(require_finite(report), args.format))
     return 0

@@ -9,8 +9,8 @@ what was measured. The work is done by `profiler.measuring.calibration`, importe
 from __future__ import annotations
 
 import argparse
-import json
 
+from profiler.commands.arguments import MAX_THREADS, device_name, dumps, hardware_name, integer, number, output_file
 from profiler.commands.settings import torch_threads
 from profiler.render.tables import render_rows
 
@@ -18,13 +18,16 @@ from profiler.render.tables import render_rows
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("calibrate", help="measure this device and write a hardware profile",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--output", "-o", help="write the profile JSON here (atomically)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--output", "-o", type=output_file,
+                        help="write the profile JSON here (atomically; its directory must exist)")
+    parser.add_argument("--device", default="auto", type=device_name,
+                        help="auto, cpu, cuda, cuda:N or mps (default auto)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (seconds; for tests)")
-    parser.add_argument("--base", help="shipped profile of this device whose peaks, memory and power to keep")
+    parser.add_argument("--base", type=hardware_name,
+                        help="shipped profile of this device whose peaks, memory and power to keep")
     parser.add_argument("--name", help="profile name (default calibrated_<device> or <base>_calibrated)")
-    parser.add_argument("--power", type=float, help="sustained power in watts for energy estimates")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--power", type=number(0, low_open=True), help="sustained power in watts for energy estimates")
+    parser.add_argument("--threads", type=integer(1, MAX_THREADS), help="torch intra-op threads (default: torch's)")
     parser.add_argument("--format", default="table", choices=("table", "json"))
     parser.set_defaults(func=run)
 
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         save_profile(profile, args.output)
     if args.format == "json":
-        print(json.dumps(profile.to_dict(), indent=2))
+        print(dumps(profile.to_dict()))
         return 0
     rows = [{"dtype": p.dtype, "shape": p.shape, "m x n x k": f"{p.m} x {p.n} x {p.k}",
              "GFLOP/s min": f"{p.flops_per_s.min / 1e9:,.1f}", "median": f"{p.flops_per_s.median / 1e9:,.1f}",

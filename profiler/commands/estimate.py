@@ -5,13 +5,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from complexity.inputs import require_int
-from profiler.hardware import load_profile
+from profiler.commands.arguments import (
+    MAX_COUNT,
+    dumps,
+    hardware,
+    integer,
+    model,
+    number,
+    require_finite,
+    require_positions,
+)
+from profiler.formulas.memory import DTYPE_BYTES
 from profiler.predict.training import estimate_training
-from profiler.source import resolve
 
 FORMATS = ("table", "json")
 
@@ -19,35 +26,35 @@ FORMATS = ("table", "json")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("estimate-training", help="training time and memory fit on a device",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a zoo size, a shipped config name or a HF-style config.json path")
-    parser.add_argument("--hardware", required=True, help="a shipped hardware profile name or a profile JSON path")
+    parser.add_argument("model", type=model, help="a zoo size, a shipped config name or a HF-style config.json path")
+    parser.add_argument("--hardware", required=True, type=hardware,
+                        help="a shipped hardware profile name or a profile JSON path")
     size = parser.add_mutually_exclusive_group(required=True)
-    size.add_argument("--sequences", type=int, help="training sequences per epoch")
-    size.add_argument("--tokens", type=int, help="training tokens per epoch (sequences = tokens / seq-len, rounded up)")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--seq-len", type=int, default=1024)
-    parser.add_argument("--micro-batch", type=int, default=1)
-    parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--extra-params", type=float, default=0,
+    size.add_argument("--sequences", type=integer(1, MAX_COUNT), help="training sequences per epoch")
+    size.add_argument("--tokens", type=integer(1, MAX_COUNT),
+                      help="training tokens per epoch (sequences = tokens / seq-len, rounded up)")
+    parser.add_argument("--epochs", type=integer(1, MAX_COUNT), default=1)
+    parser.add_argument("--seq-len", type=integer(), default=1024)
+    parser.add_argument("--micro-batch", type=integer(), default=1)
+    parser.add_argument("--grad-accum", type=integer(), default=1)
+    parser.add_argument("--extra-params", type=integer(0, MAX_COUNT), default=0,
                         help="parameters trained alongside the model, e.g. 1e6 for a small policy network")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--prep-rate", type=float, default=1000.0,
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPE_BYTES))
+    parser.add_argument("--prep-rate", type=number(0, low_open=True), default=1000.0,
                         help="data preparation (tokenising) rate, sequences/s (default 1000, an assumption)")
-    parser.add_argument("--eval-sequences", type=int, default=0, help="sequences evaluated after every epoch")
+    parser.add_argument("--eval-sequences", type=integer(0, MAX_COUNT), default=0,
+                        help="sequences evaluated after every epoch")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.tokens is not None:
-        require_int("tokens", args.tokens, 1)
-    sequences = args.sequences if args.sequences is not None else -(-args.tokens // max(args.seq_len, 1))
-    if args.extra_params != int(args.extra_params):
-        raise ValueError(f"extra_params={args.extra_params!r} must be a whole number of parameters >= 0")
-    report = estimate_training(resolve(args.model).arch, load_profile(args.hardware), sequences, args.epochs,
-                               args.seq_len, args.micro_batch, args.grad_accum, int(args.extra_params), args.dtype,
-                               args.prep_rate, args.eval_sequences)
-    print(json.dumps(report, indent=2) if args.format == "json" else render_table(report))
+    arch = args.model.arch
+    require_positions(arch, args.seq_len, "--seq-len")
+    sequences = args.sequences if args.sequences is not None else -(-args.tokens // args.seq_len)
+    report = estimate_training(arch, args.hardware, sequences, args.epochs, args.seq_len, args.micro_batch,
+                               args.grad_accum, args.extra_params, args.dtype, args.prep_rate, args.eval_sequences)
+    print(dumps(report) if args.format == "json" else render_table(require_finite(report)))
     return 0
 
 

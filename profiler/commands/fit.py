@@ -4,27 +4,38 @@ batch that fit (`profiler.fit`)."""
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
-from profiler.fit import MAX_SEARCH, fit, parse_bytes, peaks_by_batch
+from profiler.commands.arguments import (
+    byte_size,
+    dumps,
+    hardware,
+    integer,
+    model,
+    output_file,
+    positions_or_default,
+    require_finite,
+    require_positions,
+)
+from profiler.fit import MAX_SEARCH, fit, peaks_by_batch
 from profiler.formulas import memory as M
-from profiler.hardware import load_profile
 from profiler.render.tables import human, render_rows
-from profiler.source import resolve
 
 FORMATS = ("table", "json")
+DEFAULT_SEQ_LEN = 2048
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("fit", help="the largest batch and context that fit in a device's memory",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a zoo size, a shipped config name or a HF-style config.json path")
-    parser.add_argument("--hardware", help="a hardware profile: its device kind, and its largest memory size unless "
-                                           "--memory is given")
-    parser.add_argument("--memory", help="the memory budget, e.g. 48GiB or 80GB (one of --hardware, --memory needed)")
-    parser.add_argument("--seq-len", type=int, default=2048, help="training tokens per sequence (default 2048)")
+    parser.add_argument("model", type=model, help="a zoo size, a shipped config name or a HF-style config.json path")
+    parser.add_argument("--hardware", type=hardware,
+                        help="a hardware profile: its device kind, and its largest memory size unless "
+                             "--memory is given")
+    parser.add_argument("--memory", type=byte_size,
+                        help="the memory budget, e.g. 48GiB or 80GB (one of --hardware, --memory needed)")
+    parser.add_argument("--seq-len", type=integer(), help=f"training tokens per sequence (default {DEFAULT_SEQ_LEN}, "
+                                                          f"or the model's max_position_embeddings if fewer)")
     parser.add_argument("--dtype", default="bfloat16", choices=sorted(M.DTYPE_BYTES),
                         help="weights and activations; 16-bit means mixed precision (default bfloat16)")
     parser.add_argument("--optimizer", default="adamw", choices=sorted(M.OPTIMIZER_STATES))
@@ -32,9 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="train under torch.autocast with fp32 weights (use --dtype float32)")
     parser.add_argument("--device", choices=M.MEMORY_DEVICES,
                         help="optimizer implementation to assume (default: the profile's device, else cuda)")
-    parser.add_argument("--new-tokens", type=int, default=256, help="tokens generated (default 256)")
-    parser.add_argument("--decode-context", type=int, help="prompt length of the decoding batch (default seq-len)")
-    parser.add_argument("--plot", help="write a PNG of each training phase's bytes against the micro-batch")
+    parser.add_argument("--new-tokens", type=integer(), default=256, help="tokens generated (default 256)")
+    parser.add_argument("--decode-context", type=integer(),
+                        help="prompt length of the decoding batch (default seq-len, or fewer where seq-len + "
+                             "new-tokens would run past the model's max_position_embeddings)")
+    parser.add_argument("--plot", type=output_file,
+                        help="write a PNG of each training phase's bytes against the micro-batch")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.set_defaults(func=run)
 
@@ -42,11 +56,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not (args.hardware or args.memory):
         raise ValueError("fit needs --hardware NAME or --memory SIZE (or both)")
-    arch = resolve(args.model).arch
-    profile = load_profile(args.hardware) if args.hardware else None
-    budget = parse_bytes(args.memory) if args.memory else profile.max_memory_bytes
+    arch, profile = args.model.arch, args.hardware
+    args.seq_len = positions_or_default(arch, args.seq_len, DEFAULT_SEQ_LEN, "--seq-len")
+    require_positions(arch, args.new_tokens + 1, "--new-tokens + 1 (a prompt of one token at least)")
+    if args.decode_context is None:  # the training length, shortened where the new tokens would run past the end
+        args.decode_context = min(args.seq_len, arch.max_position_embeddings - args.new_tokens)
+    else:
+        require_positions(arch, args.decode_context + args.new_tokens, "--decode-context + --new-tokens")
+    budget = args.memory or profile.max_memory_bytes
     device = args.device or (profile.device_type if profile else "cuda")
-    where = " of ".join(filter(None, [args.memory, profile.name if profile else None]))
+    where = " of ".join(filter(None, [human(args.memory, "bytes") if args.memory else None,
+                                      profile.name if profile else None]))
     result = fit(arch, budget, args.seq_len, args.dtype, args.optimizer, device, args.new_tokens,
                  args.decode_context, args.autocast)
     result["memory_of"] = where
@@ -56,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
         largest = max([answer["value"] for answer in result["training"].values()] + [1])
         batches = sorted({2**i for i in range(min(2 * largest, MAX_SEARCH).bit_length() + 1)})
         plot_fit(peaks_by_batch(arch, args.seq_len, args.dtype, args.optimizer, device, batches), batches, budget,
-                 f"{arch.name}, {args.seq_len} tokens, {args.dtype}, in {where}", Path(args.plot))
-        result["plot"] = args.plot
-    print(json.dumps(result, indent=2) if args.format == "json" else render_table(result))
+                 f"{arch.name}, {args.seq_len} tokens, {args.dtype}, in {where}", args.plot)
+        result["plot"] = str(args.plot)
+    print(dumps(result) if args.format == "json" else render_table(require_finite(result)))
     return 0
 
 

@@ -9,13 +9,25 @@ commands (`analyze`) never import torch. The JSON output is a stable interface d
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from profiler.commands.arguments import (
+    MAX_COUNT,
+    MAX_REPEATS,
+    MAX_SEED,
+    MAX_THREADS,
+    byte_size,
+    device_name,
+    dumps,
+    hardware_name,
+    integer,
+    integers,
+    model,
+    require_finite,
+    require_positions,
+)
 from profiler.commands.settings import torch_threads
-from profiler.fit import parse_bytes
 from profiler.render.tables import render_rows
-from profiler.source import resolve
 from profiler.workload import MEASURED_MODES
 
 FORMATS = ("table", "json")
@@ -25,37 +37,44 @@ DTYPES = ("bfloat16", "float16", "float32")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("measure", help="time a real model on this machine (benchmark harness)",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a zoo size, a shipped config name or a HF-style config.json path")
+    parser.add_argument("model", type=model, help="a zoo size, a shipped config name or a HF-style config.json path")
     parser.add_argument("--mode", default="forward", choices=MEASURED_MODES)
-    parser.add_argument("--batch", type=int, default=1, help="sequences per call (default 1)")
-    parser.add_argument("--batch-sweep", help="comma-separated batch sizes, e.g. 1,2,4,8 (overrides --batch)")
-    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence / prompt (default 128)")
-    parser.add_argument("--new-tokens", type=int, default=32, help="generate: tokens to decode (default 32)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--batch", type=integer(), default=1, help="sequences per call (default 1)")
+    parser.add_argument("--batch-sweep", type=integers(),
+                        help="comma-separated batch sizes, e.g. 1,2,4,8 (overrides --batch)")
+    parser.add_argument("--seq-len", type=integer(), default=128, help="tokens per sequence / prompt (default 128)")
+    parser.add_argument("--new-tokens", type=integer(), default=32, help="generate: tokens to decode (default 32)")
+    parser.add_argument("--device", default="auto", type=device_name,
+                        help="auto, cpu, cuda, cuda:N or mps (default auto)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES)
-    parser.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed calls (default 10)")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--hardware", help="hardware profile (name or JSON) for the energy estimate")
-    parser.add_argument("--top", type=int, default=10, help="modules in the breakdown (0: no breakdown)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--memory-limit", help="refuse, before running, a batch whose predicted peak is over this "
-                                               "size (e.g. 2GiB; the planner of `profiler fit`)")
+    parser.add_argument("--warmup", type=integer(0, MAX_REPEATS), default=2, help="untimed calls first (default 2)")
+    parser.add_argument("--repeats", type=integer(1, MAX_REPEATS), default=10, help="timed calls (default 10)")
+    parser.add_argument("--threads", type=integer(1, MAX_THREADS), help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--hardware", type=hardware_name,
+                        help="hardware profile (name or JSON) for the energy estimate")
+    parser.add_argument("--top", type=integer(0, MAX_COUNT), default=10,
+                        help="modules in the breakdown (0: no breakdown)")
+    parser.add_argument("--seed", type=integer(0, MAX_SEED), default=0)
+    parser.add_argument("--memory-limit", type=byte_size,
+                        help="refuse, before running, a batch whose predicted peak is over this "
+                             "size (e.g. 2GiB; the planner of `profiler fit`)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiler.measuring.harness import measure, parse_batches  # imports torch: only when the command runs
+    from profiler.measuring.harness import measure  # imports torch: only when the command runs
 
-    source = resolve(args.model)
+    source = args.model
+    tokens = args.seq_len + (args.new_tokens if args.mode == "generate" else 0)
+    require_positions(source.arch, tokens, "--seq-len + --new-tokens" if args.mode == "generate" else "--seq-len")
     with torch_threads(args.threads):
-        report = measure(source, mode=args.mode, batches=parse_batches(args.batch_sweep, args.batch),
+        report = measure(source, mode=args.mode, batches=args.batch_sweep or [args.batch],
                          seq_len=args.seq_len, new_tokens=args.new_tokens, device=args.device, dtype=args.dtype,
                          warmup=args.warmup, repeats=args.repeats, hardware=args.hardware, top=args.top,
                          seed=args.seed, progress=None,
-                         memory_limit=parse_bytes(args.memory_limit) if args.memory_limit else None)
-    print(json.dumps(report, indent=2) if args.format == "json" else render_table(report))
+                         memory_limit=args.memory_limit)
+    print(dumps(report) if args.format == "json" else render_table(require_finite(report)))
     return 0
 
 

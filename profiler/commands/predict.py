@@ -5,13 +5,13 @@ Op by op on a roofline of the hardware profile (`profiler.predict.roofline`)."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from profiler.hardware import ESTIMATES, load_profile
+from profiler.commands.arguments import MAX_COUNT, dumps, hardware, integer, model, require_finite, require_positions
+from profiler.formulas.memory import DTYPE_BYTES
+from profiler.hardware import ESTIMATES
 from profiler.predict.ops import ATTENTION_KERNELS
 from profiler.predict.roofline import predict
-from profiler.source import resolve
 from profiler.workload import PREDICTED_MODES, Workload
 
 FORMATS = ("table", "json")
@@ -20,27 +20,34 @@ FORMATS = ("table", "json")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predict", help="predicted time of a forward/train/decode step on a device",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a zoo size, a shipped config name or a HF-style config.json path")
-    parser.add_argument("--hardware", required=True, help="a shipped hardware profile name or a profile JSON path")
-    parser.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
-    parser.add_argument("--seq-len", type=int, default=512,
+    parser.add_argument("model", type=model, help="a zoo size, a shipped config name or a HF-style config.json path")
+    parser.add_argument("--hardware", required=True, type=hardware,
+                        help="a shipped hardware profile name or a profile JSON path")
+    parser.add_argument("--batch", type=integer(), default=1, help="sequences (default 1)")
+    parser.add_argument("--seq-len", type=integer(), default=512,
                         help="tokens per sequence; for decode, the context already cached (default 512)")
     parser.add_argument("--mode", default="forward", choices=PREDICTED_MODES)
-    parser.add_argument("--dtype", default="float32", help="weights and activations dtype (default float32)")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPE_BYTES),
+                        help="weights and activations dtype (default float32)")
     parser.add_argument("--estimate", default="likely", choices=list(ESTIMATES),
                         help="which end of the calibrated spread (default likely = median)")
     parser.add_argument("--attention-kernel", default="fused", choices=ATTENTION_KERNELS,
                         help="fused (flash-style, default) or math (scores materialised, every pair computed)")
-    parser.add_argument("--top", type=int, default=12, help="ops listed in the table, slowest first (default 12)")
+    parser.add_argument("--top", type=integer(0, MAX_COUNT), default=12,
+                        help="ops listed in the table, slowest first (default 12)")
     parser.add_argument("--format", default="table", choices=FORMATS)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     workload = Workload(args.mode, args.batch, args.seq_len, args.dtype)
-    result = predict(resolve(args.model).arch, load_profile(args.hardware), workload, args.estimate,
-                     args.attention_kernel)
-    print(json.dumps(result, indent=2) if args.format == "json" else render_table(result, args.top))
+    arch = args.model.arch
+    if args.mode == "decode":  # the new token sits at position seq_len, after the cached context
+        require_positions(arch, args.seq_len + 1, "--seq-len (the cached context) + 1")
+    else:
+        require_positions(arch, args.seq_len, "--seq-len")
+    result = predict(arch, args.hardware, workload, args.estimate, args.attention_kernel)
+    print(dumps(result) if args.format == "json" else render_table(require_finite(result), args.top))
     return 0
 
 

@@ -8,15 +8,24 @@ report.json, and compare's plots and calibrated profile. `--no-timing` skips the
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from profiler.checks.report import report
+from profiler.commands.arguments import (
+    MAX_REPEATS,
+    MAX_THREADS,
+    device_name,
+    dumps,
+    integer,
+    model,
+    require_finite,
+    require_fresh_directory,
+    require_positions,
+)
 from profiler.commands.settings import default_threads, torch_threads
 from profiler.render.comparison import write_outputs
 from profiler.render.plots import plot_memory_timeline
 from profiler.render.report import render_markdown
-from profiler.source import resolve
 
 FORMATS = ("markdown", "json")
 
@@ -24,23 +33,31 @@ FORMATS = ("markdown", "json")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="the main job: analytic numbers, validation, measured and "
                                                   "predicted time on this device", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a zoo size, a shipped config name or a HF-style config.json path")
-    parser.add_argument("--batch", type=int, default=1, help="sequences per step (default 1)")
-    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: 1 on the CPU, as compare)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per step and shape (default 5)")
+    parser.add_argument("model", type=model, help="a zoo size, a shipped config name or a HF-style config.json path")
+    parser.add_argument("--batch", type=integer(), default=1, help="sequences per step (default 1)")
+    parser.add_argument("--seq-len", type=integer(), default=128, help="tokens per sequence (default 128)")
+    parser.add_argument("--device", default="cpu", type=device_name, help="cpu, cuda, cuda:N or mps (default cpu)")
+    parser.add_argument("--threads", type=integer(1, MAX_THREADS),
+                        help="torch threads (default: 1 on the CPU, as compare)")
+    parser.add_argument("--repeats", type=integer(1, MAX_REPEATS), default=5,
+                        help="timed repeats per step and shape (default 5)")
     parser.add_argument("--no-timing", action="store_true", help="skip calibration, measurement and prediction")
-    parser.add_argument("--output-dir", help="also write report.md, report.json, plots and the calibrated profile")
+    parser.add_argument("--output-dir", type=Path, help="also write report.md, report.json, plots and the calibrated "
+                                                        "profile here: a new or empty directory (one run each)")
+    parser.add_argument("--overwrite", action="store_true", help="write into --output-dir even if it holds files")
     parser.add_argument("--format", default="markdown", choices=FORMATS)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.output_dir) if args.output_dir else None
+    out = args.output_dir
+    if out is not None:
+        require_fresh_directory("--output-dir", out, args.overwrite)
+    require_positions(args.model.arch, args.seq_len, "--seq-len")
     with torch_threads(default_threads(args.threads, args.device)):
-        result, profile, points = report(resolve(args.model), args.batch, args.seq_len, not args.no_timing,
+        result, profile, points = report(args.model, args.batch, args.seq_len, not args.no_timing,
                                          args.device, args.repeats)
+    require_finite(result)
     if "timing" in result:
         result["timing"] = (write_outputs(result["timing"], profile, points, out) if out is not None
                             else {**result["timing"], "files": {}})
@@ -53,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
                              f"{result['model']}: a training step, batch {args.batch} x {args.seq_len} tokens",
                              out / "memory_timeline.png")
         (out / "report.md").write_text(text + "\n", encoding="utf-8")
-        (out / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2) if args.format == "json" else text)
+        (out / "report.json").write_text(dumps(result) + "\n", encoding="utf-8")
+    print(dumps(result) if args.format == "json" else text)
     return 0

@@ -9,50 +9,54 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
+from profiler.commands.arguments import MAX_SEED, dumps, from_library, integer, number, output_file, require_finite
 from simulator import DEFAULT_CONFIG, SimulationResult, bench, load_config, simulate
 
 FORMATS = ("table", "json")
+MAX_BENCHMARK = 10**6  # random architectures of one timing (~0.2 GB of packed widths and intermediates)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("simulate", help="simulated NE/QPS of an architecture (seed 000's formulas)",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", help="architecture as JSON: 1..5 sub-architectures of 1..5 widths in [64, 2048], "
-                                       "e.g. '[[64,64],[512]]'")
-    parser.add_argument("--days", help="training days, a number >= 0 (required with --arch)")
+    parser.add_argument("--arch", type=parse_arch,
+                        help="architecture as JSON: 1..5 sub-architectures of 1..5 widths in [64, 2048], "
+                             "e.g. '[[64,64],[512]]'")
+    parser.add_argument("--days", type=number(0), help="training days, a number >= 0 (required with --arch)")
     parser.add_argument("--noise", action="store_true", help="add the seed's training-dependent noise")
-    parser.add_argument("--seed", help="integer >= 0 seeding the noise (default: fresh randomness)")
+    parser.add_argument("--seed", type=integer(0, MAX_SEED),
+                        help="integer >= 0 seeding the noise (default: fresh randomness)")
     parser.add_argument("--format", default="table", choices=FORMATS)
-    parser.add_argument("--config", metavar="FILE", help="JSON object of constants overriding DEFAULT_CONFIG")
-    parser.add_argument("--plot", metavar="PNG", help="write NE against training days for the reference networks "
-                                                      "and --arch (needs matplotlib)")
-    parser.add_argument("--benchmark", metavar="N", help="time simulate_many on N random architectures, and simulate")
+    parser.add_argument("--config", metavar="FILE", type=parse_config,
+                        help="JSON object of constants overriding DEFAULT_CONFIG")
+    parser.add_argument("--plot", metavar="PNG", type=output_file,
+                        help="write NE against training days for the reference networks "
+                             "and --arch (needs matplotlib)")
+    parser.add_argument("--benchmark", metavar="N", type=integer(1, MAX_BENCHMARK),
+                        help="time simulate_many on N random architectures, and simulate")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = DEFAULT_CONFIG if args.config is None else load_config(args.config)
+    config = args.config or DEFAULT_CONFIG
     if args.benchmark is not None:
-        figures = bench.benchmark(parse_int("--benchmark", args.benchmark, 1))
-        print(json.dumps(figures, indent=2) if args.format == "json" else render_benchmark(figures))
+        figures = bench.benchmark(args.benchmark)
+        print(dumps(figures) if args.format == "json" else render_benchmark(figures))
         return 0
     if args.arch is None and args.plot is None:
         raise ValueError("--arch is required (an architecture as JSON, e.g. '[[64,64],[512]]'), "
                          "unless --plot or --benchmark")
     if args.seed is not None and not args.noise:
         raise ValueError("--seed seeds the noise: pass --noise with it (without noise the result is deterministic)")
-    architecture = None if args.arch is None else parse_arch(args.arch)
-    days = None if args.days is None else parse_days(args.days)
+    architecture, days, seed = args.arch, args.days, args.seed
     if architecture is not None:
         if days is None:
             raise ValueError("--days is required with --arch (training days, a number >= 0)")
-        seed = None if args.seed is None else parse_int("--seed", args.seed, 0)
         result = simulate(architecture, days, noise=args.noise, seed=seed, config=config)
-        print(json.dumps({**result.to_dict(), "seed": seed}, indent=2) if args.format == "json"
-              else render_table(result, seed))
+        data = require_finite({**result.to_dict(), "seed": seed})
+        print(dumps(data) if args.format == "json" else render_table(result, seed))
     if args.plot is not None:
         from simulator.plot import plot_ne_vs_days  # matplotlib loads only when a plot is asked for
 
@@ -60,32 +64,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_arch(text: str) -> Any:
+def parse_arch(text: str) -> list[Any]:
+    """argparse type for --arch: a JSON list; `simulate` checks its entries against the config's ranges."""
+    expected = "expected a list of sub-architectures such as '[[64,64],[512]]'"
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--arch {text!r} is malformed JSON ({err.msg} at character {err.pos}); expected a list of "
-                         f"sub-architectures such as '[[64,64],[512]]'") from err
-
-
-def parse_days(text: str) -> float:
-    try:
-        days = float(text)
-    except ValueError:
-        days = math.nan
-    if not math.isfinite(days) or days < 0:
-        raise ValueError(f"--days {text!r} must be a finite number of days >= 0")
-    return days
-
-
-def parse_int(flag: str, text: str, lower: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = lower - 1
-    if value < lower:
-        raise ValueError(f"{flag} {text!r} must be an integer >= {lower}")
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        detail = f"{err.msg} at character {err.pos}" if isinstance(err, json.JSONDecodeError) else "nested too deep"
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is malformed JSON ({detail}); {expected}") from err
+    if not isinstance(value, list):
+        kind = {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is {kind}, not a JSON list; {expected}")
     return value
+
+
+parse_config = from_library(load_config, "config")  # --config FILE -> SimulatorConfig
 
 
 def render_table(result: SimulationResult, seed: int | None) -> str:

@@ -5,12 +5,11 @@ Component by component; `profiler.checks.validate`'s docstring says how each mod
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from profiler.checks.validate import DEFAULT_TOLERANCE, DEVICES, validate
+from profiler.commands.arguments import dumps, integer, model, number, require_finite, require_positions
 from profiler.render.tables import render_rows
-from profiler.source import resolve
 
 FORMATS = ("table", "json")
 
@@ -18,10 +17,10 @@ FORMATS = ("table", "json")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("validate", help="analytic formulas vs FLOPs counted on the real module",
                                    description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a zoo size, a shipped config name or a HF-style config.json path")
-    parser.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
-    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+    parser.add_argument("model", type=model, help="a zoo size, a shipped config name or a HF-style config.json path")
+    parser.add_argument("--batch", type=integer(), default=1, help="sequences (default 1)")
+    parser.add_argument("--seq-len", type=integer(), default=128, help="tokens per sequence (default 128)")
+    parser.add_argument("--tolerance", type=number(0), default=DEFAULT_TOLERANCE,
                         help=f"largest relative error of a FLOP count (default {DEFAULT_TOLERANCE:g}); "
                              "parameters must match exactly")
     parser.add_argument("--device", default="meta", choices=DEVICES,
@@ -33,9 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = validate(resolve(args.model), batch=args.batch, seq_len=args.seq_len, tolerance=args.tolerance,
+    require_positions(args.model.arch, args.seq_len, "--seq-len")
+    result = validate(args.model, batch=args.batch, seq_len=args.seq_len, tolerance=args.tolerance,
                       device=args.device)
-    print(json.dumps(result, indent=2) if args.format == "json" else render_table(result))
+    print(dumps(result) if args.format == "json" else render_table(require_finite(result)))
     return 0 if result["passed"] else 1
 
 

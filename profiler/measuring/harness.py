@@ -13,10 +13,12 @@ Modes: `forward` (no autograd), `train` (forward with the next-token loss, backw
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +26,8 @@ from torch import nn
 from tqdm import tqdm
 
 from complexity.inputs import require_int
-from profiler.formulas.memory import predicted_peak_bytes
+from profiler.formulas.memory import predicted_peak_bytes, weight_bytes
+from profiler.formulas.params import count_params
 from profiler.hardware import HardwareProfile, load_profile
 from profiler.measuring.device import TORCH_DTYPES, Device, get_device, is_out_of_memory, release_cached_memory
 from profiler.measuring.timer import time_callable, tqdm_disable
@@ -66,6 +69,48 @@ def parse_batches(sweep: str | None, batch: int) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------- the model
+def available_memory_bytes(device: Device) -> int | None:
+    """Memory this run can still take on `device`, in bytes: CUDA's free memory on the GPU
+    (`torch.cuda.mem_get_info`); on the CPU Linux's MemAvailable (/proc/meminfo: free memory plus reclaimable
+    caches), else the free physical pages (`os.sysconf`); MPS (unified memory): torch's recommended working set
+    less what its driver holds. None when the platform does not say."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device.torch_device)[0]
+    if device.type == "mps":
+        return torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
+    try:
+        lines = Path("/proc/meminfo").read_text(encoding="ascii").splitlines()
+        kib = next((int(line.split()[1]) for line in lines if line.startswith("MemAvailable:")), None)
+        if kib is not None:
+            return kib * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError):  # a platform without these sysconf names
+        return None
+
+
+def require_memory(source: ModelSource, mode: str, batch: int, seq_len: int, dtype: str, device: Device,
+                   new_tokens: int) -> int | None:
+    """Refuse, before anything is built, a run whose predicted need is over the memory `device` has available:
+    the larger of the call's predicted peak (`memory.predicted_peak_bytes`) and building the model (its float32
+    weights, plus the copy in `dtype` that `load_model` converts them to). Returns the bytes available (None:
+    unknown), against which the sweep refuses larger batches."""
+    available = available_memory_bytes(device)
+    if available is None:
+        return None
+    params = count_params(source.arch).total
+    build = weight_bytes(params, "float32") + (weight_bytes(params, dtype) if dtype != "float32" else 0)
+    need = max(predicted_peak_bytes(source.arch, mode, batch, seq_len, dtype, device.type, new_tokens), build)
+    if need > available:
+        raise ValueError(f"{source.arch.name} does not fit: {mode} at batch {batch} x seq_len {seq_len} in {dtype} "
+                         f"needs {need:,} bytes ({need / 2**30:,.2f} GiB, predicted peak or float32 build) but "
+                         f"{device.torch_device} has {available:,} bytes ({available / 2**30:,.2f} GiB) available; "
+                         f"nothing was built")
+    return available
+
+
 def load_model(source: ModelSource, device: Device, dtype: str) -> nn.Module:
     """The real, randomly initialised module of `source` (`ModelSource.build`) on `device`, in `dtype`."""
     if dtype not in TORCH_DTYPES:
@@ -251,13 +296,15 @@ def measure(source: ModelSource, mode: str = "forward", batches: list[int] | Non
             hardware: str | None = None, top: int = 10, seed: int = 0, progress: bool | None = False,
             memory_limit: int | None = None) -> dict[str, Any]:
     """The whole `measure` report as plain data (the `--format json` document), at torch's current thread
-    count (the command sets it). With `memory_limit` (bytes) a batch whose predicted peak
-    (`memory.predicted_peak_bytes`) is over it is refused before it runs."""
+    count (the command sets it). A run that cannot fit in the memory available is refused before the model is
+    built (`require_memory`); a larger batch of the sweep whose predicted peak (`memory.predicted_peak_bytes`) is
+    over the memory available, or over `memory_limit` (bytes), is refused before it runs."""
     if mode not in MEASURED_MODES:
         raise ValueError(f"mode={mode!r} must be one of {list(MEASURED_MODES)}")
     require_int("seq_len", seq_len, 1)
     batches = batches or [1]
     dev = get_device(device)
+    available = require_memory(source, mode, min(batches), seq_len, dtype, dev, new_tokens)
     torch.manual_seed(seed)
     module = load_model(source, dev, dtype)
     arch = source.arch
@@ -275,9 +322,11 @@ def measure(source: ModelSource, mode: str = "forward", batches: list[int] | Non
 
     def refuse(batch: int) -> str | None:
         peak = predicted(batch)
-        if memory_limit is None or peak <= memory_limit:
-            return None
-        return f"predicted peak {peak:,} bytes is over the memory limit of {memory_limit:,} bytes"
+        if memory_limit is not None and peak > memory_limit:
+            return f"predicted peak {peak:,} bytes is over the memory limit of {memory_limit:,} bytes"
+        if available is not None and peak > available:  # checked once, before the model was built
+            return f"predicted peak {peak:,} bytes is over the {available:,} bytes available on {dev.torch_device}"
+        return None
 
     runs = sweep(run_batch, batches, dev, progress, refuse)
     report: dict[str, Any] = {

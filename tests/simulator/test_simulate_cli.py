@@ -60,18 +60,23 @@ def test_benchmark_runs(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--arch", "[[64,64],[512]", "--days", "3"], "--arch '[[64,64],[512]' is malformed JSON"),
+    (["--arch", "[[64,64],[512]", "--days", "3"], "argument --arch: '[[64,64],[512]' is malformed JSON"),
+    (["--arch", "null", "--days", "3"], "argument --arch: 'null' is null, not a JSON list"),
+    (["--arch", '{"a": 1}', "--days", "3"], "argument --arch: '{\"a\": 1}' is an object, not a JSON list"),
+    (["--arch", "[" * 100_000, "--days", "3"], "argument --arch: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[' is malformed"),
+    (["--arch", "[[NaN]]", "--days", "3"], "architecture[0][0]=nan must be an integer width"),
     (["--arch", "[[64,64],[4096]]", "--days", "3"], "architecture[1][0]=4096 is outside FLAX_RANGE"),
     (["--arch", "[[64.5]]", "--days", "3"], "architecture[0][0]=64.5 must be an integer width in [64, 2048]"),
     (["--arch", "[]", "--days", "3"], "architecture has 0 sub-architectures; allowed 1..5"),
-    (["--arch", "[[64]]", "--days", "-2"], "--days '-2' must be a finite number of days >= 0"),
-    (["--arch", "[[64]]", "--days", "nan"], "--days 'nan' must be a finite number of days >= 0"),
-    (["--arch", "[[64]]", "--days", "soon"], "--days 'soon' must be a finite number"),
+    (["--arch", "[[64]]", "--days", "-2"], "argument --days: '-2' must be a finite number >= 0"),
+    (["--arch", "[[64]]", "--days", "nan"], "argument --days: 'nan' must be a finite number >= 0"),
+    (["--arch", "[[64]]", "--days", "soon"], "argument --days: 'soon' must be a finite number"),
     (["--arch", "[[64]]"], "--days is required with --arch"),
     ([], "--arch is required"),
-    (["--arch", "[[64]]", "--days", "3", "--noise", "--seed", "-1"], "--seed '-1' must be an integer >= 0"),
+    (["--arch", "[[64]]", "--days", "3", "--noise", "--seed", "-1"], "argument --seed: '-1' must be an integer in [0, 9223372036854775807]"),
     (["--arch", "[[64]]", "--days", "3", "--seed", "1"], "--seed seeds the noise: pass --noise with it"),
-    (["--benchmark", "0"], "--benchmark '0' must be an integer >= 1"),
+    (["--benchmark", "0"], "argument --benchmark: '0' must be an integer in [1, 1000000]"),
+    (["--plot", "/nonexistent/ne.png"], "argument --plot: directory '/nonexistent' does not exist"),
     (["--arch", "[[64]]", "--days", "3", "--config", "/nonexistent/sim.json"], "cannot be read"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):

@@ -5,8 +5,11 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator import DEFAULT_CONFIG, SimulatorConfig, config_from_dict, load_config, simulate
+from simulator.config import CURVE_KEYS, CURVE_NAMES, MODIFIER_KEYS
 
 
 def test_defaults_are_the_seeds_constants():
@@ -63,9 +66,9 @@ def test_to_dict_round_trips_through_json():
     ({"MAX_TRAINING_DAYS": 0}, "MAX_TRAINING_DAYS=0 must be a finite number > 0"),
     ({"MAX_TRAINING_DAYS": math.nan}, "MAX_TRAINING_DAYS=nan must be a finite number > 0"),
     ({"MAX_TRAINING_DAYS": True}, "MAX_TRAINING_DAYS=True must be a finite number"),
-    ({"INPUT_DIMENSIONS": 0}, "INPUT_DIMENSIONS=0 must be an integer >= 1"),
-    ({"OUTPUT_DIMENSIONS": 10.5}, "OUTPUT_DIMENSIONS=10.5 must be an integer >= 1"),
-    ({"INPUT_DIMENSIONS": True}, "INPUT_DIMENSIONS=True must be an integer >= 1"),
+    ({"INPUT_DIMENSIONS": 0}, "INPUT_DIMENSIONS=0 must be an integer in [1, 1048576]"),
+    ({"OUTPUT_DIMENSIONS": 10.5}, "OUTPUT_DIMENSIONS=10.5 must be an integer in [1, 1048576]"),
+    ({"INPUT_DIMENSIONS": True}, "INPUT_DIMENSIONS=True must be an integer in [1, 1048576]"),
     ({"QPS_MODEL_MAX_FLOPS": 1e7}, "QPS_MODEL_MAX_FLOPS=10000000.0 must be a finite number > QPS_MODEL_MIN_FLOPS=5e+07"),
     ({"MIN_QPS": -1}, "MIN_QPS=-1 must be a finite number >= 0"),
     ({"GLOBAL_NOISE_SCALE": "big"}, "GLOBAL_NOISE_SCALE='big' must be a finite number >= 0"),
@@ -100,3 +103,60 @@ def test_bad_config_files(tmp_path):
         load_config(tmp_path / "list.json")
     with pytest.raises(ValueError, match="cannot be read"):
         load_config(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"MIN_QPS": 5\xff}', "not UTF-8 text"),
+    (b'{"MIN_QPS": NaN}', "malformed JSON (NaN is not a JSON number)"),
+    (b'{"MIN_QPS": -Infinity}', "malformed JSON (-Infinity is not a JSON number)"),
+    (b'{"MIN_QPS": 1e400}', "MIN_QPS=inf must be a finite number >= 0"),
+    (b"[" * 100_000, "malformed JSON"),
+])
+def test_config_files_that_are_not_strict_json_are_refused_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "sim.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="sim.json") as err:
+        load_config(path)
+    assert message in str(err.value)
+
+
+FIELDS = [f.name for f in dataclasses.fields(SimulatorConfig) if f.init]
+NUMBERS = st.one_of(st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                    st.sampled_from([0, 1, 5, 64, 2048, 0.5, 1e308, -1e308, 1e-320]))
+JSON_VALUES = st.recursive(st.one_of(NUMBERS, st.none(), st.text(max_size=3)),
+                           lambda children: st.one_of(st.lists(children, max_size=6),
+                                                      st.dictionaries(st.sampled_from(MODIFIER_KEYS + CURVE_KEYS
+                                                                                      + CURVE_NAMES), children,
+                                                                      max_size=6)),
+                           max_leaves=40)
+
+
+def near_default(name: str) -> st.SearchStrategy:
+    """A value of field `name`: the default with one number replaced, or anything JSON can hold."""
+    default = DEFAULT_CONFIG.to_dict()[name]
+    if isinstance(default, list) and default and isinstance(default[0], dict):  # NETWORK_MODIFIERS
+        return st.one_of(JSON_VALUES, st.lists(st.fixed_dictionaries({k: NUMBERS for k in MODIFIER_KEYS}),
+                                               min_size=1, max_size=6))
+    if isinstance(default, dict):  # NE_CURVES
+        return st.one_of(JSON_VALUES, st.fixed_dictionaries(
+            {curve: st.fixed_dictionaries({k: st.one_of(st.just(default[curve][k]), NUMBERS) for k in CURVE_KEYS})
+             for curve in CURVE_NAMES}))
+    return st.one_of(JSON_VALUES, NUMBERS, st.lists(NUMBERS, min_size=2, max_size=2))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.sampled_from(FIELDS), unique=True, min_size=1, max_size=4).flatmap(
+    lambda names: st.fixed_dictionaries({name: near_default(name) for name in names})))
+def test_random_config_overrides_are_a_config_or_a_value_error(override):
+    """Whatever a JSON config file holds: a valid config whose results are finite, or a ValueError."""
+    try:
+        config = config_from_dict(override)
+    except ValueError:
+        return
+    for noise in (False, True):
+        try:
+            result = simulate(config.SMALL_NETWORK, config.MAX_TRAINING_DAYS / 2, noise=noise, seed=0, config=config)
+        except ValueError as err:
+            assert "out of floating-point range" in str(err)
+            continue
+        assert all(math.isfinite(v) for v in (result.ne, result.qps, result.ne_without_noise, result.qps_without_noise))

@@ -134,10 +134,10 @@ def test_a_wrong_formula_is_over_tolerance_and_exits_1(capsys, monkeypatch, tiny
 
 @pytest.mark.parametrize("argv, message", [
     (["no-such-model"], "MODEL='no-such-model' is neither a zoo size"),
-    (["tiny", "--seq-len", "0"], "seq_len=0 must be an integer >= 1"),
-    (["tiny", "--batch", "-1"], "batch=-1 must be an integer >= 1"),
+    (["tiny", "--seq-len", "0"], "argument --seq-len: '0' must be an integer in [1, 16777216]"),
+    (["tiny", "--batch", "-1"], "argument --batch: '-1' must be an integer in [1, 16777216]"),
     (["tiny", "--tolerance", "2"], "tolerance=2.0 must be a number in [0, 1)"),
-    (["tiny", "--seq-len", "4096"], "seq_len=4096 must be <= 2048"),
+    (["tiny", "--seq-len", "4096"], "--seq-len=4,096 is past tiny's positions: it must be <= 2,048"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     assert main(["validate", *argv]) == 2
@@ -148,7 +148,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
 def test_gpt2_sequence_longer_than_its_position_table_is_rejected(capsys, config_file):
     path = config_file(shipped_config("gpt2"), "gpt2")
     assert main(["validate", path, "--seq-len", "1025"]) == 2
-    assert "seq_len=1025 must be <= 1024" in capsys.readouterr().err
+    assert "--seq-len=1,025 is past gpt2's positions: it must be <= 1,024" in capsys.readouterr().err
 
 
 def test_analyze_counted_embeds_the_summary(capsys, tiny_zoo):

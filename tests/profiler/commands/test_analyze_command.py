@@ -72,11 +72,19 @@ def test_every_format_renders(capsys, fmt):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["tiny", "--batch", "0"], "batch=0 must be an integer >= 1"),
+    (["tiny", "--batch", "0"], "argument --batch: '0' must be an integer in [1, 16777216]"),
     (["no-such-model"], "neither a zoo size"),
     (["tiny", "--batch", "3", "--grad-accum", "2"], "grad_accum=2 must be an integer >= 1 that divides batch=3"),
     ([], "MODEL is required"),
-    (["--training-budget", "1000", "--mfu", "1.5"], "mfu=1.5 must be in (0, 1]"),
+    (["--training-budget", "1000", "--mfu", "1.5"], "argument --mfu: '1.5' must be a number in (0, 1]"),
+    (["tiny", "--seq-len", "5000"], "--seq-len=5,000 is past tiny's positions: it must be <= 2,048 "
+                                    "(max_position_embeddings)"),
+    (["gpt2", "--context", "1025"], "--context=1,025 is past gpt2's positions: it must be <= 1,024"),
+    (["tiny", "--seq-len", "1" + "0" * 400], "argument --seq-len: '1000000000000000000000000000000000000000...' must"),
+    (["tiny", "--seq-len", "10**400"], "argument --seq-len: '10**400' must be an integer in [1, 16777216]"),
+    (["--training-budget", "inf", "--format", "json"], "argument --training-budget/--training_budget: 'inf' must be "
+                                                       "a finite number > 0"),
+    (["--training-budget", "1e300", "--format", "json"], "result.training_budget.flops=inf is not a finite number"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     code, out, err = run_cli(capsys, *argv)

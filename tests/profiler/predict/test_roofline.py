@@ -83,7 +83,7 @@ def test_cli_json_keys(capsys):
 def test_cli_bad_input_is_one_line(capsys):
     assert main(["predict", "tiny", "--hardware", "apple_m4_pro", "--batch", "0"]) == 2
     err = capsys.readouterr().err
-    assert "batch=0" in err and err.count("\n") == 1
+    assert "argument --batch: '0'" in err and err.count("\n") == 1
 
 
 def test_profile_additions_validate_and_round_trip(tmp_path):

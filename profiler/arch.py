@@ -299,6 +299,10 @@ def from_size(size: str) -> ArchSpec:
 
 # ---------------------------------------------------------------------------------------------------- HF configs
 _MISSING = object()
+# Bounds beyond any published model, so that a typo (10**30 layers) is an error, not an overflow or a hang:
+# a tensor dimension fits torch's int32 index range, and the deepest published decoders have ~130 layers.
+MAX_CONFIG_SIZE = 2**31 - 1
+MAX_CONFIG_LAYERS = 10_000
 
 
 class _Fields:
@@ -321,14 +325,19 @@ class _Fields:
             raise ValueError(f"config.json with model_type={self.model_type!r} lacks field {key!r}")
         return False
 
-    def int(self, key: str, default: Any = _MISSING, minimum: int = 1) -> Any:
-        """An integer >= `minimum` (sizes: >= 1); bools, strings and floats are refused. `default` may be None."""
+    def int(self, key: str, default: Any = _MISSING, minimum: int = 1, maximum: int = MAX_CONFIG_SIZE) -> Any:
+        """An integer in [minimum, maximum] (sizes: >= 1); bools, strings and floats are refused. `default` may be
+        None."""
         if not self._given(key, default):
             return default
         value = self.data[key]
-        if not (is_int(value) and value >= minimum):
-            raise ValueError(f"config.json field {key}={value!r} must be an integer >= {minimum}")
+        if not (is_int(value) and minimum <= value <= maximum):
+            raise ValueError(f"config.json field {key}={value!r} must be an integer in [{minimum}, {maximum}]")
         return value
+
+    def layers(self, key: str) -> int:
+        """A layer count, in [1, MAX_CONFIG_LAYERS] (adapters walk the layers one by one)."""
+        return self.int(key, maximum=MAX_CONFIG_LAYERS)
 
     def bool(self, key: str, default: Any = _MISSING) -> Any:
         """true or false (no strings, no 0/1)."""
@@ -428,7 +437,7 @@ def _gpt2(f: _Fields, name: str) -> ArchSpec:
     mlp = MLPSpec(kind="dense", intermediate_size=f.int("n_inner", None) or 4 * h, gated=False, bias=True,
                   activation="gelu")
     return ArchSpec(name=name, model_type="gpt2", vocab_size=f.int("vocab_size"), hidden_size=h,
-                    layer_groups=(LayerGroup(f.int("n_layer"), attention, mlp),),
+                    layer_groups=(LayerGroup(f.layers("n_layer"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", True), norm="layernorm",
                     learned_positions=f.int("n_positions"), max_position_embeddings=f.int("n_positions"))
 
@@ -464,7 +473,7 @@ def _llama_like(f: _Fields, name: str) -> ArchSpec:
                       num_experts=f.int("num_local_experts"), experts_per_token=f.int("num_experts_per_tok"))
     else:
         mlp = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"), bias=f.bool("mlp_bias", False))
-    num_layers = f.int("num_hidden_layers")
+    num_layers = f.layers("num_hidden_layers")
     layers = [(AttentionSpec(**attention_kwargs, sliding_window=w), mlp) for w in _layer_windows(f, num_layers)]
     return ArchSpec(name=name, model_type=model_type, vocab_size=f.int("vocab_size"), hidden_size=h,
                     layer_groups=_grouped(layers), tie_word_embeddings=f.bool("tie_word_embeddings", False),
@@ -493,7 +502,7 @@ def _gemma(f: _Fields, name: str) -> ArchSpec:
     30) — transformers runs it with eager attention, SDPA having no soft-cap. Gemma 3 adds head-wise QK-norm
     (q_norm, k_norm [d]). Buffers (not parameters): the embedding scale `embed_tokens.embed_scale` and inv_freq."""
     model_type = f.model_type
-    h, heads, num_layers = f.int("hidden_size"), f.int("num_attention_heads"), f.int("num_hidden_layers")
+    h, heads, num_layers = f.int("hidden_size"), f.int("num_attention_heads"), f.layers("num_hidden_layers")
     head_dim = f.int("head_dim", 256)
     bias = f.bool("attention_bias", False)
     if f.data.get("use_bidirectional_attention"):
@@ -537,7 +546,7 @@ def _phi3(f: _Fields, name: str) -> ArchSpec:
     mlp = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"), fused_gate_up=True,
                   activation=f.str("hidden_act", "silu"))
     return ArchSpec(name=name, model_type="phi3", vocab_size=f.int("vocab_size"), hidden_size=h,
-                    layer_groups=(LayerGroup(f.int("num_hidden_layers"), attention, mlp),),
+                    layer_groups=(LayerGroup(f.layers("num_hidden_layers"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", False),
                     max_position_embeddings=f.int("max_position_embeddings", 4096))
 
@@ -552,7 +561,7 @@ def _qwen_moe(f: _Fields, name: str) -> ArchSpec:
     by default every other layer below max_window_layers. Qwen3-MoE: head-wise QK-norm, attention_bias on q, k,
     v, o, no shared expert, a window on every layer when use_sliding_window. Buffers: inv_freq."""
     qwen3 = f.model_type == "qwen3_moe"
-    h, heads, num_layers = f.int("hidden_size"), f.int("num_attention_heads"), f.int("num_hidden_layers")
+    h, heads, num_layers = f.int("hidden_size"), f.int("num_attention_heads"), f.layers("num_hidden_layers")
     head_dim = f.int("head_dim", h // heads)
     bias = f.bool("attention_bias", False) if qwen3 else f.bool("qkv_bias", True)
     attention = dict(num_heads=heads, num_kv_heads=f.int("num_key_value_heads", heads), head_dim=head_dim,
@@ -603,7 +612,7 @@ def _olmo(f: _Fields, name: str) -> ArchSpec:
     else:
         mlp = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"))
     return ArchSpec(name=name, model_type=f.model_type, vocab_size=f.int("vocab_size"), hidden_size=h,
-                    layer_groups=(LayerGroup(f.int("num_hidden_layers"), attention, mlp),),
+                    layer_groups=(LayerGroup(f.layers("num_hidden_layers"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", False),
                     max_position_embeddings=f.int("max_position_embeddings", 4096 if moe else 2048),
                     norm_positions=("attention_in", "mlp_in") if moe else ("attention_out", "mlp_out"))
@@ -640,7 +649,7 @@ def _deepseek(f: _Fields, name: str) -> ArchSpec:
                   experts_per_token=f.int("num_experts_per_tok"),
                   num_shared_experts=f.int("n_shared_experts", 0 if v3 else 2, minimum=0),
                   shared_intermediate_size=moe_width, router_bias=v3 and topk_method == "noaux_tc")
-    num_layers, first_moe = f.int("num_hidden_layers"), f.int("first_k_dense_replace", 0, minimum=0)
+    num_layers, first_moe = f.layers("num_hidden_layers"), f.int("first_k_dense_replace", 0, minimum=0)
     freq = 1 if v3 else f.int("moe_layer_freq", 1)
     layers = [(attention, moe if i >= first_moe and i % freq == 0 else dense) for i in range(num_layers)]
     return ArchSpec(name=name, model_type=f.model_type, vocab_size=f.int("vocab_size"),
@@ -682,7 +691,7 @@ def _falcon(f: _Fields, name: str) -> ArchSpec:
                   activation=f.str("activation", "gelu"))
     norms = ("attention_in", "mlp_in") if (two_norms or not parallel) else ("attention_in",)
     return ArchSpec(name=name, model_type="falcon", vocab_size=f.int("vocab_size"), hidden_size=h,
-                    layer_groups=(LayerGroup(f.int("num_hidden_layers"), attention, mlp),),
+                    layer_groups=(LayerGroup(f.layers("num_hidden_layers"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", True), norm="layernorm",
                     max_position_embeddings=f.int("max_position_embeddings", 2048), norm_positions=norms,
                     parallel_block=parallel)
@@ -704,7 +713,7 @@ def _gpt_neox(f: _Fields, name: str) -> ArchSpec:
     mlp = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"), gated=False, bias=True,
                   activation=f.str("hidden_act", "gelu"))
     return ArchSpec(name=name, model_type="gpt_neox", vocab_size=f.int("vocab_size"), hidden_size=h,
-                    layer_groups=(LayerGroup(f.int("num_hidden_layers"), attention, mlp),),
+                    layer_groups=(LayerGroup(f.layers("num_hidden_layers"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", False), norm="layernorm",
                     max_position_embeddings=f.int("max_position_embeddings", 2048),
                     parallel_block=f.bool("use_parallel_residual", True))
@@ -722,7 +731,7 @@ def _starcoder2(f: _Fields, name: str) -> ArchSpec:
     mlp = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"), gated=False, bias=bias,
                   activation=f.str("hidden_act", "gelu_pytorch_tanh"))
     return ArchSpec(name=name, model_type="starcoder2", vocab_size=f.int("vocab_size"), hidden_size=h,
-                    layer_groups=(LayerGroup(f.int("num_hidden_layers"), attention, mlp),),
+                    layer_groups=(LayerGroup(f.layers("num_hidden_layers"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", True), norm="layernorm",
                     max_position_embeddings=f.int("max_position_embeddings", 4096))
 

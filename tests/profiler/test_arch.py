@@ -169,12 +169,14 @@ def test_architectures_detect_an_ambiguous_model_type():
 
 
 @pytest.mark.parametrize("name, field, value, message", [
-    ("llama_7b", "hidden_size", True, "hidden_size=True must be an integer >= 1"),
-    ("llama_7b", "hidden_size", "4096", "hidden_size='4096' must be an integer >= 1"),
-    ("llama_7b", "num_hidden_layers", 32.0, "num_hidden_layers=32.0 must be an integer >= 1"),
-    ("qwen3_0.6b", "head_dim", 0, "head_dim=0 must be an integer >= 1"),
-    ("gpt2", "n_positions", -1024, "n_positions=-1024 must be an integer >= 1"),
-    ("llama_7b", "num_key_value_heads", 0, "num_key_value_heads=0 must be an integer >= 1"),
+    ("llama_7b", "hidden_size", True, "hidden_size=True must be an integer in \\[1, 2147483647\\]"),
+    ("llama_7b", "hidden_size", "4096", "hidden_size='4096' must be an integer in \\[1, 2147483647\\]"),
+    ("llama_7b", "num_hidden_layers", 32.0, "num_hidden_layers=32.0 must be an integer in \\[1, 10000\\]"),
+    ("llama_7b", "num_hidden_layers", 10**30, f"num_hidden_layers={10**30} must be an integer in \\[1, 10000\\]"),
+    ("llama_7b", "hidden_size", 2**31, "hidden_size=2147483648 must be an integer in \\[1, 2147483647\\]"),
+    ("qwen3_0.6b", "head_dim", 0, "head_dim=0 must be an integer in \\[1, 2147483647\\]"),
+    ("gpt2", "n_positions", -1024, "n_positions=-1024 must be an integer in \\[1, 2147483647\\]"),
+    ("llama_7b", "num_key_value_heads", 0, "num_key_value_heads=0 must be an integer in \\[1, 2147483647\\]"),
     ("qwen3_0.6b", "tie_word_embeddings", "yes", "tie_word_embeddings='yes' must be true or false"),
     ("llama_7b", "attention_bias", 1, "attention_bias=1 must be true or false"),
     ("gemma2_2b", "attn_logit_softcapping", -50.0, "attn_logit_softcapping=-50.0 must be a finite number > 0"),

@@ -41,22 +41,25 @@ def require_int(name: str, value: Any, minimum: int | None = 1, maximum: int | N
     return value
 
 
+def number_range(low: float = -math.inf, high: float = math.inf, low_inclusive: bool = True,
+                 high_inclusive: bool = True) -> str:
+    """The words for a range of finite reals, with brackets where both ends are finite ("a number in [0, 1)")."""
+    if math.isinf(low) and math.isinf(high):
+        return "a finite number"
+    if math.isinf(high):
+        return f"a finite number {'>=' if low_inclusive else '>'} {low:g}"
+    if math.isinf(low):
+        return f"a finite number {'<=' if high_inclusive else '<'} {high:g}"
+    return f"a number in {'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
+
+
 def require_number(name: str, value: Any, low: float = -math.inf, high: float = math.inf,
                    low_inclusive: bool = True, high_inclusive: bool = True) -> float:
     """`value` as a float when it is a finite real number within the bounds, else a ValueError naming the range
-    with brackets ("[0, 1)")."""
+    (`number_range`)."""
     finite = is_real(value)
     above = finite and (value >= low if low_inclusive else value > low)
     below = finite and (value <= high if high_inclusive else value < high)
     if not (above and below):
-        if math.isinf(low) and math.isinf(high):
-            allowed = "a finite number"
-        elif math.isinf(high):
-            allowed = f"a finite number {'>=' if low_inclusive else '>'} {low:g}"
-        elif math.isinf(low):
-            allowed = f"a finite number {'<=' if high_inclusive else '<'} {high:g}"
-        else:
-            allowed = (f"a number in {'[' if low_inclusive else '('}{low:g}, {high:g}"
-                       f"{']' if high_inclusive else ')'}")
-        raise ValueError(f"{name}={value!r} must be {allowed}")
+        raise ValueError(f"{name}={value!r} must be {number_range(low, high, low_inclusive, high_inclusive)}")
     return float(value)

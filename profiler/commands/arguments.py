@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from complexity.inputs import require_int
+from complexity.inputs import number_range, require_int
 from profiler.arch import ArchSpec
 from profiler.fit import parse_bytes
 from profiler.hardware import HardwareProfile, load_profile, profile_from_dict
@@ -111,14 +111,7 @@ def integers(low: int | None = 1, high: int | None = MAX_TOKENS) -> Callable[[st
 def number(low: float = -math.inf, high: float = math.inf, low_open: bool = False,
            high_open: bool = False) -> Callable[[str], float]:
     """argparse type: a finite real number within the bounds (open or closed at each end)."""
-    if math.isinf(low) and math.isinf(high):
-        allowed = "a finite number"
-    elif math.isinf(high):
-        allowed = f"a finite number {'>' if low_open else '>='} {low:g}"
-    elif math.isinf(low):
-        allowed = f"a finite number {'<' if high_open else '<='} {high:g}"
-    else:
-        allowed = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    allowed = number_range(low, high, low_inclusive=not low_open, high_inclusive=not high_open)
 
     def parse(text: str) -> float:
         try:

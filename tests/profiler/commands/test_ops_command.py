@@ -49,3 +49,25 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, flag):
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("profiler ops: error:") and flag in lines[0]
+
+
+def test_without_hardware_the_device_is_calibrated_for_the_workload(capsys, monkeypatch):
+    """The calibration path (`compare`'s two steps) is taken when --hardware is absent; its quick form here."""
+    from profiler.measuring import calibration, model_shapes
+
+    calls = []
+    real = calibration.calibrate
+
+    def quick_calibrate(device, **kwargs):
+        calls.append(("calibrate", kwargs["only_dtypes"]))
+        return real(device, quick=True, **kwargs)
+
+    def own_shapes(profile, workloads, device, repeats):
+        calls.append(("shapes", [(arch.name, w.mode, w.seq_len) for arch, w in workloads]))
+        return profile
+
+    monkeypatch.setattr(calibration, "calibrate", quick_calibrate)
+    monkeypatch.setattr(model_shapes, "calibrate_for_workloads", own_shapes)
+    assert main(["ops", "tiny", "--seq-len", "16", "--repeats", "1", "--warmup", "0", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hardware"] == "ops_calibrated"
+    assert calls == [("calibrate", ("float32",)), ("shapes", [("tiny", "forward", 16)])]

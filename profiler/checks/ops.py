@@ -38,6 +38,7 @@ from profiler.workload import Workload
 CATEGORIES = ("matmul", "attention", "norm", "elementwise", "embedding", "dispatch", "loss", "optimizer", "copy",
               "framework")
 MODES = ("forward", "train")
+PROFILED_DEVICES = ("cpu", "cuda")  # where torch.profiler times each op (CPU: host self time; CUDA: kernels)
 CLOCKS = ("auto", "wall", "cpu")  # auto: cpu on the CPU device with one torch thread, else wall
 
 # (name pattern, kind or None for any kind, category): the first rule that matches wins.
@@ -166,6 +167,9 @@ def op_comparison(source: ModelSource, mode: str, batch: int, seq_len: int, devi
         raise ValueError(f"mode={mode!r} must be one of {list(MODES)}")
     if clock not in CLOCKS:
         raise ValueError(f"clock={clock!r} must be one of {list(CLOCKS)}")
+    if device_name.split(":")[0] not in PROFILED_DEVICES:
+        raise ValueError(f"device={device_name!r}: torch.profiler records op times on {' and '.join(PROFILED_DEVICES)} "
+                         f"only (MPS kernels run asynchronously and are not timed per op); use --device cpu or cuda")
     device = get_device(device_name)
     if clock == "auto":
         clock = "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"

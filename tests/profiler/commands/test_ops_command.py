@@ -71,3 +71,9 @@ def test_without_hardware_the_device_is_calibrated_for_the_workload(capsys, monk
     assert main(["ops", "tiny", "--seq-len", "16", "--repeats", "1", "--warmup", "0", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["hardware"] == "ops_calibrated"
     assert calls == [("calibrate", ("float32",)), ("shapes", [("tiny", "forward", 16)])]
+
+
+def test_a_device_the_profiler_cannot_time_per_op_is_refused(capsys):
+    assert main(["ops", "tiny", "--device", "mps", "--hardware", "cpu_generic"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "device='mps'" in err and "cpu or cuda" in err

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mode", default="forward", choices=MODES)
     parser.add_argument("--batch", type=integer(), default=1, help="sequences per step (default 1)")
     parser.add_argument("--seq-len", type=integer(), default=128, help="tokens per sequence (default 128)")
-    parser.add_argument("--device", default="cpu", type=device_name, help="cpu, cuda or cuda:N (default cpu; torch.profiler has no per-op MPS times)")
+    parser.add_argument("--device", default="cpu", type=device_name,
+                        help="cpu, cuda or cuda:N (default cpu; torch.profiler has no per-op MPS times)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES, help="weights and activations (default float32)")
     parser.add_argument("--threads", type=integer(1, MAX_THREADS),
                         help="torch threads (default: 1 on the CPU, as compare)")

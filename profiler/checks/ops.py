@@ -103,7 +103,8 @@ def measured_category(path: list[str] | tuple[str, ...]) -> str:
 
 
 def categorize_predicted(result: dict[str, Any], top: int = 3) -> tuple[dict[str, float], dict[str, list]]:
-    """Predicted seconds per category from a `predict` document, and each category's `top` slowest ops (name, seconds)."""
+    """Predicted seconds per category from a `predict` document, and each category's `top` slowest ops
+    (name, seconds)."""
     seconds = dict.fromkeys(CATEGORIES, 0.0)
     by_name: dict[str, dict[str, float]] = {c: {} for c in CATEGORIES}
     for row in result["ops"]:
@@ -117,7 +118,8 @@ def _slowest(by_name: dict[str, dict[str, float]], count: int) -> dict[str, list
     return {c: sorted(names.items(), key=lambda item: -item[1])[:count] for c, names in by_name.items()}
 
 
-def categorize_measured(events: list[dict[str, Any]], on_device: bool, top: int = 3) -> tuple[dict[str, float], dict[str, list]]:
+def categorize_measured(events: list[dict[str, Any]], on_device: bool,
+                        top: int = 3) -> tuple[dict[str, float], dict[str, list]]:
     """Measured seconds per category per step (self CPU time, or kernel time `on_device`), and each category's
     `top` slowest event names (name, seconds) for display."""
     seconds = dict.fromkeys(CATEGORIES, 0.0)

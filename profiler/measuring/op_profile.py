@@ -10,7 +10,8 @@ spent inside events; nothing is counted twice.
 Units and clocks: seconds per step (totals over the profiled calls ÷ `repeats`). `self_cpu_s` is the profiler's
 host wall-clock self time (also under `clock=cpu`: the profiler has no CPU-time clock); `self_device_s` is the CUDA
 kernel time the event itself launched (0 on the CPU). `profiled_step_s` is the time of the profiled calls ÷
-repeats on the device's clock, the unprofiled timing's; set beside the unprofiled timing it shows what the instrument itself costs.
+repeats on the device's clock (the unprofiled timing's): set beside that timing it shows what the instrument
+itself costs.
 
 Nothing here prints or classifies: `profiler.checks.ops` maps the call paths to op categories.
 """

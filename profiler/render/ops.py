@@ -11,7 +11,8 @@ def _ms(seconds: float) -> str:
 
 def render_ops_table(result: dict[str, Any]) -> str:
     """Header (model, workload, device, clock), one row per category — predicted and measured ms per step, error,
-    each side's share, the slowest ops on either side (as many as the comparison kept) — then the totals and the profiler's own overhead."""
+    each side's share, the slowest ops on either side (as many as the comparison kept) — then the totals and the
+    profiler's own overhead."""
     w, env, totals = result["workload"], result["environment"], result["totals"]
     lines = [f"{result['model']}: {w['mode']}, batch {w['batch']} x seq_len {w['seq_len']}, {w['dtype']}; predicted "
              f"on {result['hardware']} ({result['estimate']}), measured on {env['device']['name']} with "

@@ -9,8 +9,9 @@ into the same categories (`CATEGORIES`) by two registries:
 * `MEASURED_RULES`: a profiled event's name -> category, or None for names that say nothing by themselves (views,
   autograd-engine and `*Backward0` wrappers). An event belongs to the category of the outermost event on its call
   path that has one — the pow/mean/rsqrt inside the zoo's `_RMSNormFunction` are "norm", everything inside
-  `Optimizer.step` is "optimizer", the `aten::t` inside `aten::linear` is "matmul" — and to "framework" when no event
-  on its path has one (bare views, autograd bookkeeping: time the predictor carries only as per-launch overhead).
+  `Optimizer.step` (and `Optimizer.zero_grad`) is "optimizer", the `aten::t` inside `aten::linear` is "matmul" —
+  and to "framework" when no event on its path has one (bare views, autograd bookkeeping: time the predictor
+  carries only as per-launch overhead).
 
 Measured time of a category = the self time of its events per step (CPU: host self time; CUDA: kernel time), so
 the categories add up to the profiled total. The lm head's product is a matmul like any other (aten names do not

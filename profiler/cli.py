@@ -19,7 +19,7 @@ from profiler.commands.arguments import ArgumentParser, print_error
 # Modules that define a command, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = tuple(f"profiler.commands.{name}" for name in (
     "analyze", "validate", "calibrate", "measure", "predict", "compare", "estimate", "fit", "report", "simulate",
-    "validate_timings",
+    "validate_timings", "ops",
 ))
 
 

@@ -72,9 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_fresh_directory("--out", args.out, args.overwrite)
+    positions = positions_needed(args.modes, max(args.seq_lens), args.new_tokens)
+    what = "--seq-lens" if positions == max(args.seq_lens) else "--seq-lens + --new-tokens + 1 (prefill, decode)"
     for source in args.sizes:
-        require_positions(source.arch, positions_needed(args.modes, max(args.seq_lens), args.new_tokens),
-                          "--seq-lens (+ --new-tokens + 1 when generating)")
+        require_positions(source.arch, positions, what)
     points = grid(args.sizes, args.batches, args.seq_lens, args.modes)
     with torch_threads(default_threads(args.threads, args.device)):
         report, profile = calibrated_comparison(points, args.device, args.clock, args.repeats, args.warmup,

@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if args.no_timing:
         require_positions(args.model.arch, args.seq_len, "--seq-len")
     else:  # the timing generates DECODE_TOKENS + 1 tokens after the prompt
-        require_positions(args.model.arch, positions_needed(list(COMPARED_MODES), args.seq_len), "--seq-len (+ "
-                          f"{DECODE_TOKENS + 1} generated tokens; --no-timing: the length alone)")
+        require_positions(args.model.arch, positions_needed(list(COMPARED_MODES), args.seq_len),
+                          f"--seq-len + {DECODE_TOKENS + 1} generated tokens (the timing's decode; --no-timing: "
+                          "--seq-len alone)")
     with torch_threads(default_threads(args.threads, args.device)):
         result, profile, points = report(args.model, args.batch, args.seq_len, not args.no_timing,
                                          args.device, args.repeats)

@@ -1,8 +1,9 @@
 """`python -m profiler report MODEL`: the main job — one readable report of a model on this machine.
 
 Analytic numbers, their check against FLOPs counted on the real module, and measured against predicted time
-(forward, train, prefill and decode at --batch and --seq-len) on this device (`profiler.checks.report`). Output: markdown (default) or JSON; `--output-dir` also writes report.md,
-report.json, and compare's plots and calibrated profile. `--no-timing` skips the timing (seconds, not minutes).
+(forward, train, prefill and decode at --batch and --seq-len) on this device (`profiler.checks.report`). Output:
+markdown (default) or JSON; `--output-dir` also writes report.md, report.json, and compare's plots and calibrated
+profile. `--no-timing` skips the timing (seconds, not minutes).
 """
 
 from __future__ import annotations

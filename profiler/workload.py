@@ -4,9 +4,13 @@ One list of modes (`MODES`); each command takes the ones it can do:
 
 * `forward`  — one forward pass over B sequences of S tokens (no autograd);
 * `train`    — forward with the next-token loss, backward, one AdamW step;
+* `prefill`  — generation's first forward: B prompts of P = S tokens filling the KV cache, logits of the last
+  position only (the zoo's `generate` passes logits_to_keep=1);
 * `decode`   — one decoding step: B new tokens, each attending a cache of C = S earlier tokens;
 * `generate` — greedy generation, a prefill then decoding steps: measured as a whole (`measure`), predicted as
   its decoding steps.
+
+`compare` measures prefill and decode inside a `generate` call (`profiler.checks.compare`).
 
 Phases: the parts of a step that time is split into (`forward`, `backward`, `optimizer`); the FLOP counter sees
 the first two.
@@ -19,17 +23,19 @@ from dataclasses import dataclass
 from complexity.inputs import require_int
 from profiler.formulas.memory import dtype_bytes
 
-MODES = ("forward", "train", "decode", "generate")
-PREDICTED_MODES = ("forward", "train", "decode")  # one step each, priced op by op
+MODES = ("forward", "train", "prefill", "decode", "generate")
+PREDICTED_MODES = ("forward", "train", "prefill", "decode")  # one step each, priced op by op
 MEASURED_MODES = ("forward", "train", "generate")  # what the harness times end to end
-COMPARED_MODES = ("forward", "train")  # both measured and predicted at the same shape
+# Both measured and predicted at the same shape; prefill and decode are timed within generate.
+COMPARED_MODES = ("forward", "train", "prefill", "decode")
 PHASES = ("forward", "backward", "optimizer")
 MAX_TOKENS = 2**24  # per sequence and per batch: beyond any real workload, so larger values are typos
 
 
 @dataclass(frozen=True)
 class Workload:
-    """B sequences of S tokens (forward/train), or one new token per sequence at context C = seq_len (decode)."""
+    """B sequences of S tokens (forward/train/prefill), or one new token per sequence at context C = seq_len
+    (decode)."""
 
     mode: str
     batch: int
@@ -45,5 +51,5 @@ class Workload:
 
     @property
     def tokens(self) -> int:
-        """Tokens the step produces or trains on: B·S, or B for a decoding step."""
+        """Tokens the step processes: B·S (prefill: the prompt's), or B for a decoding step."""
         return self.batch * (1 if self.mode == "decode" else self.seq_len)

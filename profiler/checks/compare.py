@@ -1,13 +1,21 @@
 """Predicted against measured time over a grid of (model, mode, batch, seq_len) points on this machine, with the
 device calibrated in the same run (`python -m profiler compare`).
 
+Modes (`COMPARED_MODES`): `forward` and `train` at B×S; `prefill` of P = S prompt tokens (generation's first
+forward, logits of the last position only) and `decode`, one token per sequence after a context of C = S tokens.
+Prefill and decode are timed with one greedy `generate` of n + 1 new tokens from a prompt of S tokens (n =
+`DECODE_TOKENS` unless told) and the prefill-only call (`generate` of one token): prefill = the latter, decode per
+token = (generate − prefill) ÷ n, the statistic taken of each call's repeats; its n steps attend caches of C ..
+C + n − 1 tokens, so the prediction is the mean of the decode predictions at those contexts (`point_workloads`).
+
 Steps: (1) calibrate the device (`profiler.measuring.calibration.calibrate`, as `python -m profiler calibrate`;
 then `profiler.measuring.model_shapes` adds the grid's own product shapes, the attention kernel and bandwidth by
 working-set size); (2) measure every grid point with the `measure` harness; (3) predict it with
 `profiler.predict.roofline` from the analytic op list; (4) report the signed error (predicted − measured) ÷
 measured per point and its summary. Every point also compares the measured peak of live tensor bytes with the
 predicted one (`predicted_peak`: the training timeline's largest phase, or the no-grad forward's peak), and
-what the call added on top of what was live when it began.
+what the call added on top of what was live when it began (forward and train; prefill and decode rows have no
+memory check).
 
 Clock: `wall` times elapsed seconds; `cpu` (CPU device) the process's CPU seconds, which with one thread is the
 time the work itself took even when other processes share the cores (they lengthen elapsed time but not our CPU
@@ -46,11 +54,13 @@ from profiler.workload import COMPARED_MODES, Workload
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZES, DEFAULT_BATCHES, DEFAULT_SEQ_LENS = ("tiny", "20m", "small"), (1, 4), (128, 512)
+DECODE_TOKENS = 16  # decoding steps timed per decode point (after the prompt's own first token)
+GENERATION_MODES = ("prefill", "decode")  # timed within one `generate` call (module docstring)
 STATISTICS = {"min": ("min_s", "optimistic"), "p50": ("p50_s", "likely")}
 CLOCKS = ("wall", "cpu")
-# One grid point: the model, the mode (forward or train), batch and sequence length.
+# One grid point: the model, the mode (COMPARED_MODES), batch and sequence length (decode: the context).
 Point = tuple[ModelSource, str, int, int]
-# Measure function: (point) -> {"min_s", "p50_s", "peak_bytes", "start_bytes"}.
+# Measure function: (point) -> {"min_s", "p50_s"} and, for forward and train, {"peak_bytes", "start_bytes"}.
 MeasureFn = Callable[[ModelSource, str, int, int], dict[str, Any]]
 
 
@@ -61,6 +71,55 @@ def grid(sources: list[ModelSource], batches: list[int], seq_lens: list[int], mo
         raise ValueError(f"modes={','.join(modes)!r}: each must be one of {list(COMPARED_MODES)}")
     return [(source, mode, batch, seq) for source in sources for mode in modes for batch in batches
             for seq in seq_lens]
+
+
+def positions_needed(modes: list[str], seq_len: int, new_tokens: int = DECODE_TOKENS) -> int:
+    """Positions the longest call of the grid runs through: S, or S + n + 1 when it generates (the prompt plus
+    the n + 1 tokens asked of `generate`)."""
+    return seq_len + (new_tokens + 1 if any(mode in GENERATION_MODES for mode in modes) else 0)
+
+
+def point_workloads(mode: str, batch: int, seq_len: int, dtype: str = "float32",
+                    new_tokens: int = DECODE_TOKENS) -> list[Workload]:
+    """What one point's measurement covers: decode = its `new_tokens` steps after a prompt of `seq_len` tokens,
+    at cached contexts seq_len .. seq_len + new_tokens − 1; any other mode its one workload."""
+    if mode != "decode":
+        return [Workload(mode, batch, seq_len, dtype)]
+    return [Workload(mode, batch, context, dtype) for context in range(seq_len, seq_len + new_tokens)]
+
+
+def predict_point(source: ModelSource, profile: HardwareProfile, mode: str, batch: int, seq_len: int, dtype: str,
+                  estimate: str, new_tokens: int = DECODE_TOKENS) -> dict[str, Any]:
+    """The prediction of one point: `predict` of its workload, or for decode the mean over `point_workloads`
+    of seconds, MFU and seconds per phase, with the bound of the middle context."""
+    results = [predict(source.arch, profile, workload, estimate)
+               for workload in point_workloads(mode, batch, seq_len, dtype, new_tokens)]
+    if len(results) == 1:
+        return results[0]
+    return {"seconds": statistics.fmean(r["seconds"] for r in results),
+            "mfu": statistics.fmean(r["mfu"] for r in results),
+            "bound": results[len(results) // 2]["bound"],
+            "seconds_by_phase": {phase: statistics.fmean(r["seconds_by_phase"][phase] for r in results)
+                                 for phase in results[0]["seconds_by_phase"]}}
+
+
+def generation_timing(mode: str, generate: dict[str, float], prefill: dict[str, float],
+                      new_tokens: int) -> dict[str, float]:
+    """Measured seconds of a prefill or decode point from the timings (`min_s`, `p50_s`) of `generate` with
+    new_tokens + 1 tokens and of the prefill-only call: prefill as it is; decode per token = (generate −
+    prefill) ÷ new_tokens under each statistic. Raises when that difference is not positive (noise larger than
+    the decoding: time more tokens or repeats)."""
+    if mode not in GENERATION_MODES:
+        raise ValueError(f"mode={mode!r} must be one of {list(GENERATION_MODES)}")
+    keys = [key for key, _ in STATISTICS.values()]
+    if mode == "prefill":
+        return {key: prefill[key] for key in keys}
+    decode = {key: (generate[key] - prefill[key]) / new_tokens for key in keys}
+    bad = {key: value for key, value in decode.items() if value <= 0}
+    if bad:
+        raise ValueError(f"decode time per token {bad} is not positive: generate of {new_tokens + 1} tokens took "
+                         f"no longer than the prefill alone; time more new tokens or repeats")
+    return decode
 
 
 def prediction_error(predicted: float, measured: float) -> float:
@@ -85,17 +144,17 @@ def predicted_peak(source: ModelSource, mode: str, batch: int, seq_len: int, dty
 
 
 def compare_points(points: list[Point], profile: HardwareProfile, measure_fn: MeasureFn,
-                   dtype: str = "float32", statistic: str = "min", memory_device: str = "cpu") -> list[dict[str, Any]]:
-    """One row per grid point: measured and predicted seconds and their error under `statistic`, the same under
-    every statistic (`by_statistic`), bound, MFU, and the measured peak memory against `predicted_peak` (on the
-    allocator of `memory_device`)."""
+                   dtype: str = "float32", statistic: str = "min", memory_device: str = "cpu",
+                   new_tokens: int = DECODE_TOKENS) -> list[dict[str, Any]]:
+    """One row per grid point: measured and predicted seconds (decode: per token, `predict_point`) and their error
+    under `statistic`, the same under every statistic (`by_statistic`), bound, MFU, and when the measurement has
+    one the measured peak memory against `predicted_peak` (on the allocator of `memory_device`)."""
     if statistic not in STATISTICS:
         raise ValueError(f"statistic={statistic!r} must be one of {list(STATISTICS)}")
     rows = []
     for source, mode, batch, seq_len in points:
         measured = measure_fn(source, mode, batch, seq_len)
-        workload = Workload(mode, batch, seq_len, dtype)
-        results = {name: predict(source.arch, profile, workload, estimate)
+        results = {name: predict_point(source, profile, mode, batch, seq_len, dtype, estimate, new_tokens)
                    for name, (_, estimate) in STATISTICS.items()}
         by_statistic = {name: {"measured_s": measured[key], "predicted_s": results[name]["seconds"],
                                "error": prediction_error(results[name]["seconds"], measured[key])}
@@ -133,10 +192,11 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def calibrated_comparison(points: list[Point], device_name: str = "cpu", clock: str = "auto", repeats: int = 5,
-                          warmup: int = 2, statistic: str = "min",
-                          progress: bool = True) -> tuple[dict[str, Any], HardwareProfile]:
+                          warmup: int = 2, statistic: str = "min", progress: bool = True,
+                          new_tokens: int = DECODE_TOKENS) -> tuple[dict[str, Any], HardwareProfile]:
     """Calibrate the device for `points`, measure and predict each; returns the report (hardware, statistic,
-    environment, summary, rows) and the calibrated profile (see the module docstring for the clock)."""
+    new_tokens, environment, summary, rows) and the calibrated profile (see the module docstring for the clock).
+    A decode point is calibrated at its middle context (its other contexts' shapes differ only in keys)."""
     import torch
 
     from profiler.measuring import model_shapes
@@ -154,29 +214,40 @@ def calibrated_comparison(points: list[Point], device_name: str = "cpu", clock: 
         if device.type != "cpu":
             raise ValueError(f"clock='cpu' needs device='cpu', got device={device_name!r}")
         device = dataclasses.replace(device, clock=time.process_time)
-    workloads = [(source.arch, Workload(mode, b, s)) for source, mode, b, s in points]
+    workloads = [(source.arch, Workload(mode, b, s + (new_tokens // 2 if mode == "decode" else 0)))
+                 for source, mode, b, s in points]
     dtypes = tuple(sorted({w.dtype for _, w in workloads}))
     profile = calibrate(device, name="compare_calibrated", progress=progress, only_dtypes=dtypes)
     profile = model_shapes.calibrate_for_workloads(profile, workloads, device, repeats, progress=progress)
-    rows = compare_points(points, profile, harness_measure_fn(device, warmup, repeats), statistic=statistic,
-                          memory_device=device.type)
+    rows = compare_points(points, profile, harness_measure_fn(device, warmup, repeats, new_tokens),
+                          statistic=statistic, memory_device=device.type, new_tokens=new_tokens)
     environment = {"device": device.describe(), "threads": torch.get_num_threads(), "clock": clock,
                    "torch": torch.__version__}
-    report = {"hardware": profile.name, "statistic": statistic, "environment": environment,
+    report = {"hardware": profile.name, "statistic": statistic, "new_tokens": new_tokens, "environment": environment,
               "summary": summary(rows), "rows": rows}
     return report, profile
 
 
-def harness_measure_fn(device: Any, warmup: int, repeats: int) -> MeasureFn:
-    """The `measure` harness as a `MeasureFn` (one module built per model and reused for its points)."""
+def harness_measure_fn(device: Any, warmup: int, repeats: int, new_tokens: int = DECODE_TOKENS) -> MeasureFn:
+    """The `measure` harness as a `MeasureFn` (one module built per model and reused for its points; one
+    `generate` measurement per model, batch and prompt serves both its prefill and decode points)."""
     from profiler.measuring import harness
 
     built: dict[str, Any] = {}
+    generated: dict[tuple[int, int], dict[str, Any]] = {}
 
     def measure(source: ModelSource, mode: str, batch: int, seq_len: int) -> dict[str, Any]:
         if source.name not in built:
             built.clear()
+            generated.clear()
             built[source.name] = harness.load_model(source, device, "float32")
+        if mode in GENERATION_MODES:
+            if (batch, seq_len) not in generated:
+                generated[(batch, seq_len)] = harness.measure_batch(
+                    built[source.name], source, "generate", device, batch, seq_len, new_tokens + 1, warmup, repeats,
+                    None)
+            result = generated[(batch, seq_len)]
+            return generation_timing(mode, result["timing"], result["prefill"], new_tokens)
         result = harness.measure_batch(built[source.name], source, mode, device, batch, seq_len, 0, warmup,
                                        repeats, None)
         return {**result["timing"], "peak_bytes": result["memory"]["peak_bytes"],

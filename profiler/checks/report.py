@@ -7,7 +7,8 @@ It joins what the other parts establish:
 2. their check against FLOPs counted on the real module (`profiler.checks.validate`: our counter, torch's
    FlopCounterMode, fvcore);
 3. measured and predicted times on the current device (`profiler.checks.compare`: the device is calibrated in the
-   same run, a forward pass and a training step are timed with the `measure` harness and predicted op by op).
+   same run, a forward pass, a training step, a prefill of seq_len prompt tokens and a decoding step after a
+   context of seq_len tokens are timed with the `measure` harness and predicted op by op).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ DTYPE = "float32"  # the timed runs are fp32, so the analytic numbers are too
 def report(source: ModelSource, batch: int = 1, seq_len: int = 128, timing: bool = True, device: str = "cpu",
            repeats: int = 5) -> tuple[dict[str, Any], HardwareProfile | None, list]:
     """The report as plain data — `analysis` (analyze's document), `validation` (validate's summary) and, with
-    `timing`, `timing` (compare's document for a forward pass and a training step at this batch and length) —
+    `timing`, `timing` (compare's document for a forward pass, a training step, a prefill and a decoding step, each
+    of COMPARED_MODES at this batch and length) —
     with the profile calibrated for the timing and its grid points (None and [] without `timing`)."""
     from profiler.checks import validate  # imports torch: only here, so `analyze` stays torch-free
 

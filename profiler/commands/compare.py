@@ -1,5 +1,8 @@
 """`python -m profiler compare`: predicted against measured time over a grid of (size, batch, seq, mode) on this
-machine, with the calibration done in the same run (`profiler.checks.compare`)."""
+machine, with the calibration done in the same run (`profiler.checks.compare`).
+
+Modes: forward, train, prefill (a prompt of --seq-lens tokens) and decode (seconds per token after a context of
+--seq-lens tokens, the mean over --new-tokens steps)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,14 @@ from pathlib import Path
 
 from profiler.checks.compare import (
     CLOCKS,
+    DECODE_TOKENS,
     DEFAULT_BATCHES,
     DEFAULT_SEQ_LENS,
     DEFAULT_SIZES,
     STATISTICS,
     calibrated_comparison,
     grid,
+    positions_needed,
 )
 from profiler.commands.arguments import (
     MAX_REPEATS,
@@ -43,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batches", default=",".join(map(str, DEFAULT_BATCHES)), type=integers())
     parser.add_argument("--seq-lens", default=",".join(map(str, DEFAULT_SEQ_LENS)), type=integers())
     parser.add_argument("--modes", default=",".join(COMPARED_MODES), type=choices(COMPARED_MODES),
-                        help="forward and/or train")
+                        help=f"comma-separated, each one of {', '.join(COMPARED_MODES)} (default all)")
+    parser.add_argument("--new-tokens", type=integer(), default=DECODE_TOKENS,
+                        help=f"decoding steps timed per decode point (default {DECODE_TOKENS})")
     parser.add_argument("--device", default="cpu", type=device_name)
     parser.add_argument("--threads", type=integer(1, MAX_THREADS),
                         help="torch intra-op threads (default: 1 on the CPU device, else "
@@ -65,12 +72,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_fresh_directory("--out", args.out, args.overwrite)
+    positions = positions_needed(args.modes, max(args.seq_lens), args.new_tokens)
+    what = "--seq-lens" if positions == max(args.seq_lens) else "--seq-lens + --new-tokens + 1 (prefill, decode)"
     for source in args.sizes:
-        require_positions(source.arch, max(args.seq_lens), "--seq-lens")
+        require_positions(source.arch, positions, what)
     points = grid(args.sizes, args.batches, args.seq_lens, args.modes)
     with torch_threads(default_threads(args.threads, args.device)):
         report, profile = calibrated_comparison(points, args.device, args.clock, args.repeats, args.warmup,
-                                                args.statistic)
+                                                args.statistic, new_tokens=args.new_tokens)
     report = write_outputs(require_finite(report), profile, points, args.out)
     print(dumps(report) if args.format == "json" else render_table(report))
     return 0

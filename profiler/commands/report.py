@@ -1,8 +1,9 @@
 """`python -m profiler report MODEL`: the main job — one readable report of a model on this machine.
 
-Analytic numbers, their check against FLOPs counted on the real module, and measured against predicted time on
-this device (`profiler.checks.report`). Output: markdown (default) or JSON; `--output-dir` also writes report.md,
-report.json, and compare's plots and calibrated profile. `--no-timing` skips the timing (seconds, not minutes).
+Analytic numbers, their check against FLOPs counted on the real module, and measured against predicted time
+(forward, train, prefill and decode at --batch and --seq-len) on this device (`profiler.checks.report`). Output:
+markdown (default) or JSON; `--output-dir` also writes report.md, report.json, and compare's plots and calibrated
+profile. `--no-timing` skips the timing (seconds, not minutes).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from profiler.checks.compare import DECODE_TOKENS, positions_needed
 from profiler.checks.report import report
 from profiler.commands.arguments import (
     MAX_REPEATS,
@@ -26,6 +28,7 @@ from profiler.commands.settings import default_threads, torch_threads
 from profiler.render.comparison import write_outputs
 from profiler.render.plots import plot_memory_timeline
 from profiler.render.report import render_markdown
+from profiler.workload import COMPARED_MODES
 
 FORMATS = ("markdown", "json")
 
@@ -53,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
     out = args.output_dir
     if out is not None:
         require_fresh_directory("--output-dir", out, args.overwrite)
-    require_positions(args.model.arch, args.seq_len, "--seq-len")
+    if args.no_timing:
+        require_positions(args.model.arch, args.seq_len, "--seq-len")
+    else:  # the timing generates DECODE_TOKENS + 1 tokens after the prompt
+        require_positions(args.model.arch, positions_needed(list(COMPARED_MODES), args.seq_len),
+                          f"--seq-len + {DECODE_TOKENS + 1} generated tokens (the timing's decode; --no-timing: "
+                          "--seq-len alone)")
     with torch_threads(default_threads(args.threads, args.device)):
         result, profile, points = report(args.model, args.batch, args.seq_len, not args.no_timing,
                                          args.device, args.repeats)

@@ -256,10 +256,15 @@ def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: in
 
 
 def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32", with_loss: bool = False,
-                attention_kernel: str = "fused") -> list[Op]:
+                attention_kernel: str = "fused", last_only: bool = False) -> list[Op]:
     """Every op of one forward pass over B sequences of S tokens (logits for all B·S tokens, as the zoo's
-    forward computes them; `with_loss` adds the fp32 log-softmax and NLL of cross-entropy)."""
+    forward computes them; `with_loss` adds the fp32 log-softmax and NLL of cross-entropy). `last_only`: the LM
+    head and logit ops on the last position of each sequence only (B rows), as generation's prefill runs it
+    (logits_to_keep=1); the final norm still covers every token, as the zoo applies it before slicing."""
+    if with_loss and last_only:
+        raise ValueError("last_only=True needs with_loss=False: the loss needs every position's logits")
     b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
+    head_tokens = batch if last_only else tokens
     ops = [elementwise("embedding", tokens * h, 2, 1, b)] + embedding_scale_ops(arch, tokens, b)
     if arch.learned_positions:
         ops += [elementwise("position_embedding", tokens * h, 3, 2, b)]
@@ -269,8 +274,8 @@ def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32"
         pairs = F.attended_pairs(seq_len, "causal", group.attention.sliding_window)
         ops += [op.scaled(group.count)
                 for op in layer_forward_ops(arch, group, batch, seq_len, seq_len, pairs, b, attention_kernel)]
-    ops += [norm_op("norm.final", arch, tokens * h, b), matmul("lm_head", tokens, h, vocab, b, "lm_head")]
-    ops += logit_ops(arch, tokens, b)
+    ops += [norm_op("norm.final", arch, tokens * h, b), matmul("lm_head", head_tokens, h, vocab, b, "lm_head")]
+    ops += logit_ops(arch, head_tokens, b)
     if with_loss:
         ops += [elementwise("loss.log_softmax", tokens * vocab, 2, 1, 4, exps=tokens * vocab),
                 elementwise("loss.nll", tokens, 2, 3, 8)]
@@ -370,10 +375,14 @@ def merge(ops: list[Op]) -> list[Op]:
 
 
 def model_ops(arch: ArchSpec, workload: Workload, attention_kernel: str = "fused") -> list[Op]:
-    """All ops of the workload: forward; train = forward with loss + backward + AdamW; decode = one token step;
-    attention through `attention_kernel` (`ATTENTION_KERNELS`)."""
+    """All ops of the workload: forward; train = forward with loss + backward + AdamW; prefill = forward with the
+    head on the last positions; decode = one token step; attention through `attention_kernel`
+    (`ATTENTION_KERNELS`)."""
     if workload.mode == "decode":
         return decode_ops(arch, workload.batch, workload.seq_len, workload.dtype, attention_kernel)
+    if workload.mode == "prefill":
+        return forward_ops(arch, workload.batch, workload.seq_len, workload.dtype, attention_kernel=attention_kernel,
+                           last_only=True)
     forward = forward_ops(arch, workload.batch, workload.seq_len, workload.dtype, with_loss=workload.mode == "train",
                           attention_kernel=attention_kernel)
     if workload.mode == "forward":

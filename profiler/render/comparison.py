@@ -39,6 +39,9 @@ def render_table(report: dict[str, Any]) -> str:
                      f"{r['predicted_s'] * 1e3:>13.2f} {r['error']:>+8.1%} {r['bound']:<8} {r['mfu']:>6.1%} "
                      f"{memory:>8}")
     s = report["summary"]
+    if any(r["mode"] == "decode" for r in report["rows"]):
+        lines.append(f"decode: ms per generated token after a context of S, the mean over "
+                     f"{report.get('new_tokens', '?')} steps (contexts S .. S + n - 1); prefill: a prompt of S tokens")
     lines.append(f"\n{s['points']} points ({report['statistic']}): median |error| {s['median_abs_error']:.1%}, "
                  f"max {s['max_abs_error']:.1%}")
     other = [name for name in STATISTICS if name != report["statistic"] and f"{name}_median_abs_error" in s]

@@ -19,7 +19,7 @@ def plot_scatter(rows: list[dict[str, Any]], path: Path) -> None:
 
     fig = Figure(figsize=(6, 6))
     ax = fig.subplots()
-    for mode, marker in (("forward", "o"), ("train", "s"), ("decode", "^")):
+    for mode, marker in (("forward", "o"), ("train", "s"), ("prefill", "D"), ("decode", "^")):
         chosen = [r for r in rows if r["mode"] == mode]
         if chosen:
             ax.scatter([r["measured_s"] for r in chosen], [r["predicted_s"] for r in chosen], marker=marker,

@@ -73,6 +73,11 @@ def _timing_markdown(timing: dict[str, Any]) -> list[str]:
                   "rate calibrated here). Peak memory: the predicted peak of live tensors (training: the largest phase "
                   "of the memory timeline; forward: weights and every logit) against the measured one (tensor "
                   "storages on the CPU, the caching allocator's max_memory_allocated on CUDA)."]
+    if any(r["mode"] == "decode" for r in timing["rows"]):
+        steps = timing.get("new_tokens", "?")
+        lines += ["", "Prefill: the prompt's forward in `generate` (logits of the last position only). Decode: ms per "
+                      f"generated token, (generate − prefill) ÷ {steps} steps, predicted as the mean over the "
+                      "contexts those steps attend."]
     files = timing.get("files") or {}
     if files:
         lines += ["", "Files: " + ", ".join(f"{name} `{path}`" for name, path in files.items())]

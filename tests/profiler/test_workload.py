@@ -14,7 +14,7 @@ from profiler.workload import (
 
 def test_every_command_s_modes_come_from_the_one_list():
     assert set(PREDICTED_MODES) | set(MEASURED_MODES) == set(MODES)
-    assert set(COMPARED_MODES) == set(PREDICTED_MODES) & set(MEASURED_MODES)
+    assert set(COMPARED_MODES) == set(PREDICTED_MODES)  # prefill and decode are measured within generate
     parser = build_parser()
     for command, modes in (("predict", PREDICTED_MODES), ("measure", MEASURED_MODES)):
         with pytest.raises(SystemExit):

@@ -10,8 +10,12 @@ from conftest import synthetic_profile
 from profiler.arch import from_size
 from profiler.checks.compare import (
     compare_points,
+    generation_timing,
     grid,
     largest_training_point,
+    point_workloads,
+    positions_needed,
+    predict_point,
     predicted_peak,
     prediction_error,
     summary,
@@ -30,8 +34,8 @@ def test_grid_and_prediction_error():
     assert prediction_error(1.1, 1.0) == pytest.approx(0.1) and prediction_error(0.5, 1.0) == pytest.approx(-0.5)
     with pytest.raises(ValueError, match="measured"):
         prediction_error(1.0, 0.0)
-    with pytest.raises(ValueError, match="modes='forward,decode': each must be one of"):
-        grid([tiny], [1], [8], ["forward", "decode"])
+    with pytest.raises(ValueError, match="modes='forward,generate': each must be one of"):
+        grid([tiny], [1], [8], ["forward", "generate"])
 
 
 def test_the_roofline_plot_takes_the_largest_training_point():
@@ -94,5 +98,80 @@ def test_net_rate_spread_removes_the_overhead():
 def test_cli_bad_mode_fails_before_calibrating(capsys):
     from profiler.cli import main
 
-    assert main(["compare", "--modes", "forward,decode"]) == 2
+    assert main(["compare", "--modes", "forward,generate"]) == 2
     assert "modes" in capsys.readouterr().err
+
+
+def test_generation_timing_prefill_as_is_decode_per_token():
+    generate, prefill = {"min_s": 1.0, "p50_s": 1.5, "mean_s": 9.0}, {"min_s": 0.2, "p50_s": 0.3, "mean_s": 9.0}
+    assert generation_timing("prefill", generate, prefill, 4) == {"min_s": 0.2, "p50_s": 0.3}
+    assert generation_timing("decode", generate, prefill, 4) == pytest.approx({"min_s": 0.2, "p50_s": 0.3})
+    with pytest.raises(ValueError, match="decode time per token .* is not positive"):
+        generation_timing("decode", {"min_s": 0.1, "p50_s": 1.5}, prefill, 4)
+    with pytest.raises(ValueError, match="mode='forward' must be one of"):
+        generation_timing("forward", generate, prefill, 4)
+
+
+def test_decode_points_cover_their_contexts_and_predict_their_mean():
+    assert point_workloads("decode", 4, 32, new_tokens=3) == [Workload("decode", 4, c) for c in (32, 33, 34)]
+    assert point_workloads("prefill", 4, 32, new_tokens=3) == [Workload("prefill", 4, 32)]
+    assert positions_needed(["forward", "train"], 128, 16) == 128 and positions_needed(["decode"], 128, 16) == 145
+    profile, tiny = synthetic_profile(), resolve("tiny")
+    steps = [predict(tiny.arch, profile, Workload("decode", 1, c), "likely") for c in (32, 33, 34)]
+    mean = predict_point(tiny, profile, "decode", 1, 32, "float32", "likely", new_tokens=3)
+    assert mean["seconds"] == pytest.approx(sum(r["seconds"] for r in steps) / 3)
+    assert mean["bound"] == steps[1]["bound"] and set(mean["seconds_by_phase"]) == set(steps[0]["seconds_by_phase"])
+    forward = predict_point(tiny, profile, "forward", 1, 32, "float32", "likely")
+    assert forward == predict(tiny.arch, profile, Workload("forward", 1, 32), "likely")  # one workload: as it is
+
+
+def test_compare_rows_of_prefill_and_decode(tmp_path):
+    profile, tiny = synthetic_profile(), resolve("tiny")
+    points = grid([tiny], [1, 4], [16], ["prefill", "decode"])
+    calls = []
+
+    def fake_measure(source, mode, batch, seq_len):  # generation rows carry no memory peak
+        calls.append(mode)
+        seconds = 2 * predict_point(source, profile, mode, batch, seq_len, "float32", "optimistic", 5)["seconds"]
+        return {"min_s": seconds, "p50_s": seconds}
+
+    rows = compare_points(points, profile, fake_measure, new_tokens=5)
+    assert calls == ["prefill", "prefill", "decode", "decode"]
+    assert [r["mode"] for r in rows] == calls and all(r["error"] == pytest.approx(-0.5) for r in rows)
+    assert all("memory" not in r for r in rows) and "memory_median_abs_error" not in summary(rows)
+    first, last = (predict(tiny.arch, profile, Workload("decode", 4, c), "optimistic")["seconds"] for c in (16, 20))
+    assert first < rows[-1]["predicted_s"] < last  # per token: the mean of the steps at contexts 16 .. 20
+    report = write_outputs({"hardware": profile.name, "statistic": "min", "new_tokens": 5, "environment": {},
+                            "summary": summary(rows), "rows": rows}, profile, points, tmp_path / "out")
+    assert (tmp_path / "out" / "predicted_vs_measured.png").stat().st_size > 0
+    from profiler.render.comparison import render_table
+    text = render_table(report)
+    assert "decode   " in text and "mean over 5 steps" in text
+
+
+def test_the_harness_times_prefill_and_decode_within_one_generate():
+    from profiler.checks.compare import harness_measure_fn
+    from profiler.measuring.device import get_device
+
+    measure, tiny = harness_measure_fn(get_device("cpu"), warmup=0, repeats=2, new_tokens=4), resolve("tiny")
+    prefill, decode = measure(tiny, "prefill", 1, 8), measure(tiny, "decode", 1, 8)
+    assert set(prefill) == set(decode) == {"min_s", "p50_s"} and min(*prefill.values(), *decode.values()) > 0
+
+
+def test_cli_takes_the_generation_modes_and_new_tokens(monkeypatch, tmp_path):
+    from profiler.cli import main
+    from profiler.commands import compare as command
+
+    seen = {}
+
+    def stop(points, *args, **kwargs):
+        seen.update(points=points, new_tokens=kwargs["new_tokens"])
+        raise SystemExit(0)
+
+    monkeypatch.setattr(command, "calibrated_comparison", stop)
+    with pytest.raises(SystemExit):
+        main(["compare", "--sizes", "tiny", "--batches", "1,4", "--seq-lens", "32", "--modes", "prefill,decode",
+              "--new-tokens", "3", "--out", str(tmp_path / "out")])
+    assert [(mode, b) for _, mode, b, _ in seen["points"]] == [("prefill", 1), ("prefill", 4), ("decode", 1),
+                                                                ("decode", 4)]
+    assert seen["new_tokens"] == 3

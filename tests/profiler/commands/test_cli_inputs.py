@@ -49,10 +49,16 @@ def assert_one_line_error(capsys, argv, message):
     (["fit", "gpt2", "--memory", "1GiB", "--seq-len", "1025"], "--seq-len=1,025 is past gpt2's positions"),
     (["fit", "tiny", "--memory=-3GB"], "argument --memory: memory='-3GB' must be a positive size"),
     (["validate", "tiny", "--tolerance", "nan"], "argument --tolerance: 'nan' must be a finite number >= 0"),
-    (["compare", "--modes", "forward,decode"], "argument --modes: 'forward,decode' must be comma-separated names, "
-                                               "each one of forward, train"),
+    (["compare", "--modes", "forward,generate"], "argument --modes: 'forward,generate' must be comma-separated "
+                                                 "names, each one of forward, train, prefill, decode"),
+    (["compare", "--new-tokens", "0"], "argument --new-tokens: '0' must be an integer in [1,"),
+    (["compare", "--sizes", "tiny", "--seq-lens", "2040", "--new-tokens", "8"],
+     "--seq-lens + --new-tokens + 1 (prefill, decode)=2,049 is past tiny's positions"),
+    (["report", "tiny", "--seq-len", "2040"], "--seq-len + 17 generated tokens (the timing's decode; --no-timing: "
+                                              "--seq-len alone)=2,057 is past tiny's positions"),
     (["compare", "--seq-lens", "8,0"], "argument --seq-lens: '8,0' must be comma-separated integers, each in [1,"),
-    (["compare", "--sizes", "tiny", "--seq-lens", "4096"], "--seq-lens=4,096 is past tiny's positions"),
+    (["compare", "--sizes", "tiny", "--seq-lens", "4096", "--modes", "forward,train"],
+     "--seq-lens=4,096 is past tiny's positions"),
     (["simulate", "--arch", "null", "--days", "1"], "argument --arch: 'null' is null, not a JSON list"),
     (["simulate", "--arch", "7", "--days", "1"], "argument --arch: '7' is a number, not a JSON list"),
 ])

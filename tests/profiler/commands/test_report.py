@@ -39,11 +39,13 @@ def test_timing_section_comes_from_compare(monkeypatch):
     monkeypatch.setattr(compare, "calibrated_comparison", fake_comparison)
     tiny = resolve("tiny")
     result, profile, points = report(tiny, batch=2, seq_len=8, device="cpu", repeats=3)
-    assert calls == [([(tiny, "forward", 2, 8), (tiny, "train", 2, 8)], "cpu", 3)]
+    assert calls == [([(tiny, mode, 2, 8) for mode in ("forward", "train", "prefill", "decode")], "cpu", 3)]
     assert profile == "the calibrated profile" and points == calls[0][0]
     text = render_markdown(result)
     assert "## Time on this device: measured and predicted" in text
     assert "| train | 10.00 | 11.00 | +10.0% | compute | 25.0% | - |" in text
+    assert "| prefill | 10.00 | 11.00 |" in text and "| decode | 10.00 | 11.00 |" in text
+    assert "Decode: ms per generated token" in text
     assert "## Validation against counted FLOPs: passed" in text
 
 

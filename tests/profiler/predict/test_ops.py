@@ -88,6 +88,20 @@ def test_matmul_bytes_and_backward_shapes():
     assert dw.mnk == (16, 8, 32) and dx.layout == "nt"  # x @ W: dW = Xᵀ·dY, dX = dY·Wᵀ
 
 
+@pytest.mark.parametrize("name", ["tiny", "gemma2_2b", "granite_3.0_2b"])  # plain; soft-capped and scaled logits
+def test_prefill_ops_are_the_forward_s_with_the_head_on_the_last_positions(name):
+    arch, batch, seq = _arch(name), 3, 16
+    forward, prefill = forward_ops(arch, batch, seq), model_ops(arch, Workload("prefill", batch, seq))
+    assert [op for op in forward if not op.name.startswith("lm_head")] == \
+        [op for op in prefill if not op.name.startswith("lm_head")]  # the final norm still covers every token
+    head = {op.name: op for op in prefill if op.name.startswith("lm_head")}
+    assert head["lm_head"].mnk == (batch, arch.hidden_size, arch.vocab_size)
+    full = {op.name: op for op in forward if op.name.startswith("lm_head")}
+    assert set(head) == set(full) and all(head[n].flops * seq == full[n].flops for n in head)
+    with pytest.raises(ValueError, match="last_only=True needs with_loss=False"):
+        forward_ops(arch, batch, seq, with_loss=True, last_only=True)
+
+
 def test_split_evenly():
     assert split_evenly(10, 4) == [3, 3, 2, 2] and sum(split_evenly(7, 3)) == 7
 

@@ -45,7 +45,7 @@ def test_bandwidth_by_working_set_interpolates_in_log_space():
     assert op_time(big, profile, "float32").seconds == pytest.approx(10**9 / 1e11)  # clamped at the last point
 
 
-@pytest.mark.parametrize("mode", ["forward", "train", "decode"])
+@pytest.mark.parametrize("mode", ["forward", "train", "prefill", "decode"])
 def test_monotonic_in_size_batch_and_seq(mode):
     profile = load_profile("cpu_generic")
 
@@ -55,6 +55,17 @@ def test_monotonic_in_size_batch_and_seq(mode):
     assert seconds("tiny", 2, 256) < seconds("20m", 2, 256) < seconds("small", 2, 256) < seconds("base", 2, 256)
     assert seconds("small", 1, 256) < seconds("small", 2, 256) < seconds("small", 8, 256)
     assert seconds("small", 2, 64) < seconds("small", 2, 256) < seconds("small", 2, 1024)
+
+
+@pytest.mark.parametrize("profile", [synthetic_profile(), load_profile("cpu_generic")], ids=["synthetic", "cpu"])
+def test_prefill_is_cheaper_than_the_forward_by_the_head_on_all_but_the_last_positions(profile):
+    arch = from_size("tiny")  # vocabulary 32,000 against hidden 256: the head is most of a forward's FLOPs
+    forward, prefill = (predict(arch, profile, Workload(mode, 2, 64)) for mode in ("forward", "prefill"))
+    assert prefill["seconds"] < forward["seconds"]
+    head = {result["workload"]["mode"]: sum(op["seconds"] for op in result["ops"] if op["name"] == "lm_head")
+            for result in (forward, prefill)}
+    assert forward["seconds"] - prefill["seconds"] == pytest.approx(head["forward"] - head["prefill"])
+    assert prefill["tokens_per_s"] == pytest.approx(128 / prefill["seconds"])  # the prompt's B·P tokens
 
 
 def test_prediction_is_the_sum_of_its_ops_and_mfu_uses_matmul_flops():

@@ -5,7 +5,7 @@
 * `error`: exit 2, nothing on stdout, exactly one line on stderr, `profiler[ COMMAND]: error: ...`;
 * `failed check`: exit 1 from `validate` or `validate-timings` (a prediction off its reference: a result,
   not a crash);
-* `work started`: for the commands that measure (calibrate, measure, compare, report), the measuring function is
+* `work started`: for the commands that measure (calibrate, measure, compare, report, ops), the measuring function is
   replaced by one that stops the run — every argument check happens before it, so reaching it is the outcome.
 
 Arguments are drawn valid and invalid alike: numbers negative, zero, huge, inf, nan, not numbers; unknown models
@@ -190,6 +190,11 @@ COMMANDS: dict[str, tuple[tuple | None, dict, int]] = {
         "--batch": COUNT, "--seq-len": LENGTH, "--device": DEVICES, "--threads": THREADS, "--repeats": REPEATS,
         "--no-timing": SWITCH, "--format": names(["markdown", "json"], ["table"]), "--overwrite": SWITCH,
         "--output-dir": names(["OUT:fresh"], ["BROKEN:dir", "BROKEN:file_not_dir"])}, 60),
+    "ops": (MODELS, {
+        "--mode": names(["forward", "train"], ["decode", ""]), "--batch": COUNT, "--seq-len": LENGTH,
+        "--device": DEVICES, "--dtype": DTYPES, "--threads": THREADS, "--clock": names(["auto", "wall", "cpu"], ["gpu"]),
+        "--hardware": HARDWARE, "--estimate": names(["likely", "optimistic", "conservative"], ["best"]),
+        "--repeats": REPEATS, "--warmup": NONNEGATIVE, "--top": NONNEGATIVE, "--format": FORMATS}, 60),
     "validate-timings": (None, {
         "--records": only_invalid(st.sampled_from(["BROKEN:not_utf8", "BROKEN:not_json", "BROKEN:list", "BROKEN:nan",
                                                    "BROKEN:dir", "BROKEN:empty", "/nonexistent.json", ""])),
@@ -199,7 +204,8 @@ COMMANDS: dict[str, tuple[tuple | None, dict, int]] = {
 MEASURING = {"measure": ("profiler.measuring.harness", "measure"),
              "calibrate": ("profiler.measuring.calibration", "calibrate"),
              "compare": ("profiler.commands.compare", "calibrated_comparison"),
-             "report": ("profiler.commands.report", "report")}
+             "report": ("profiler.commands.report", "report"),
+             "ops": ("profiler.commands.ops", "op_comparison")}
 
 
 # ---------------------------------------------------------------------------------------------- the files

@@ -31,10 +31,8 @@ Nothing here writes files or draws: the command renders and saves what `calibrat
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -201,19 +199,13 @@ def calibrated_comparison(points: list[Point], device_name: str = "cpu", clock: 
 
     from profiler.measuring import model_shapes
     from profiler.measuring.calibration import calibrate
-    from profiler.measuring.device import get_device
+    from profiler.measuring.device import timing_device
 
     if statistic not in STATISTICS:
         raise ValueError(f"statistic={statistic!r} must be one of {list(STATISTICS)}")
     if clock not in ("auto",) + CLOCKS:
         raise ValueError(f"clock={clock!r} must be one of {['auto', *CLOCKS]}")
-    device = get_device(device_name)
-    if clock == "auto":
-        clock = "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"
-    if clock == "cpu":
-        if device.type != "cpu":
-            raise ValueError(f"clock='cpu' needs device='cpu', got device={device_name!r}")
-        device = dataclasses.replace(device, clock=time.process_time)
+    device, clock = timing_device(device_name, clock)
     workloads = [(source.arch, Workload(mode, b, s + (new_tokens // 2 if mode == "decode" else 0)))
                  for source, mode, b, s in points]
     dtypes = tuple(sorted({w.dtype for _, w in workloads}))

@@ -26,9 +26,7 @@ profiled step beside the same step timed without it (`overhead` = profiled ÷ un
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import time
 from typing import Any
 
 from profiler.hardware import HardwareProfile
@@ -164,7 +162,7 @@ def op_comparison(source: ModelSource, mode: str, batch: int, seq_len: int, devi
 
     from profiler.measuring import harness, model_shapes, op_profile
     from profiler.measuring.calibration import calibrate
-    from profiler.measuring.device import get_device
+    from profiler.measuring.device import timing_device
 
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} must be one of {list(MODES)}")
@@ -173,13 +171,7 @@ def op_comparison(source: ModelSource, mode: str, batch: int, seq_len: int, devi
     if device_name.split(":")[0] not in PROFILED_DEVICES:
         raise ValueError(f"device={device_name!r}: torch.profiler records op times on {' and '.join(PROFILED_DEVICES)} "
                          f"only (MPS kernels run asynchronously and are not timed per op); use --device cpu or cuda")
-    device = get_device(device_name)
-    if clock == "auto":
-        clock = "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"
-    if clock == "cpu":
-        if device.type != "cpu":
-            raise ValueError(f"clock='cpu' needs device='cpu', got device={device_name!r}")
-        device = dataclasses.replace(device, clock=time.process_time)
+    device, clock = timing_device(device_name, clock)
     workload = Workload(mode, batch, seq_len, dtype)
     if profile is None:
         profile = calibrate(device, name="ops_calibrated", only_dtypes=(dtype,))

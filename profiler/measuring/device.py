@@ -28,7 +28,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -326,3 +326,17 @@ def release_cached_memory(device: Device) -> None:
         torch.cuda.empty_cache()
     elif device.type == "mps":
         torch.mps.empty_cache()
+
+
+def timing_device(name: str, clock: str) -> tuple[Device, str]:
+    """The device `name` (`get_device`) timed by `clock`, and that clock resolved: "wall" (elapsed time), "cpu"
+    (this process's CPU time, steadier on a shared machine; the CPU device only), or "auto" = cpu on the CPU device
+    with one torch thread (where CPU time equals compute time), else wall."""
+    device = get_device(name)
+    if clock == "auto":
+        clock = "cpu" if device.type == "cpu" and torch.get_num_threads() == 1 else "wall"
+    if clock == "cpu":
+        if device.type != "cpu":
+            raise ValueError(f"clock='cpu' needs device='cpu', got device={name!r}")
+        device = replace(device, clock=time.process_time)
+    return device, clock

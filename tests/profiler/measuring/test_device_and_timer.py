@@ -3,12 +3,13 @@ test_cpu_memory.py)."""
 
 from __future__ import annotations
 
+import time
 from unittest import mock
 
 import pytest
 import torch
 
-from profiler.measuring.device import CpuDevice, CudaDevice, MpsDevice, get_device, is_out_of_memory
+from profiler.measuring.device import CpuDevice, CudaDevice, MpsDevice, get_device, is_out_of_memory, timing_device
 from profiler.measuring.timer import time_callable
 
 
@@ -94,3 +95,21 @@ def test_cuda_absent_and_unknown_device_are_clear_errors():
 ])
 def test_out_of_memory_detection(err, expected):
     assert is_out_of_memory(err) is expected
+
+
+def test_timing_device_resolves_the_clock():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        device, clock = timing_device("cpu", "auto")
+        assert clock == "cpu" and device.clock is time.process_time
+        torch.set_num_threads(2)
+        device, clock = timing_device("cpu", "auto")
+        assert clock == "wall" and device.clock is not time.process_time
+    finally:
+        torch.set_num_threads(threads)
+    device, clock = timing_device("cpu", "wall")
+    assert clock == "wall" and device.clock is not time.process_time
+    with mock.patch("profiler.measuring.device.get_device", return_value=CudaDevice(torch.device("cuda", 0))):
+        with pytest.raises(ValueError, match="clock='cpu' needs device='cpu'"):
+            timing_device("cuda", "cpu")

@@ -370,8 +370,12 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
                          f"{available_profiles()}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror})") from err
     return profile_from_dict(data, where=path.name)
 
 
@@ -380,5 +384,5 @@ def save_profile(profile: HardwareProfile, path: str | Path) -> None:
     so what is written always loads."""
     data = profile.to_dict()
     profile_from_dict(data)
-    text = json.dumps(data, indent=2) + "\n"
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
     write_atomically(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -6,9 +6,9 @@ The shipped records (profiler/data/timings/published.json, each with its source)
 from __future__ import annotations
 
 import argparse
-import json
 
 from profiler.checks.timings import TIMINGS_FILE, validate_timings
+from profiler.commands.arguments import dumps
 from profiler.hardware import ESTIMATES
 from profiler.render.timings import render_timings
 
@@ -29,5 +29,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Prints the comparison; exit status 0 when every record not marked doubtful is within tolerance, else 1."""
     result = validate_timings(args.records, args.estimate)
-    print(json.dumps(result, indent=2) if args.format == "json" else render_timings(result, args.format))
+    print(dumps(result) if args.format == "json" else render_timings(result, args.format))
     return 0 if result["passed"] else 1

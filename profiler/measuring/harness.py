@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 # Bytes per parameter when the weights are stored in a dtype (int8: one byte, scales not counted).
 SIZE_DTYPES = {"float32": 4, "bfloat16": 2, "int8": 1}
 # Default profile per device for the energy estimate: the CPU example; GPUs matched by name.
-_GPU_PROFILES = {"H100": "nvidia_h100_sxm", "A100": "nvidia_a100"}
+# GPU names as torch reports them ("NVIDIA H100 PCIe", "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB") -> the
+# shipped profile: the first entry whose words all occur in the name (upper-cased), so the specific ones come first.
+_GPU_PROFILES = ((("H200",), "nvidia_h200"), (("H100", "PCIE"), "nvidia_h100_pcie"), (("H100",), "nvidia_h100_sxm"),
+                 (("A100", "40GB"), "nvidia_a100_40gb"), (("A100",), "nvidia_a100"))
 
 ASSUMPTIONS = (
     "Each timing starts on an idle device and ends after it has finished (CUDA/MPS: device events, then a "
@@ -281,13 +284,18 @@ def environment(device: Device, dtype: str) -> dict[str, Any]:
             "threads": torch.get_num_threads(), "dtype": dtype}
 
 
+def gpu_profile(gpu_name: str) -> str | None:
+    """The shipped profile of a CUDA GPU by its name (`_GPU_PROFILES`), or None for a GPU without one."""
+    name = gpu_name.upper()
+    return next((profile for words, profile in _GPU_PROFILES if all(word in name for word in words)), None)
+
+
 def default_profile(device: Device) -> str | None:
     """The shipped profile for this device's energy estimate: cpu_generic on CPU, by GPU name on CUDA, else None."""
     if device.type == "cpu":
         return "cpu_generic"
     if device.type == "cuda":
-        gpu = torch.cuda.get_device_name(device.torch_device)
-        return next((profile for key, profile in _GPU_PROFILES.items() if key in gpu), None)
+        return gpu_profile(torch.cuda.get_device_name(device.torch_device))
     return None
 
 

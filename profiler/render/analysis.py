@@ -84,7 +84,7 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
 def render(report: dict[str, Any], fmt: str) -> str:
     """The analyze document in `fmt` (one of FORMATS)."""
     if fmt == "json":
-        return json.dumps(report, indent=2)
+        return json.dumps(report, indent=2, allow_nan=False)
     if fmt == "csv":
         rows = [{"quantity": path, "value": value, "unit": _unit(path)} for path, value in flatten(report)
                 if not isinstance(value, list)]

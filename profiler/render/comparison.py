@@ -22,7 +22,7 @@ def write_outputs(report: dict[str, Any], profile: HardwareProfile, points: list
     out.mkdir(parents=True, exist_ok=True)
     report = {**report, "files": {key: str(out / name) for key, name in FILES.items()}}
     save_profile(profile, out / FILES["profile"])
-    (out / FILES["json"]).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / FILES["json"]).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     plot_scatter(report["rows"], out / FILES["scatter"])
     source, mode, batch, seq = largest_training_point(points)
     plot_roofline(source, Workload(mode, batch, seq), profile, STATISTICS[report["statistic"]][1],

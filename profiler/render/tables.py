@@ -17,7 +17,7 @@ FORMATS = ("table", "markdown", "csv", "json")
 def render_rows(rows: list[dict[str, Any]], fmt: str) -> str:
     """A list of same-keyed dicts as an aligned text table, a Markdown table, CSV or JSON."""
     if fmt == "json":
-        return json.dumps(rows, indent=2)
+        return json.dumps(rows, indent=2, allow_nan=False)
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")

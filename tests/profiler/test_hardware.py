@@ -211,3 +211,11 @@ def test_validation_does_not_mutate_input():
     before = copy.deepcopy(data)
     profile_from_dict(data)
     assert data == before
+
+
+def test_unreadable_profile_files_are_one_line_errors(tmp_path):
+    not_utf8 = tmp_path / "latin1.json"
+    not_utf8.write_bytes(b'{"name": "\xff"}')
+    with pytest.raises(ValueError, match="latin1.json: not UTF-8 text") as err:
+        load_profile(not_utf8)
+    assert "\n" not in str(err.value)

@@ -13,7 +13,7 @@ from conftest import random_hf_config
 
 from profiler.cli import main
 from profiler.measuring.device import get_device
-from profiler.measuring.harness import load_model, make_step, module_breakdown, parse_batches, sweep
+from profiler.measuring.harness import gpu_profile, load_model, make_step, module_breakdown, parse_batches, sweep
 from profiler.source import resolve
 
 RUN_KEYS = {"batch", "status", "error", "timing", "tokens_per_s", "sequences_per_s", "memory", "energy_j",
@@ -168,3 +168,12 @@ def test_measure_refuses_a_batch_predicted_over_the_memory_limit(capsys, micro_c
     for run in runs[:2]:  # what ran fits, as predicted, and was measured within 10 % of the prediction
         assert run["memory"]["peak_bytes"] <= limit
         assert abs(run["predicted_peak_bytes"] - run["memory"]["peak_bytes"]) <= 0.1 * run["memory"]["peak_bytes"]
+
+
+@pytest.mark.parametrize("name, profile", [
+    ("NVIDIA H200", "nvidia_h200"), ("NVIDIA H100 PCIe", "nvidia_h100_pcie"),
+    ("NVIDIA H100 80GB HBM3", "nvidia_h100_sxm"), ("NVIDIA A100-SXM4-40GB", "nvidia_a100_40gb"),
+    ("NVIDIA A100-SXM4-80GB", "nvidia_a100"), ("NVIDIA GeForce RTX 4090", None),
+])
+def test_gpu_names_find_their_profile(name, profile):
+    assert gpu_profile(name) == profile

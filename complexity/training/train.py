@@ -68,6 +68,9 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss or gradient; the weights were not updated."""
 
 
+MAX_LR = 10.0  # see TrainConfig.validate
+
+
 class SettingError(ValueError):
     """A TrainConfig field outside its allowed range; `field` names it (the command line turns it into its flag)."""
 
@@ -122,7 +125,9 @@ class TrainConfig:
         limits = dict(vocab_size=(MIN_VOCAB_SIZE, 2**32), seq_len=(2, None), micro_batch_size=(1, None),
                       grad_accum=(1, None), max_steps=(1, None), warmup_steps=(0, None), eval_interval=(1, None),
                       eval_batches=(1, None), save_interval=(1, None), seed=(0, 2**64 - 1))
-        ranges = dict(lr=dict(low=0, low_inclusive=False), min_lr_ratio=dict(low=0, high=1),
+        # lr at most MAX_LR: AdamW's step lr / (1 - beta1^t) is a float32 scalar inside torch's kernels (3e38 lr
+        # overflows it), and no AdamW schedule goes near 10.
+        ranges = dict(lr=dict(low=0, high=MAX_LR, low_inclusive=False), min_lr_ratio=dict(low=0, high=1),
                       weight_decay=dict(low=0), grad_clip=dict(low=0),
                       eval_fraction=dict(low=0, high=0.5, low_inclusive=False))
         if self.peak_tflops is not None:
@@ -136,6 +141,11 @@ class TrainConfig:
                 require_number(name, getattr(self, name), **bounds)
         except ValueError as err:
             raise SettingError(field, str(err)) from None
+        if self.lr * self.weight_decay >= 1:
+            # Decoupled weight decay (Loshchilov & Hutter 2019) multiplies the weights by 1 - lr·weight_decay each
+            # step: at 1 or more it zeroes or flips them.
+            raise SettingError("weight_decay", f"lr·weight_decay = {self.lr:g}·{self.weight_decay:g} must be < 1 "
+                                               "(AdamW multiplies the weights by 1 - lr·weight_decay each step)")
         if self.precision not in PRECISIONS:
             raise SettingError("precision", f"precision={self.precision!r} is not one of {PRECISIONS}")
         if self.distributed not in DISTRIBUTED_MODES:

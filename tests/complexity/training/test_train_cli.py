@@ -28,8 +28,8 @@ def test_train_cli_one_command_builds_tokenizer_and_trains(corpus, model_config_
 
 @pytest.mark.parametrize("flag, value, message", [
     ("--max-steps", "0", "max_steps=0 must be an integer >= 1"),
-    ("--lr", "-1", "lr=-1.0 must be a finite number > 0"),
-    ("--lr", "inf", "lr=inf must be a finite number > 0"),
+    ("--lr", "-1", r"lr=-1.0 must be a number in \(0, 10\]"),
+    ("--lr", "inf", r"lr=inf must be a number in \(0, 10\]"),
     ("--grad-accum", "0", "grad_accum=0 must be an integer >= 1"),
     ("--eval-fraction", "nan", r"eval_fraction=nan must be a number in \(0, 0.5\]"),
     ("--vocab-size", "10", r"vocab_size=10 must be an integer in \[259, 4294967296\]"),

@@ -42,7 +42,8 @@ def argument_vectors(draw, flags=INT_FLAGS + FLOAT_FLAGS + tuple(CHOICE_FLAGS)) 
     return argv
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=argument_vectors(), with_data=st.integers(0, 4).map(bool))  # 4 in 5 with --data
 def test_argument_vectors_end_in_success_or_one_line_naming_the_flag(argv, with_data, corpus, monkeypatch,
                                                                       capsys):
@@ -88,7 +89,8 @@ REAL_FLAGS = {  # a run of one or two steps of the tiny model whatever the draw;
 }
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(draw=st.fixed_dictionaries({}, optional=REAL_FLAGS), max_steps=st.sampled_from(["1", "2"]))
 def test_real_runs_end_in_success_or_one_line(draw, max_steps, corpus, tokenizer_file, model_config_file, capsys):
     argv = ["--data", str(corpus), "--output-dir", tempfile.mkdtemp(), "--tokenizer", str(tokenizer_file),

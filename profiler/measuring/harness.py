@@ -57,20 +57,6 @@ ASSUMPTIONS = (
 )
 
 
-def parse_batches(sweep: str | None, batch: int) -> list[int]:
-    """The batch sizes to run: the sweep's comma-separated list, else [batch]; each an integer >= 1."""
-    if sweep is None:
-        values = [batch]
-    else:
-        try:
-            values = [int(v) for v in sweep.split(",") if v.strip()]
-        except ValueError as err:
-            raise ValueError(f"--batch-sweep={sweep!r} must be comma-separated integers >= 1, e.g. 1,2,4") from err
-    if not values or any(v < 1 for v in values):
-        raise ValueError(f"batch sizes {values} must be integers >= 1")
-    return values
-
-
 # ---------------------------------------------------------------------------------------------- the model
 def available_memory_bytes(device: Device) -> int | None:
     """Memory this run can still take on `device`, in bytes: CUDA's free memory on the GPU

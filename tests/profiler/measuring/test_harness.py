@@ -13,7 +13,7 @@ from conftest import random_hf_config
 
 from profiler.cli import main
 from profiler.measuring.device import get_device
-from profiler.measuring.harness import gpu_profile, load_model, make_step, module_breakdown, parse_batches, sweep
+from profiler.measuring.harness import gpu_profile, load_model, make_step, module_breakdown, sweep
 from profiler.source import resolve
 
 RUN_KEYS = {"batch", "status", "error", "timing", "tokens_per_s", "sequences_per_s", "memory", "energy_j",
@@ -129,11 +129,6 @@ def test_breakdown_self_times_add_up_to_the_call(micro_config):
 def test_bad_arguments_are_one_line_errors(capsys, micro_config, argv, message):
     assert main(["measure", micro_config, *argv]) == 2
     assert message.replace("\\", "") in capsys.readouterr().err or pytest.fail(capsys.readouterr().err)
-
-
-def test_parse_batches():
-    assert parse_batches("1, 2,4", 7) == [1, 2, 4]
-    assert parse_batches(None, 7) == [7]
 
 
 def test_registering_the_command_imports_no_torch():

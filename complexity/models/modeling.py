@@ -202,6 +202,13 @@ class ComplexityForCausalLM(nn.Module):
         """
         if not torch.compiler.is_compiling():  # value checks read tensors back to the host: not while tracing
             check_model_inputs(self.config, input_ids, attention_mask, labels)
+        return self._forward(input_ids, attention_mask, labels, past_key_values, use_cache, logits_to_keep)
+
+    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor | None,
+                 past_key_values: KVCache | StaticKVCache | None, use_cache: bool,
+                 logits_to_keep: int) -> CausalLMOutput:
+        """`forward` without the value checks of its inputs: for `generate`'s steps, whose prompt was checked once
+        and whose later tokens and mask the model made itself (no host read-back per decoded token)."""
         # HF's name and meaning (LlamaForCausalLM), but unlike Llama an int only (Llama also takes a tensor of
         # positions), and it must be 0 with labels (Llama does not check; its loss would get too few logits).
         require_int("logits_to_keep", logits_to_keep, minimum=0, note="0 = every position")
@@ -288,7 +295,7 @@ CACHE_IMPLEMENTATIONS = ("dynamic", "static")
 def _next_token_logits(model: ComplexityForCausalLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                        cache: KVCache | StaticKVCache) -> torch.Tensor:
     """One cached forward of `generate`: the float32 logits [batch, vocab] of the last position."""
-    out = model(input_ids, attention_mask=attention_mask, past_key_values=cache, logits_to_keep=1)
+    out = model._forward(input_ids, attention_mask, None, cache, False, logits_to_keep=1)
     return out.logits[:, -1].float()
 
 

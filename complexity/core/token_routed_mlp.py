@@ -10,8 +10,10 @@ tokens are sorted by expert once, the end offset of each expert's run of rows is
 (a histogram), and each projection is one grouped matmul over the sorted rows (`torch._grouped_mm`, as
 torchtitan's MoE layers use it); the outputs are put back in the original order. Cost per token is one expert's,
 i.e. 1/E of a dense SwiGLU with the same total width. Where `torch._grouped_mm` has no kernel for the operands
-(float64, rows not a multiple of 16 bytes, meta tensors, CUDA other than bfloat16) every expert runs on every token
-as one batched matmul and each token keeps its own expert's row: E times the FLOPs, the same numbers.
+(float64, rows not a multiple of 16 bytes, meta tensors, CUDA other than bfloat16 weights, e.g. fp32 weights under
+bf16 autocast) eager code runs expert by expert over the sorted rows (one host read of the counts, the same FLOPs);
+on the meta device and while compiling, every expert runs on every token as one batched matmul and each token keeps
+its own expert's row: E times the FLOPs, the same numbers.
 """
 
 from __future__ import annotations
@@ -174,9 +176,24 @@ class TokenRoutedMLP(nn.Module):
             hidden = F.silu(grouped_mm(rows, self.gate_proj, routing.offsets)) * grouped_mm(rows, self.up_proj,
                                                                                            routing.offsets)
             y = permute_rows(grouped_mm(hidden, self.down_proj, routing.offsets), routing.inverse, routing.order)
-        else:
+        elif x.device.type == "meta" or torch.compiler.is_compiling():
             y = self._every_expert_on_every_token(x, routing.experts)
+        else:
+            y = self._expert_by_expert(x, routing)
         return y.view_as(hidden_states)
+
+    def _expert_by_expert(self, x: torch.Tensor, routing: TokenRouting) -> torch.Tensor:
+        """The eager fallback: one host read of the experts' row counts, then each expert's SwiGLU on its own
+        sorted rows, 1/E of a dense MLP's FLOPs (under autocast each product runs in the autocast dtype, which
+        is how fp32 weights train in bf16 on CUDA, where the grouped kernel wants bf16 weights)."""
+        rows = permute_rows(x, routing.order, routing.inverse)
+        outputs, start = [], 0
+        for expert, end in enumerate(routing.offsets.tolist()):
+            part = rows[start:end]
+            hidden = F.silu(part @ self.gate_proj[expert]) * (part @ self.up_proj[expert])
+            outputs.append(hidden @ self.down_proj[expert])
+            start = end
+        return permute_rows(torch.cat(outputs), routing.inverse, routing.order)
 
     def _every_expert_on_every_token(self, x: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
         """The fallback: all E experts on all tokens as batched matmuls [E, tokens, ...], then each token's own

@@ -34,7 +34,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from complexity.atomic import write_atomically
+from complexity.atomic import fsync_directory, write_atomically
 from complexity.config import ComplexityConfig
 from complexity.models.utils import from_pretrained, save_state_dict
 
@@ -141,9 +141,9 @@ def save_checkpoint(
     write_atomically(partial / TENSORS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     write_atomically(partial / STATE_NAME, lambda tmp: Path(tmp).write_text(json.dumps(trainer_state, indent=2)))
     os.replace(partial, final)
-    _fsync_directory(root)
+    fsync_directory(root)
     write_atomically(root / LATEST_NAME, lambda tmp: Path(tmp).write_text(final.name + "\n"))
-    _fsync_directory(root)
+    fsync_directory(root)
     remove_superseded(output_dir, run)
     return final
 
@@ -222,15 +222,6 @@ def check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: Pa
     if diffs:
         raise ValueError(f"resume: {directory} was written by a different run; an exact resume needs the same "
                          "settings: " + "; ".join(diffs))
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the renames inside `directory` durable (POSIX: a rename is on disk once its directory is synced)."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_trainer_state(path: Path) -> dict[str, Any]:

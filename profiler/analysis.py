@@ -76,7 +76,7 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
     weights = training["weights"]
     timeline = M.training_timeline(arch, micro_batch, seq_len, dtype, optimizer, recompute, grad_accum, device,
                                    autocast, master_weights)
-    generation = M.generate_timeline(arch, batch, seq_len, new_tokens, dtype)
+    generation = M.generate_timeline(arch, batch, seq_len, new_tokens, dtype, kv_dtype)
     kv_cache = M.kv_cache_bytes(arch, batch, context, kv_dtype)
     prefill_working = M.prefill_working_bytes(arch, batch, seq_len, dtype)
     return {

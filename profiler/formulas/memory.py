@@ -344,8 +344,12 @@ def kv_cache_bytes(arch: ArchSpec, batch: int, context: int, dtype: str) -> int:
     tokens, or W - 1 with a sliding window); `dtype` one of `KV_DTYPE_BYTES`."""
     if dtype not in KV_DTYPE_BYTES:
         raise ValueError(f"kv dtype={dtype!r} is not one of {sorted(KV_DTYPE_BYTES)}")
-    return sum(g.count * batch * g.attention.cached_tokens(context) * kv_elements_per_token(g.attention)
-               for g in arch.layer_groups) * KV_DTYPE_BYTES[dtype]
+    return sum(g.count * layer_kv_elements(g, batch, context) for g in arch.layer_groups) * KV_DTYPE_BYTES[dtype]
+
+
+def layer_kv_elements(group: LayerGroup, batch: int, context: int) -> int:
+    """Numbers one layer of `group` caches after C tokens: B · cached_tokens(C) · kv_elements_per_token."""
+    return batch * group.attention.cached_tokens(context) * kv_elements_per_token(group.attention)
 
 
 def layer_working_bytes(arch: ArchSpec, tokens: int, dtype: str) -> int:
@@ -391,7 +395,8 @@ def forward_peak_bytes(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> 
 GENERATE_PHASES = ("prefill", "last_decode_step")
 
 
-def generate_timeline(arch: ArchSpec, batch: int, prompt_len: int, new_tokens: int, dtype: str) -> dict[str, int]:
+def generate_timeline(arch: ArchSpec, batch: int, prompt_len: int, new_tokens: int, dtype: str,
+                      kv_dtype: str | None = None) -> dict[str, int]:
     """Bytes of live tensors while generating `new_tokens` tokens after a prompt of P tokens, the LM head on the
     last position only (the zoo's `logits_to_keep=1`, transformers' `logits_to_keep`):
 
@@ -399,17 +404,19 @@ def generate_timeline(arch: ArchSpec, batch: int, prompt_len: int, new_tokens: i
                          position's logits (B·V·a) and their fp32 copy (B·V·4);
     * last_decode_step = weights + KV cache of P + N tokens + one layer's cache once more (appending copies that
                          layer's keys and values, as torch.cat does) + the working set and logits of B tokens.
+
+    The cache holds `kv_dtype` numbers (`KV_DTYPE_BYTES`; default: the model's `dtype`, as the zoo's cache).
     """
     require_int("new_tokens", new_tokens, 1)
+    kv_dtype = dtype if kv_dtype is None else kv_dtype
     a, weights = dtype_bytes(dtype), weight_bytes(count_params(arch).total, dtype) + rope_table_bytes(arch)
     logits = batch * arch.vocab_size * (a + FP32)
     context = prompt_len + new_tokens
-    one_layer = max(batch * g.attention.cached_tokens(context) * kv_elements_per_token(g.attention) * a
-                    for g in arch.layer_groups)
+    one_layer = max(layer_kv_elements(g, batch, context) for g in arch.layer_groups) * KV_DTYPE_BYTES[kv_dtype]
     return {
-        "prefill": (weights + kv_cache_bytes(arch, batch, prompt_len, dtype)
+        "prefill": (weights + kv_cache_bytes(arch, batch, prompt_len, kv_dtype)
                     + layer_working_bytes(arch, batch * prompt_len, dtype) + logits),
-        "last_decode_step": (weights + kv_cache_bytes(arch, batch, context, dtype) + one_layer
+        "last_decode_step": (weights + kv_cache_bytes(arch, batch, context, kv_dtype) + one_layer
                              + layer_working_bytes(arch, batch, dtype) + logits),
     }
 

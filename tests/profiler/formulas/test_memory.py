@@ -128,6 +128,10 @@ def test_forward_and_generate_peaks():
     one_layer = M.kv_cache_bytes(arch, 2, 128, "float32") // arch.num_layers
     assert generate["last_decode_step"] == (weights + M.kv_cache_bytes(arch, 2, 128, "float32") + one_layer
                                             + M.layer_working_bytes(arch, 2, "float32") + logits)
+    fp8 = M.generate_timeline(arch, 2, 100, 28, "float32", kv_dtype="float8")  # a 1-byte cache, 4x smaller
+    assert generate["prefill"] - fp8["prefill"] == 3 * M.kv_cache_bytes(arch, 2, 100, "float8")
+    assert generate["last_decode_step"] - fp8["last_decode_step"] == 3 * (M.kv_cache_bytes(arch, 2, 128, "float8")
+                                                                           + one_layer // 4)
     with pytest.raises(ValueError, match="new_tokens=0"):
         M.generate_timeline(arch, 1, 8, 0, "float32")
 

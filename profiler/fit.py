@@ -109,7 +109,9 @@ def fit(arch: ArchSpec, budget: int, seq_len: int = 2048, dtype: str = "bfloat16
 
 
 def peaks_by_batch(arch: ArchSpec, seq_len: int, dtype: str, optimizer: str, device: str,
-                   batches: list[int]) -> dict[str, list[int]]:
-    """Each training phase's bytes (recompute none) at each micro-batch: the curves `fit`'s plot draws."""
-    timelines = [M.training_timeline(arch, b, seq_len, dtype, optimizer, device=device) for b in batches]
+                   batches: list[int], autocast: str | None = None) -> dict[str, list[int]]:
+    """Each training phase's bytes (recompute none) at each micro-batch: the curves `fit`'s plot draws, under the
+    same `autocast` as the fit itself."""
+    timelines = [M.training_timeline(arch, b, seq_len, dtype, optimizer, device=device, autocast=autocast)
+                 for b in batches]
     return {phase: [t[phase] for t in timelines] for phase in M.TRAINING_PHASES}

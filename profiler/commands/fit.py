@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
         largest = max([answer["value"] for answer in result["training"].values()] + [1])
         batches = sorted({2**i for i in range(min(2 * largest, MAX_SEARCH).bit_length() + 1)})
-        plot_fit(peaks_by_batch(arch, args.seq_len, args.dtype, args.optimizer, device, batches), batches, budget,
-                 f"{arch.name}, {args.seq_len} tokens, {args.dtype}, in {where}", args.plot)
+        peaks = peaks_by_batch(arch, args.seq_len, args.dtype, args.optimizer, device, batches, args.autocast)
+        plot_fit(peaks, batches, budget, f"{arch.name}, {args.seq_len} tokens, {args.dtype}, in {where}", args.plot)
         result["plot"] = str(args.plot)
     print(dumps(result) if args.format == "json" else render_table(require_finite(result)))
     return 0

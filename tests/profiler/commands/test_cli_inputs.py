@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 
 import pytest
+from conftest import SHIPPED
 
 from profiler.cli import main
 from profiler.commands import arguments as A
@@ -113,19 +113,17 @@ def test_calibrate_into_a_missing_directory_fails_before_measuring(capsys, tmp_p
     from profiler.measuring import calibration
 
     monkeypatch.setattr(calibration, "calibrate", lambda **_: pytest.fail("calibrate ran although --output is bad"))
-    started = time.perf_counter()
     assert_one_line_error(capsys, ["calibrate", "--quick", "--output", str(tmp_path / "missing" / "cpu.json")],
                           f"argument --output/-o: directory '{tmp_path / 'missing'}' does not exist")
     assert_one_line_error(capsys, ["calibrate", "--output", str(tmp_path)], "is a directory, not a file name")
-    assert time.perf_counter() - started < 5
 
 
 @pytest.mark.parametrize("command, flag", [("compare", "--out"), ("report", "--output-dir")])
 def test_an_output_directory_holds_one_run(capsys, tmp_path, monkeypatch, command, flag):
-    from profiler.checks import compare, report
+    from profiler.commands import compare, report  # where the commands look the names up
 
-    monkeypatch.setattr(compare, "calibrated_comparison", lambda *_: pytest.fail("work started"))
-    monkeypatch.setattr(report, "report", lambda *_: pytest.fail("work started"))
+    monkeypatch.setattr(compare, "calibrated_comparison", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(report, "report", lambda *a, **k: pytest.fail("work started"))
     (tmp_path / "earlier_run.json").write_text("{}")
     argv = [command] + (["tiny"] if command == "report" else ["--sizes", "tiny"])
     assert_one_line_error(capsys, [*argv, flag, str(tmp_path)], f"{flag} '{tmp_path}' is not empty (it holds another "
@@ -201,7 +199,9 @@ def test_every_json_output_file_in_the_repository_is_strict_json():
     """The shipped model configs read with the strict reader (no NaN, no overflowing numbers)."""
     from profiler.source import read_json
 
-    for path in MODELS_DIR.glob("*.json"):
+    paths = sorted(MODELS_DIR.glob("*.json"))
+    assert {path.stem for path in paths} >= set(SHIPPED)
+    for path in paths:
         read_json(path)
 
 

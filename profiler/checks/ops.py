@@ -29,14 +29,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from complexity.inputs import require_int
+from profiler.checks.compare import DECODE_TOKENS, point_workloads
 from profiler.hardware import HardwareProfile
 from profiler.predict.roofline import predict
 from profiler.source import ModelSource
-from profiler.workload import Workload
 
 CATEGORIES = ("matmul", "attention", "norm", "elementwise", "embedding", "dispatch", "loss", "optimizer", "copy",
               "framework")
-MODES = ("forward", "train")
+MODES = ("forward", "train", "prefill", "decode")
 PROFILED_DEVICES = ("cpu", "cuda")  # where torch.profiler times each op (CPU: host self time; CUDA: kernels)
 CLOCKS = ("auto", "wall", "cpu")  # auto: cpu on the CPU device with one torch thread, else wall
 
@@ -101,16 +102,15 @@ def measured_category(path: list[str] | tuple[str, ...]) -> str:
     return "framework"
 
 
-def categorize_predicted(result: dict[str, Any], top: int = 3) -> tuple[dict[str, float], dict[str, list]]:
-    """Predicted seconds per category from a `predict` document, and each category's `top` slowest ops
-    (name, seconds)."""
-    seconds = dict.fromkeys(CATEGORIES, 0.0)
+def categorize_predicted(results: list[dict[str, Any]], top: int = 3) -> tuple[dict[str, float], dict[str, list]]:
+    """Predicted seconds per category, the mean over `predict` documents (one, or a decode point's contexts), and
+    each category's `top` slowest ops (name, seconds)."""
     by_name: dict[str, dict[str, float]] = {c: {} for c in CATEGORIES}
-    for row in result["ops"]:
-        category = predicted_category(row["name"], row["kind"])
-        seconds[category] += row["seconds"]
-        by_name[category][row["name"]] = by_name[category].get(row["name"], 0.0) + row["seconds"]
-    return seconds, _slowest(by_name, top)
+    for result in results:
+        for row in result["ops"]:
+            names = by_name[predicted_category(row["name"], row["kind"])]
+            names[row["name"]] = names.get(row["name"], 0.0) + row["seconds"] / len(results)
+    return {c: sum(names.values()) for c, names in by_name.items()}, _slowest(by_name, top)
 
 
 def _slowest(by_name: dict[str, dict[str, float]], count: int) -> dict[str, list]:
@@ -152,15 +152,60 @@ def compare_categories(predicted: dict[str, float], measured: dict[str, float],
     return rows
 
 
+def difference_events(longer: list[dict[str, Any]], shorter: list[dict[str, Any]],
+                      steps: int) -> list[dict[str, Any]]:
+    """Per-step events of the part of a call that a shorter call lacks: for every call path, (longer − shorter) ÷
+    `steps` of its calls and self times (how a decode step is isolated from `generate`: the call with n + 1 new
+    tokens less the prefill-only call, over its n decode steps). A path's difference may be slightly negative
+    from noise; the sums over categories are what is compared."""
+    require_int("steps", steps, 1)
+    keys = ("calls", "self_cpu_s", "self_device_s")
+    rows: dict[tuple[str, ...], dict[str, float]] = {}
+    for events, sign in ((longer, 1), (shorter, -1)):
+        for event in events:
+            row = rows.setdefault(tuple(event["path"]), dict.fromkeys(keys, 0.0))
+            for key in keys:
+                row[key] += sign * event[key] / steps
+    return [{"path": list(path), **row} for path, row in rows.items()]
+
+
+def _measure_step(module: Any, source: ModelSource, mode: str, input_ids: Any, device: Any, warmup: int,
+                  repeats: int, new_tokens: int) -> tuple[list[dict[str, Any]], dict[str, float], float]:
+    """The profiled events, unprofiled timing (mean_s, min_s) and profiled time of one step of `mode`. prefill:
+    `generate` of one token (the prompt's forward and the first token's choice, as `compare` times it); decode:
+    one decoding step, the difference of `generate` with new_tokens + 1 tokens and the prefill-only call ÷
+    new_tokens (`difference_events`)."""
+    from profiler.measuring import harness, op_profile
+
+    if mode in ("forward", "train"):
+        step, _ = harness.make_step(module, mode, input_ids, zoo=source.is_zoo)
+        run = op_profile.profile_step(step, device, warmup, repeats)
+        return run["events"], run["timing"], run["profiled_step_s"]
+    generate, prefill = harness.make_step(module, "generate", input_ids, new_tokens + 1, source.is_zoo)
+    short = op_profile.profile_step(prefill, device, warmup, repeats)
+    if mode == "prefill":
+        return short["events"], short["timing"], short["profiled_step_s"]
+    long = op_profile.profile_step(generate, device, warmup, repeats)
+    timing = {key: (long["timing"][key] - short["timing"][key]) / new_tokens for key in ("mean_s", "min_s")}
+    if timing["mean_s"] <= 0:
+        raise ValueError(f"decode time per token {timing['mean_s']!r} s is not positive: generate of {new_tokens + 1}"
+                         f" tokens took no longer than the prefill alone; time more new tokens or repeats")
+    profiled = (long["profiled_step_s"] - short["profiled_step_s"]) / new_tokens
+    return difference_events(long["events"], short["events"], new_tokens), timing, profiled
+
+
 def op_comparison(source: ModelSource, mode: str, batch: int, seq_len: int, device_name: str = "cpu",
                   dtype: str = "float32", clock: str = "wall", repeats: int = 3, warmup: int = 2,
-                  profile: HardwareProfile | None = None, estimate: str = "likely", top: int = 3) -> dict[str, Any]:
+                  profile: HardwareProfile | None = None, estimate: str = "likely", top: int = 3,
+                  new_tokens: int = DECODE_TOKENS) -> dict[str, Any]:
     """The per-category comparison of one step (module docstring) as plain data, naming each category's `top`
-    slowest ops on either side. Without `profile` the device is calibrated first as `compare` does (generic points,
-    then the workload's own shapes), with the same clock as the measurement."""
+    slowest ops on either side. prefill: a prompt of `seq_len` tokens; decode: one step after a context of
+    `seq_len`, measured over `new_tokens` steps and predicted as the mean over their contexts, as `compare` does
+    (`profiler.checks.compare.point_workloads`). Without `profile` the device is calibrated first as `compare`
+    does (generic points, then the workload's own shapes), with the same clock as the measurement."""
     import torch
 
-    from profiler.measuring import harness, model_shapes, op_profile
+    from profiler.measuring import harness, model_shapes
     from profiler.measuring.calibration import calibrate
     from profiler.measuring.device import timing_device
 
@@ -168,36 +213,39 @@ def op_comparison(source: ModelSource, mode: str, batch: int, seq_len: int, devi
         raise ValueError(f"mode={mode!r} must be one of {list(MODES)}")
     if clock not in CLOCKS:
         raise ValueError(f"clock={clock!r} must be one of {list(CLOCKS)}")
+    require_int("new_tokens", new_tokens, 1)
     if device_name.split(":")[0] not in PROFILED_DEVICES:
         raise ValueError(f"device={device_name!r}: torch.profiler records op times on {' and '.join(PROFILED_DEVICES)} "
                          f"only (MPS kernels run asynchronously and are not timed per op); use --device cpu or cuda")
     device, clock = timing_device(device_name, clock)
-    workload = Workload(mode, batch, seq_len, dtype)
+    workloads = point_workloads(mode, batch, seq_len, dtype, new_tokens)
     if profile is None:
         profile = calibrate(device, name="ops_calibrated", only_dtypes=(dtype,))
-        profile = model_shapes.calibrate_for_workloads(profile, [(source.arch, workload)], device, repeats)
-    result = predict(source.arch, profile, workload, estimate)
-    predicted, predicted_top = categorize_predicted(result, top)
+        profile = model_shapes.calibrate_for_workloads(profile, [(source.arch, workloads[len(workloads) // 2])],
+                                                       device, repeats)
+    results = [predict(source.arch, profile, workload, estimate) for workload in workloads]
+    predicted_s = sum(result["seconds"] for result in results) / len(results)
+    predicted, predicted_top = categorize_predicted(results, top)
 
     module = harness.load_model(source, device, dtype)
     input_ids = torch.randint(source.arch.vocab_size, (batch, seq_len),
                               generator=torch.Generator().manual_seed(0)).to(device.torch_device)
-    step, _ = harness.make_step(module, mode, input_ids, zoo=source.is_zoo)
-    measured_run = op_profile.profile_step(step, device, warmup, repeats)
-    measured, measured_top = categorize_measured(measured_run["events"], on_device=device.type == "cuda", top=top)
-    timing = measured_run["timing"]
+    events, timing, profiled_step = _measure_step(module, source, mode, input_ids, device, warmup, repeats,
+                                                  new_tokens)
+    measured, measured_top = categorize_measured(events, on_device=device.type == "cuda", top=top)
     profiled_ops = sum(measured.values())
     return {
         "model": source.name, "hardware": profile.name, "estimate": estimate,
-        "workload": {"mode": mode, "batch": batch, "seq_len": seq_len, "dtype": dtype},
+        "workload": {"mode": mode, "batch": batch, "seq_len": seq_len, "dtype": dtype,
+                     "new_tokens": new_tokens if mode == "decode" else None},
         "environment": {"device": device.describe(), "threads": torch.get_num_threads(), "clock": clock,
                         "torch": torch.__version__, "repeats": repeats, "warmup": warmup,
                         "measured_time": "kernel (CUDA) time" if device.type == "cuda" else "host self time"},
         "categories": compare_categories(predicted, measured, predicted_top, measured_top),
-        "totals": {"predicted_s": result["seconds"], "profiled_ops_s": profiled_ops,
-                   "profiled_step_s": measured_run["profiled_step_s"],
+        "totals": {"predicted_s": predicted_s, "profiled_ops_s": profiled_ops,
+                   "profiled_step_s": profiled_step,
                    "unprofiled_mean_s": timing["mean_s"], "unprofiled_min_s": timing["min_s"],
-                   "overhead": measured_run["profiled_step_s"] / timing["mean_s"] - 1,
-                   "error_vs_unprofiled": (result["seconds"] - timing["mean_s"]) / timing["mean_s"],
-                   "error_vs_profiled_ops": (result["seconds"] - profiled_ops) / profiled_ops},
+                   "overhead": profiled_step / timing["mean_s"] - 1,
+                   "error_vs_unprofiled": (predicted_s - timing["mean_s"]) / timing["mean_s"],
+                   "error_vs_profiled_ops": (predicted_s - profiled_ops) / profiled_ops},
     }

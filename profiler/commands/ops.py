@@ -1,6 +1,7 @@
 """`python -m profiler ops MODEL`: predicted against `torch.profiler`-measured time per op category of one step.
 
-The predictor's op list (`predict`) and the aten ops of the real step (forward or train) mapped into the same
+The predictor's op list (`predict`) and the aten ops of the real step (forward, train, prefill or one decode
+step) mapped into the same
 categories — matmul, attention, norm, elementwise, embedding, dispatch, loss, optimizer, copy, framework — with the
 error per category and the totals beside the same step timed without the profiler (`profiler.checks.ops`; the
 categories are documented there and in docs/measuring.md). Without `--hardware` the device is calibrated first,
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from profiler.checks.compare import DECODE_TOKENS, positions_needed
 from profiler.checks.ops import CLOCKS, MODES, op_comparison
 from profiler.commands.arguments import (
     MAX_REPEATS,
@@ -38,7 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", type=model, help="a zoo size, a shipped config name or a HF-style config.json path")
     parser.add_argument("--mode", default="forward", choices=MODES)
     parser.add_argument("--batch", type=integer(), default=1, help="sequences per step (default 1)")
-    parser.add_argument("--seq-len", type=integer(), default=128, help="tokens per sequence (default 128)")
+    parser.add_argument("--seq-len", type=integer(), default=128,
+                        help="tokens per sequence; prefill: the prompt; decode: the context already cached (default 128)")
+    parser.add_argument("--new-tokens", type=integer(), default=DECODE_TOKENS,
+                        help=f"decode: steps timed, one generate of N + 1 tokens less the prefill (default {DECODE_TOKENS})")
     parser.add_argument("--device", default="cpu", type=device_name,
                         help="cpu, cuda or cuda:N (default cpu; torch.profiler has no per-op MPS times)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES, help="weights and activations (default float32)")
@@ -60,9 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    require_positions(args.model.arch, args.seq_len, "--seq-len")
+    positions = positions_needed([args.mode], args.seq_len, args.new_tokens)
+    require_positions(args.model.arch, positions,
+                      "--seq-len" if positions == args.seq_len else "--seq-len + --new-tokens + 1 (prefill, decode)")
     with torch_threads(default_threads(args.threads, args.device)):
         result = op_comparison(args.model, args.mode, args.batch, args.seq_len, args.device, args.dtype, args.clock,
-                               args.repeats, args.warmup, args.hardware, args.estimate, args.top)
+                               args.repeats, args.warmup, args.hardware, args.estimate, args.top,
+                               args.new_tokens)
     print(dumps(result) if args.format == "json" else render_ops_table(require_finite(result)))
     return 0

@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from complexity.core.normalization import RMSNorm
+from complexity.core.normalization import RMSNorm, _RMSNormFunction
 from complexity.core.rotary import RotaryEmbedding, apply_rotary
 
 
@@ -18,6 +19,20 @@ def test_rmsnorm_matches_formula_and_keeps_dtype():
     # Computed in float32: the bf16 result is the float32 result rounded once.
     ref = (x16.float() * torch.rsqrt(x16.float().pow(2).mean(-1, keepdim=True) + 1e-6)) * norm.weight.float()
     torch.testing.assert_close(out, ref.to(torch.bfloat16), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_rmsnorm_without_grad_is_bit_identical_to_the_training_path(dtype):
+    # No grad needed -> F.rms_norm; training -> the hand-written Function. Generation must not change by a bit.
+    norm = RMSNorm(96).to(dtype)
+    torch.nn.init.normal_(norm.weight, generator=torch.Generator().manual_seed(0))
+    x = 4 * torch.randn(3, 7, 96, generator=torch.Generator().manual_seed(1)).to(dtype)
+    with torch.no_grad():
+        fast = norm(x)
+    trained = norm(x.requires_grad_())
+    assert trained.grad_fn is not None and trained.grad_fn.name().endswith("_RMSNormFunctionBackward")
+    assert fast.dtype == dtype and torch.equal(fast, trained.detach())
+    assert torch.equal(fast, _RMSNormFunction.apply(x.detach(), norm.weight.detach(), norm.eps))
 
 
 def test_rmsnorm_hand_written_backward():

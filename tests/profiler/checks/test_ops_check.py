@@ -13,6 +13,7 @@ from profiler.checks.ops import (
     categorize_measured,
     categorize_predicted,
     compare_categories,
+    difference_events,
     measured_category,
     predicted_category,
 )
@@ -31,7 +32,7 @@ def test_every_predicted_op_has_a_category_and_none_is_dropped(name):
     for mode in PREDICTED_MODES:
         for kernel in ATTENTION_KERNELS:
             result = predict(arch, PROFILE, Workload(mode, 2, 32), attention_kernel=kernel)
-            seconds, top = categorize_predicted(result)
+            seconds, top = categorize_predicted([result])
             assert set(seconds) == set(CATEGORIES)
             assert math.isclose(sum(seconds.values()), result["seconds"], rel_tol=1e-12)
             assert all(predicted_category(row["name"], row["kind"]) in CATEGORIES for row in result["ops"])
@@ -39,7 +40,7 @@ def test_every_predicted_op_has_a_category_and_none_is_dropped(name):
 
 def test_train_ops_land_in_their_categories():
     result = predict(resolve("gpt2").arch, PROFILE, Workload("train", 1, 32))
-    seconds, top = categorize_predicted(result, top=50)
+    seconds, top = categorize_predicted([result], top=50)
     names = {category: {name for name, _ in rows} for category, rows in top.items()}
     assert "lm_head.grad_weight" in names["matmul"] and "attention.sdpa.backward" in names["attention"]
     assert {"loss.log_softmax", "loss.nll_grad_table"} <= names["loss"]
@@ -88,3 +89,15 @@ def test_measured_categories_add_up_and_rows_compare():
     assert by["matmul"]["error"] == -0.5 and by["norm"]["error"] is None
     assert math.isclose(sum(r["measured_share"] for r in rows), 1.0)
     assert math.isclose(sum(r["predicted_share"] for r in rows), 1.0)
+
+
+def test_difference_events_isolate_the_steps_a_longer_call_adds():
+    longer = [{"path": ["aten::mm"], "calls": 10.0, "self_cpu_s": 7.0, "self_device_s": 1.0},
+              {"path": ["aten::cat"], "calls": 4.0, "self_cpu_s": 2.0, "self_device_s": 0.0}]
+    shorter = [{"path": ["aten::mm"], "calls": 2.0, "self_cpu_s": 3.0, "self_device_s": 0.2},
+               {"path": ["aten::argmax"], "calls": 1.0, "self_cpu_s": 0.5, "self_device_s": 0.0}]
+    rows = {tuple(row["path"]): row for row in difference_events(longer, shorter, 2)}
+    assert rows[("aten::mm",)] == {"path": ["aten::mm"], "calls": 4.0, "self_cpu_s": 2.0, "self_device_s": 0.4}
+    assert rows[("aten::cat",)]["calls"] == 2.0 and rows[("aten::argmax",)]["self_cpu_s"] == -0.25
+    with pytest.raises(ValueError, match="steps"):
+        difference_events(longer, shorter, 0)

@@ -1,4 +1,5 @@
-"""`python -m profiler ops`: runs on tiny (forward JSON, train table) and refuses bad arguments with exit 2."""
+"""`python -m profiler ops`: runs on tiny (forward JSON, train table, prefill and decode) and refuses bad arguments
+with exit 2."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ FAST = ["--seq-len", "16", "--repeats", "1", "--warmup", "1", "--hardware", "cpu
 def test_ops_forward_json_on_tiny(capsys):
     assert main(["ops", "tiny", *FAST, "--format", "json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["workload"] == {"mode": "forward", "batch": 1, "seq_len": 16, "dtype": "float32"}
+    assert result["workload"] == {"mode": "forward", "batch": 1, "seq_len": 16, "dtype": "float32",
+                                  "new_tokens": None}
     assert result["environment"]["threads"] == 1 and result["environment"]["clock"] == "cpu"
     by = {row["category"]: row for row in result["categories"]}
     assert {"matmul", "attention", "norm"} <= set(by) <= set(CATEGORIES)
@@ -34,10 +36,25 @@ def test_ops_train_table_on_tiny(capsys):
     assert "the profiler's overhead" in out
 
 
+@pytest.mark.parametrize("mode", ["prefill", "decode"])
+def test_ops_generation_modes_on_tiny(capsys, mode):
+    """prefill: generate of one token; decode: one step, (generate of n + 1 tokens − prefill) ÷ n, predicted as the
+    mean over its n contexts; both with the same categories on either side."""
+    assert main(["ops", "tiny", "--mode", mode, "--new-tokens", "3", *FAST, "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["workload"]["mode"] == mode and result["workload"]["new_tokens"] == (3 if mode == "decode" else None)
+    by = {row["category"]: row for row in result["categories"]}
+    assert by["matmul"]["predicted_s"] > 0 and by["matmul"]["measured_s"] > 0
+    assert result["totals"]["unprofiled_mean_s"] > 0
+    assert result["totals"]["predicted_s"] == pytest.approx(sum(row["predicted_s"] for row in result["categories"]))
+
+
 @pytest.mark.parametrize("argv, flag", [
     (["--repeats", "0"], "--repeats"),
     (["--seq-len", "100000"], "--seq-len"),
-    (["--mode", "decode"], "--mode"),
+    (["--mode", "generate"], "--mode"),
+    (["--mode", "decode", "--seq-len", "2040"], "--new-tokens"),
+    (["--mode", "prefill", "--new-tokens", "0"], "--new-tokens"),
     (["--hardware", "no_such_device"], "--hardware"),
     (["--top", "-1"], "--top"),
     (["--threads", "nan"], "--threads"),

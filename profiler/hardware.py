@@ -171,6 +171,38 @@ class BandwidthPoint:
                    _optional_source(data, where))
 
 
+# Which end of a spread of *times* each estimate takes (the opposite ends of a rate's).
+TIME_ESTIMATES = {"optimistic": "min", "likely": "median", "conservative": "max"}
+MAX_HOST_SECONDS = 3600.0  # a step's host time above an hour is a unit slip
+
+
+@dataclass(frozen=True)
+class HostOverheadPoint:
+    """The host time of one step of a model that the roofline's kernels do not cover — Python, module calls,
+    views, the dispatcher, each kernel's fixed launch cost — measured on this device (`profiler.measuring.
+    host_overhead`) for `model` in `mode` at `batch` sequences, as a spread of seconds (min <= median <= max)."""
+
+    model: str
+    mode: str
+    batch: int
+    seconds: Spread
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> HostOverheadPoint:
+        _check_keys(where, data, {"model", "mode", "batch", "seconds"})
+        for key in ("model", "mode"):
+            if not isinstance(data[key], str) or not data[key]:
+                raise ValueError(f"{where}.{key}={data[key]!r} must be a non-empty string")
+        return cls(data["model"], data["mode"], require_int(f"{where}.batch", data["batch"], 1, MAX_DIM),
+                   Spread.from_dict(data["seconds"], f"{where}.seconds", MAX_HOST_SECONDS))
+
+    def pick(self, estimate: str) -> float:
+        """Seconds for an estimate: optimistic -> the fastest repeat, likely -> median, conservative -> slowest."""
+        if estimate not in TIME_ESTIMATES:
+            raise ValueError(f"estimate={estimate!r} must be one of {list(TIME_ESTIMATES)}")
+        return getattr(self.seconds, TIME_ESTIMATES[estimate])
+
+
 @dataclass(frozen=True)
 class Efficiency:
     """What the device achieves, not what it promises: matmul FLOP/s at some shapes and elementwise bandwidth
@@ -185,11 +217,13 @@ class Efficiency:
     exp_per_s: Spread | None = None  # optional; elements per second through an exponential (torch.exp)
     zero_fill_by_size: tuple[BandwidthPoint, ...] = ()  # optional; torch.zeros of a new tensor, by its bytes
     elementwise_source: Source | None = None  # where a published elementwise_bytes_per_s comes from
+    host_overhead: tuple[HostOverheadPoint, ...] = ()  # optional; measured per model, mode and batch
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Efficiency:
         _check_keys(where, data, {"calibrated", "source", "matmul", "elementwise_bytes_per_s"},
-                    {"elementwise_by_size", "exp_per_s", "zero_fill_by_size", "elementwise_source"})
+                    {"elementwise_by_size", "exp_per_s", "zero_fill_by_size", "elementwise_source",
+                     "host_overhead"})
         if not isinstance(data["calibrated"], bool):
             raise ValueError(f"{where}.calibrated={data['calibrated']!r} must be true or false")
         if not isinstance(data["source"], str) or not data["source"]:
@@ -207,13 +241,15 @@ class Efficiency:
                    zero_fill_by_size=_bandwidth_points(data.get("zero_fill_by_size", []),
                                                        f"{where}.zero_fill_by_size"),
                    elementwise_source=None if data.get("elementwise_source") is None else
-                   Source.from_dict(data["elementwise_source"], f"{where}.elementwise_source"))
+                   Source.from_dict(data["elementwise_source"], f"{where}.elementwise_source"),
+                   host_overhead=_host_overhead_points(data.get("host_overhead", []), f"{where}.host_overhead"))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form `from_dict` reads back (absent sources are left out)."""
         return _without_empty_sources({**asdict(self), "matmul": [asdict(p) for p in self.matmul],
                                        "elementwise_by_size": [asdict(p) for p in self.elementwise_by_size],
-                                       "zero_fill_by_size": [asdict(p) for p in self.zero_fill_by_size]})
+                                       "zero_fill_by_size": [asdict(p) for p in self.zero_fill_by_size],
+                                       "host_overhead": [asdict(p) for p in self.host_overhead]})
 
     def sources(self) -> list[tuple[str, Source | None]]:
         """Each achieved rate with its source (None where it has none): matmul points, then bandwidths."""
@@ -233,6 +269,16 @@ def _interpolate(table: tuple[BandwidthPoint, ...], size: int, estimate: str) ->
             return math.exp((1 - t) * math.log(low.bytes_per_s.pick(estimate))
                             + t * math.log(high.bytes_per_s.pick(estimate)))
     return table[-1].bytes_per_s.pick(estimate)
+
+
+def _host_overhead_points(data: Any, where: str) -> tuple[HostOverheadPoint, ...]:
+    if not isinstance(data, list):
+        raise ValueError(f"{where} must be a list of {{model, mode, batch, seconds}} points")
+    points = tuple(HostOverheadPoint.from_dict(p, f"{where}[{i}]") for i, p in enumerate(data))
+    keys = [(p.model, p.mode, p.batch) for p in points]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{where} lists a (model, mode, batch) more than once: {keys}")
+    return points
 
 
 def _bandwidth_points(data: Any, where: str) -> tuple[BandwidthPoint, ...]:
@@ -298,6 +344,14 @@ class HardwareProfile:
         if bytes_moved is None or not table:
             return self.efficiency.elementwise_bytes_per_s.pick(estimate)
         return _interpolate(table, bytes_moved, estimate)
+
+    def host_overhead_s(self, model: str, mode: str, batch: int, estimate: str = "likely") -> float | None:
+        """The measured host time of a step of `model` in `mode` at `batch` (`HostOverheadPoint`), or None when
+        the profile has no such point (the predictor then prices every launch at `op_overhead_s`)."""
+        for point in self.efficiency.host_overhead:
+            if (point.model, point.mode, point.batch) == (model, mode, batch):
+                return point.pick(estimate)
+        return None
 
     def zero_fill_bytes_per_s(self, estimate: str = "likely", size: int = 1) -> float:
         """Bytes/s of filling a newly allocated tensor of `size` bytes with zeros (fresh pages from the operating

@@ -131,6 +131,21 @@ class ModelSource:
         name = f"{self.arch.name} (scaled down)"
         return ModelSource(name, from_hf_dict(small, name), small, self.origin)
 
+    def null_widths(self) -> ModelSource:
+        """The same zoo model — layers, heads, experts, routing, window, norms, tying — at widths where its kernels
+        do almost no work (hidden 16, head_dim 8, experts 16 wide, 256-token vocabulary): the null workload whose
+        step time is the host overhead of the model's code (`profiler.measuring.host_overhead`). Zoo models only:
+        transformers' families have no such rewrite here."""
+        if not self.is_zoo:
+            raise ValueError(f"model {self.name!r}: null_widths is for zoo models (transformers' families keep the "
+                             f"per-launch overhead)")
+        config = self.zoo_config()
+        widths = {"hidden_size": 16, "head_dim": 8, "vocab_size": max(256, config.num_experts),
+                  "intermediate_size": 16 * (config.num_experts if config.use_token_routed_mlp else 1)}
+        ids = {key: None for key in ("pad_token_id", "bos_token_id", "eos_token_id")
+               if (getattr(config, key) or 0) >= widths["vocab_size"]}
+        return from_config_dict({**config.to_dict(), **widths, **ids}, f"{self.name} (null widths)", self.origin)
+
     def build(self, device: str = "meta", for_counting: bool = False) -> Any:
         """The real module (a torch.nn.Module) on `device`, in float32.
 

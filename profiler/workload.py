@@ -30,6 +30,7 @@ MEASURED_MODES = ("forward", "train", "generate")  # what the harness times end 
 COMPARED_MODES = ("forward", "train", "prefill", "decode")
 PHASES = ("forward", "backward", "optimizer")
 MAX_TOKENS = 2**24  # per sequence and per batch: beyond any real workload, so larger values are typos
+DECODE_TOKENS = 16  # decoding steps timed per decode point (after the prompt's own first token)
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,12 @@ class Workload:
     def tokens(self) -> int:
         """Tokens the step processes: B·S (prefill: the prompt's), or B for a decoding step."""
         return self.batch * (1 if self.mode == "decode" else self.seq_len)
+
+
+def point_workloads(mode: str, batch: int, seq_len: int, dtype: str = "float32",
+                    new_tokens: int = DECODE_TOKENS) -> list[Workload]:
+    """What one point's measurement covers: decode = its `new_tokens` steps after a prompt of `seq_len` tokens,
+    at cached contexts seq_len .. seq_len + new_tokens − 1; any other mode its one workload."""
+    if mode != "decode":
+        return [Workload(mode, batch, seq_len, dtype)]
+    return [Workload(mode, batch, context, dtype) for context in range(seq_len, seq_len + new_tokens)]

@@ -10,7 +10,8 @@ C + n − 1 tokens, so the prediction is the mean of the decode predictions at t
 
 Steps: (1) calibrate the device (`profiler.measuring.calibration.calibrate`, as `python -m profiler calibrate`;
 then `profiler.measuring.model_shapes` adds the grid's own product shapes, the attention kernel and bandwidth by
-working-set size); (2) measure every grid point with the `measure` harness; (3) predict it with
+working-set size, and `profiler.measuring.host_overhead` each zoo model's host time per mode and batch, measured on
+its null-width twin); (2) measure every grid point with the `measure` harness; (3) predict it with
 `profiler.predict.roofline` from the analytic op list; (4) report the signed error (predicted − measured) ÷
 measured per point and its summary. Every point also compares the measured peak of live tensor bytes with the
 predicted one (`predicted_peak`: the training timeline's largest phase, or the no-grad forward's peak), and
@@ -47,12 +48,11 @@ from profiler.formulas.params import count_params
 from profiler.hardware import HardwareProfile
 from profiler.predict.roofline import predict
 from profiler.source import ModelSource
-from profiler.workload import COMPARED_MODES, Workload
+from profiler.workload import COMPARED_MODES, DECODE_TOKENS, Workload, point_workloads
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZES, DEFAULT_BATCHES, DEFAULT_SEQ_LENS = ("tiny", "20m", "small"), (1, 4), (128, 512)
-DECODE_TOKENS = 16  # decoding steps timed per decode point (after the prompt's own first token)
 GENERATION_MODES = ("prefill", "decode")  # timed within one `generate` call (module docstring)
 STATISTICS = {"min": ("min_s", "optimistic"), "p50": ("p50_s", "likely")}
 CLOCKS = ("wall", "cpu")
@@ -75,15 +75,6 @@ def positions_needed(modes: list[str], seq_len: int, new_tokens: int = DECODE_TO
     """Positions the longest call of the grid runs through: S, or S + n + 1 when it generates (the prompt plus
     the n + 1 tokens asked of `generate`)."""
     return seq_len + (new_tokens + 1 if any(mode in GENERATION_MODES for mode in modes) else 0)
-
-
-def point_workloads(mode: str, batch: int, seq_len: int, dtype: str = "float32",
-                    new_tokens: int = DECODE_TOKENS) -> list[Workload]:
-    """What one point's measurement covers: decode = its `new_tokens` steps after a prompt of `seq_len` tokens,
-    at cached contexts seq_len .. seq_len + new_tokens − 1; any other mode its one workload."""
-    if mode != "decode":
-        return [Workload(mode, batch, seq_len, dtype)]
-    return [Workload(mode, batch, context, dtype) for context in range(seq_len, seq_len + new_tokens)]
 
 
 def predict_point(source: ModelSource, profile: HardwareProfile, mode: str, batch: int, seq_len: int, dtype: str,
@@ -197,7 +188,7 @@ def calibrated_comparison(points: list[Point], device_name: str = "cpu", clock: 
     A decode point is calibrated at its middle context (its other contexts' shapes differ only in keys)."""
     import torch
 
-    from profiler.measuring import model_shapes
+    from profiler.measuring import host_overhead, model_shapes
     from profiler.measuring.calibration import calibrate
     from profiler.measuring.device import timing_device
 
@@ -211,6 +202,8 @@ def calibrated_comparison(points: list[Point], device_name: str = "cpu", clock: 
     dtypes = tuple(sorted({w.dtype for _, w in workloads}))
     profile = calibrate(device, name="compare_calibrated", progress=progress, only_dtypes=dtypes)
     profile = model_shapes.calibrate_for_workloads(profile, workloads, device, repeats, progress=progress)
+    profile = host_overhead.calibrate_host_overheads(profile, [(source, Workload(mode, b, s)) for source, mode, b, s
+                                                               in points], device, warmup, repeats, new_tokens)
     rows = compare_points(points, profile, harness_measure_fn(device, warmup, repeats, new_tokens),
                           statistic=statistic, memory_device=device.type, new_tokens=new_tokens)
     environment = {"device": device.describe(), "threads": torch.get_num_threads(), "clock": clock,

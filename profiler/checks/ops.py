@@ -44,6 +44,7 @@ CLOCKS = ("auto", "wall", "cpu")  # auto: cpu on the CPU device with one torch t
 # (name pattern, kind or None for any kind, category): the first rule that matches wins.
 PREDICTED_RULES: tuple[tuple[str, str | None, str], ...] = (
     (r"^optimizer\.adamw\[\d+\]$", None, "optimizer"),
+    (r"^host_overhead$", "host", "framework"),  # a measured host time (profiler.predict.roofline)
     (r"^loss\.(log_softmax|nll|nll_grad_table)$", None, "loss"),
     (r"^attention\.(sdpa|scores|values|mask_softmax|softcap)$", None, "attention"),
     (r"^(norm\.\w+|attention\.qk_norm)$", None, "norm"),
@@ -205,7 +206,7 @@ def op_comparison(source: ModelSource, mode: str, batch: int, seq_len: int, devi
     does (generic points, then the workload's own shapes), with the same clock as the measurement."""
     import torch
 
-    from profiler.measuring import harness, model_shapes
+    from profiler.measuring import harness, host_overhead, model_shapes
     from profiler.measuring.calibration import calibrate
     from profiler.measuring.device import timing_device
 
@@ -223,6 +224,8 @@ def op_comparison(source: ModelSource, mode: str, batch: int, seq_len: int, devi
         profile = calibrate(device, name="ops_calibrated", only_dtypes=(dtype,))
         profile = model_shapes.calibrate_for_workloads(profile, [(source.arch, workloads[len(workloads) // 2])],
                                                        device, repeats)
+        profile = host_overhead.calibrate_host_overheads(profile, [(source, workloads[0])], device, warmup, repeats,
+                                                         new_tokens)
     results = [predict(source.arch, profile, workload, estimate) for workload in workloads]
     predicted_s = sum(result["seconds"] for result in results) / len(results)
     predicted, predicted_top = categorize_predicted(results, top)

@@ -10,13 +10,19 @@ points labelled "attention" / "attention_backward" when the profile has them, el
 points of its operand layout ("model_nn", "model_nt", "model_tn") when the profile has them. The
 prediction is the sum over the ops: a single device stream runs them one after another.
 
+Host overhead: where the profile holds a measured host time for this model, mode and batch
+(`HostOverheadPoint`, measured by `profiler.measuring.host_overhead` on a null workload: the same code at widths
+where its kernels do almost no work), that time replaces the per-launch overhead of every op — it covers what the
+launch count cannot (Python, module calls, views, the dispatcher's nested calls) — and is split over the phases in
+proportion to their launches, as rows named "host_overhead".
+
 MFU (model FLOPs utilisation, Chowdhery et al. 2022 App. B) = matmul FLOPs of the pass ÷ (time × peak FLOP/s of the
 dtype): matmul FLOPs only, flops.py's convention, causal attention.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from profiler.arch import ArchSpec
@@ -25,6 +31,7 @@ from profiler.predict.ops import Op, model_ops
 from profiler.workload import PHASES, Workload
 
 BOUNDS = ("compute", "memory", "overhead")
+HOST_OVERHEAD = "host_overhead"  # the op rows carrying a measured host time (module docstring)
 # Calibrated points of the fused attention kernel carry these shape labels (`profiler.measuring.model_shapes`).
 ATTENTION_LABELS = {"forward": "attention", "backward": "attention_backward"}
 
@@ -73,6 +80,14 @@ def op_time(op: Op, profile: HardwareProfile, dtype: str, estimate: str = "likel
     return OpTime(op, compute, memory, op.launches * profile.op_overhead_s)
 
 
+def host_overhead_rows(ops: list[Op], host_s: float) -> list[OpTime]:
+    """A measured host time as one overhead-only row per phase that has launches, in proportion to them."""
+    launches = {phase: sum(op.launches for op in ops if op.phase == phase) for phase in PHASES}
+    total = sum(launches.values()) or 1
+    return [OpTime(Op(HOST_OVERHEAD, phase, "host", 0, 0, 0), 0.0, 0.0, host_s * count / total)
+            for phase, count in launches.items() if count or (phase == "forward" and not any(launches.values()))]
+
+
 def matmul_flops(ops: list[Op]) -> int:
     """FLOPs of the matrix products (matmul and attention ops): the MFU numerator."""
     return sum(op.flops for op in ops if op.kind in ("matmul", "attention"))
@@ -94,6 +109,9 @@ def predict(arch: ArchSpec, profile: HardwareProfile, workload: Workload, estima
         raise ValueError(f"estimate={estimate!r} must be one of {list(ESTIMATES)}")
     ops = model_ops(arch, workload, attention_kernel)
     times = [op_time(op, profile, workload.dtype, estimate) for op in ops]
+    host = profile.host_overhead_s(arch.name, workload.mode, workload.batch, estimate)
+    if host is not None:
+        times = [replace(t, overhead_s=0.0) for t in times] + host_overhead_rows(ops, host)
     seconds = sum(t.seconds for t in times)
     # MFU counts the model's FLOPs (flops.py: causal attention), not the extra pairs a math kernel computes.
     flops = matmul_flops(ops if attention_kernel == "fused" else model_ops(arch, workload))

@@ -288,8 +288,9 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
     * forward_end    = the same without the logits, which nothing keeps (cross-entropy saves its log-softmax);
     * backward_start = forward_end + the NLL's gradient table and the log-softmax's input gradient, 2·T·V·4 (in
                        16-bit that gradient's cast back, T·V·a, comes once the first two are freed: less);
-    * backward_end   = between + gradients (N·a; `training_state_bytes` with gradients) + a tied head's two V·h gradient tables (the embedding's and the
-                       head's, both alive while they are summed into the shared weight's gradient);
+    * backward_end   = between + gradients (N·a; `training_state_bytes` with gradients) + a tied head's two V·h
+                       gradient tables (the embedding's and the head's, both alive while they are summed into the
+                       shared weight's gradient);
     * optimizer_step = between + gradients + `optimizer_temporary_bytes` (the device's default implementation,
                        `OPTIMIZER_PATHS`).
 
@@ -399,8 +400,8 @@ def prefill_working_bytes(arch: ArchSpec, batch: int, prompt_len: int, dtype: st
 
 def forward_peak_bytes(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> int:
     """Peak of a no-grad forward that returns every position's logits (the zoo's and transformers' default):
-    `model_state_bytes` (weights, a cached RoPE table) + the larger of the largest layer's working set and the head's output, the
-    final norm's output and the logits, T·(h + V)·a."""
+    `model_state_bytes` (weights, a cached RoPE table) + the larger of the largest layer's working set and the
+    head's output, the final norm's output and the logits, T·(h + V)·a."""
     tokens, a = batch * seq_len, dtype_bytes(dtype)
     head = tokens * (arch.hidden_size + arch.vocab_size) * a
     return model_state_bytes(arch, dtype) + max(layer_working_bytes(arch, tokens, dtype), head)

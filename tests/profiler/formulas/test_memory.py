@@ -1,6 +1,7 @@
 import dataclasses
 
 import pytest
+from conftest import SHIPPED
 
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_size
 from profiler.formulas import memory as M
@@ -94,7 +95,7 @@ def test_training_timeline_terms_by_hand():
 def test_a_cached_rope_table_is_a_field_not_a_family():
     """`ArchSpec.rope_table_cached` alone decides: the zoo's adapter sets it, HF adapters leave it off."""
     tiny, llama = from_size("tiny"), resolve("llama_7b").arch
-    assert tiny.rope_table_cached and not llama.rope_table_cached
+    assert tiny.rope_table_cached and not any(resolve(name).arch.rope_table_cached for name in SHIPPED)
     assert M.rope_table_bytes(dataclasses.replace(tiny, rope_table_cached=False)) == 0
     cached = dataclasses.replace(llama, rope_table_cached=True)
     assert M.rope_table_bytes(cached) == 2 * 4096 * 128 * 4  # fp32 cos and sin, 4096 positions, head_dim 128

@@ -191,7 +191,9 @@ class ArchSpec:
     element-wise op each): `embedding_scale` multiplies the token embeddings (Gemma: sqrt(h); Granite's
     embedding_multiplier), `residual_scale` each sublayer's output before its residual add (Granite),
     `logit_scale` the logits (Granite: 1 / logits_scaling), `final_logit_softcap` c maps logits to
-    c·tanh(logits / c) (Gemma 2)."""
+    c·tanh(logits / c) (Gemma 2). `rope_table_cached`: the implementation builds fp32 cos and sin tables for every
+    position once and keeps them (the zoo's rotary embedding), rather than computing them for each call's positions
+    (transformers)."""
 
     name: str
     model_type: str
@@ -208,6 +210,7 @@ class ArchSpec:
     residual_scale: float | None = None
     logit_scale: float | None = None
     final_logit_softcap: float | None = None
+    rope_table_cached: bool = False
 
     def __post_init__(self) -> None:
         for field in ("vocab_size", "hidden_size"):
@@ -289,6 +292,7 @@ def from_complexity_config(config: ComplexityConfig, name: str = "complexity") -
         name=name, model_type="complexity", vocab_size=config.vocab_size, hidden_size=config.hidden_size,
         layer_groups=(LayerGroup(config.num_hidden_layers, attention, mlp),),
         tie_word_embeddings=config.tie_word_embeddings, max_position_embeddings=config.max_position_embeddings,
+        rope_table_cached=True,
     )
 
 

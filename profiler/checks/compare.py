@@ -37,14 +37,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-from profiler.formulas.memory import (
-    gradient_bytes,
-    optimizer_bytes,
-    predicted_peak_bytes,
-    rope_table_bytes,
-    weight_bytes,
-)
-from profiler.formulas.params import count_params
+from profiler.formulas.memory import model_state_bytes, predicted_peak_bytes, training_state_bytes
 from profiler.hardware import HardwareProfile
 from profiler.predict.roofline import predict
 from profiler.source import ModelSource
@@ -121,15 +114,14 @@ def prediction_error(predicted: float, measured: float) -> float:
 def predicted_peak(source: ModelSource, mode: str, batch: int, seq_len: int, dtype: str,
                    device: str) -> tuple[int, int]:
     """Predicted peak bytes of live tensors of one measured call, and those live when it starts. Training: the
-    largest phase of `training_timeline`, starting from the weights, the optimizer state and the previous step's
-    gradients (the harness has run a step before; `zero_grad(set_to_none=True)` frees them inside the call).
-    Forward: `forward_peak_bytes`, starting from the weights. Both starts hold the zoo's cached RoPE table."""
-    arch, params = source.arch, count_params(source.arch).total
-    peak = predicted_peak_bytes(arch, mode, batch, seq_len, dtype, device)
-    start = weight_bytes(params, dtype) + rope_table_bytes(arch)
+    largest phase of `training_timeline`, starting from `training_state_bytes` with the previous step's gradients
+    (the harness has run a step before; `zero_grad(set_to_none=True)` frees them inside the call); both with
+    their default optimizer. Forward: `forward_peak_bytes`, starting from `model_state_bytes` (the weights and a
+    cached RoPE table)."""
+    peak = predicted_peak_bytes(source.arch, mode, batch, seq_len, dtype, device)
     if mode == "train":
-        start += optimizer_bytes(params, "adamw", dtype) + gradient_bytes(params, dtype)
-    return peak, start
+        return peak, training_state_bytes(source.arch, dtype, gradients=True)
+    return peak, model_state_bytes(source.arch, dtype)
 
 
 def compare_points(points: list[Point], profile: HardwareProfile, measure_fn: MeasureFn,

@@ -219,13 +219,30 @@ def training_bytes(arch: ArchSpec, params: int, micro_batch: int, seq_len: int, 
 
 
 def rope_table_bytes(arch: ArchSpec) -> int:
-    """The zoo's cached RoPE table: fp32 cos and sin for every position, 2 · max_position_embeddings · head_dim ·
-    4 bytes, built on the first forward and kept (transformers recomputes cos/sin for the positions of each call
-    instead, a transient that is not counted); 0 for learned positions and other implementations."""
-    if arch.model_type != "complexity" or arch.learned_positions:
+    """A cached RoPE table (`ArchSpec.rope_table_cached`, the zoo's): fp32 cos and sin for every position,
+    2 · max_position_embeddings · head_dim · 4 bytes, built on the first forward and kept (transformers recomputes
+    cos/sin for the positions of each call instead, a transient that is not counted); 0 for learned positions and
+    implementations that keep no table."""
+    if not arch.rope_table_cached or arch.learned_positions:
         return 0
     width = max(g.attention.rope_width for g in arch.layer_groups)
     return 2 * arch.max_position_embeddings * width * FP32
+
+
+def model_state_bytes(arch: ArchSpec, dtype: str) -> int:
+    """What a loaded model keeps between calls: its weights (`weight_bytes` of every parameter) + a cached RoPE
+    table (`rope_table_bytes`)."""
+    return weight_bytes(count_params(arch).total, dtype) + rope_table_bytes(arch)
+
+
+def training_state_bytes(arch: ArchSpec, dtype: str, optimizer: str = "adamw", master_weights: bool = True,
+                         gradients: bool = False) -> int:
+    """What training keeps from one step to the next: `model_state_bytes` + the optimizer state
+    (`optimizer_state_bytes`: moments, 16-bit's master copy), + with `gradients` the last step's gradients
+    (N · bytes(dtype)), alive from the end of its backward until `zero_grad(set_to_none=True)` in the next step."""
+    params = count_params(arch).total
+    state = model_state_bytes(arch, dtype) + optimizer_state_bytes(params, optimizer, dtype, master_weights)
+    return state + (gradient_bytes(params, dtype) if gradients else 0)
 
 
 # ------------------------------------------------------------------------------------------ training timeline
@@ -264,16 +281,16 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
     for one micro-batch of T = micro_batch · seq_len tokens. The step's peak is the largest phase — a maximum over
     phases, not a sum of every term. With N parameters, a = bytes(dtype), V the vocabulary, h the width:
 
-    * between_steps  = weights + optimizer state (`weight_bytes` + `optimizer_bytes`: moments, 16-bit's master)
-                       + the zoo's cached RoPE table (`rope_table_bytes`);
+    * between_steps  = weights + optimizer state + a cached RoPE table (`training_state_bytes`);
     * loss           = between + held gradients + layers' activations + the final norm's input and output
                        (2·T·h·a) + the logits (T·V·a; in 16-bit also their fp32 copy, T·V·4) + the fp32
                        log-softmax (T·V·4) that cross-entropy computes from them;
     * forward_end    = the same without the logits, which nothing keeps (cross-entropy saves its log-softmax);
     * backward_start = forward_end + the NLL's gradient table and the log-softmax's input gradient, 2·T·V·4 (in
                        16-bit that gradient's cast back, T·V·a, comes once the first two are freed: less);
-    * backward_end   = between + gradients (N·a) + a tied head's two V·h gradient tables (the embedding's and the
-                       head's, both alive while they are summed into the shared weight's gradient);
+    * backward_end   = between + gradients (N·a; `training_state_bytes` with gradients) + a tied head's two V·h
+                       gradient tables (the embedding's and the head's, both alive while they are summed into the
+                       shared weight's gradient);
     * optimizer_step = between + gradients + `optimizer_temporary_bytes` (the device's default implementation,
                        `OPTIMIZER_PATHS`).
 
@@ -299,10 +316,9 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
     a = dtype_bytes(autocast or dtype)  # the activations' and logits' bytes
     params = count_params(arch).total
     pure = not master_weights and dtype_bytes(dtype) < FP32
-    between = (weight_bytes(params, dtype) + optimizer_state_bytes(params, optimizer, dtype, master_weights)
-               + rope_table_bytes(arch))
-    gradients = gradient_bytes(params, dtype)
-    held = gradients if grad_accum > 1 else 0
+    between = training_state_bytes(arch, dtype, optimizer, master_weights)
+    with_gradients = training_state_bytes(arch, dtype, optimizer, master_weights, gradients=True)
+    held = gradient_bytes(params, dtype) if grad_accum > 1 else 0
     table = tokens * arch.vocab_size * FP32  # one fp32 T×V table
     logits = tokens * arch.vocab_size * a
     upcast = table if a < FP32 else 0  # cross-entropy runs in fp32: a 16-bit model's logits are copied up
@@ -325,8 +341,8 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
         "loss": forward_end + logits + upcast,
         "forward_end": forward_end,
         "backward_start": forward_end + 2 * table,
-        "backward_end": between + gradients + tied_tables,
-        "optimizer_step": between + gradients + temporaries,
+        "backward_end": with_gradients + tied_tables,
+        "optimizer_step": with_gradients + temporaries,
     }
 
 
@@ -384,12 +400,11 @@ def prefill_working_bytes(arch: ArchSpec, batch: int, prompt_len: int, dtype: st
 
 def forward_peak_bytes(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> int:
     """Peak of a no-grad forward that returns every position's logits (the zoo's and transformers' default):
-    weights (+ the zoo's RoPE table) + the larger of the largest layer's working set and the head's output, the
-    final norm's output and the logits, T·(h + V)·a."""
+    `model_state_bytes` (weights, a cached RoPE table) + the larger of the largest layer's working set and the
+    head's output, the final norm's output and the logits, T·(h + V)·a."""
     tokens, a = batch * seq_len, dtype_bytes(dtype)
     head = tokens * (arch.hidden_size + arch.vocab_size) * a
-    weights = weight_bytes(count_params(arch).total, dtype) + rope_table_bytes(arch)
-    return weights + max(layer_working_bytes(arch, tokens, dtype), head)
+    return model_state_bytes(arch, dtype) + max(layer_working_bytes(arch, tokens, dtype), head)
 
 
 GENERATE_PHASES = ("prefill", "last_decode_step")
@@ -400,8 +415,9 @@ def generate_timeline(arch: ArchSpec, batch: int, prompt_len: int, new_tokens: i
     """Bytes of live tensors while generating `new_tokens` tokens after a prompt of P tokens, the LM head on the
     last position only (the zoo's `logits_to_keep=1`, transformers' `logits_to_keep`):
 
-    * prefill          = weights (+ the zoo's RoPE table) + KV cache of P tokens + `layer_working_bytes` of B·P tokens + the last
-                         position's logits (B·V·a) and their fp32 copy (B·V·4);
+    * prefill          = weights (+ a cached RoPE table: `model_state_bytes`) + KV cache of P tokens
+                         + `layer_working_bytes` of B·P tokens + the last position's logits (B·V·a) and their fp32
+                         copy (B·V·4);
     * last_decode_step = weights + KV cache of P + N tokens + one layer's cache once more (appending copies that
                          layer's keys and values, as torch.cat does) + the working set and logits of B tokens.
 
@@ -409,7 +425,7 @@ def generate_timeline(arch: ArchSpec, batch: int, prompt_len: int, new_tokens: i
     """
     require_int("new_tokens", new_tokens, 1)
     kv_dtype = dtype if kv_dtype is None else kv_dtype
-    a, weights = dtype_bytes(dtype), weight_bytes(count_params(arch).total, dtype) + rope_table_bytes(arch)
+    a, weights = dtype_bytes(dtype), model_state_bytes(arch, dtype)
     logits = batch * arch.vocab_size * (a + FP32)
     context = prompt_len + new_tokens
     one_layer = max(layer_kv_elements(g, batch, context) for g in arch.layer_groups) * KV_DTYPE_BYTES[kv_dtype]

@@ -46,11 +46,59 @@ def attention_params(att: AttentionSpec, hidden: int) -> int:
     return sum(math.prod(shape) for shape in att.weight_shapes(hidden).values())
 
 
+@dataclass(frozen=True)
+class MLPMatrix:
+    """`count` weight matrices of one name and shape in a layer's MLP, each [rows, cols] = [out, in] with a bias of
+    `rows` numbers when `bias`; `routed`: the routed experts' matrices (`count` of them, one per expert)."""
+
+    name: str
+    rows: int
+    cols: int
+    count: int = 1
+    bias: bool = False
+    routed: bool = False
+
+    @property
+    def params(self) -> int:
+        """Numbers of one of the matrices, its bias included."""
+        return linear_params(self.cols, self.rows, self.bias)
+
+
+def ffn_matrices(width: int, hidden: int, gated: bool, fused_gate_up: bool = False, bias: bool = False,
+                 count: int = 1, routed: bool = False) -> list[MLPMatrix]:
+    """The matrices of one feed-forward network of width I, by transformers' Llama names: a GLU (SwiGLU, Shazeer
+    2020) has gate_proj and up_proj [I, h] — one gate_up_proj [2I, h] when `fused_gate_up` (Phi-3) — and
+    down_proj [h, I]; a plain MLP up_proj [I, h] and down_proj [h, I] (GPT-2's c_fc and c_proj, Falcon's and
+    GPT-NeoX's dense_h_to_4h and dense_4h_to_h, StarCoder2's c_fc and c_proj). `count` of each (experts)."""
+    if not gated:
+        inputs = [("up_proj", width)]
+    elif fused_gate_up:
+        inputs = [("gate_up_proj", 2 * width)]
+    else:
+        inputs = [("gate_proj", width), ("up_proj", width)]
+    return [MLPMatrix(name, rows, hidden, count, bias, routed) for name, rows in inputs] \
+        + [MLPMatrix("down_proj", hidden, width, count, bias, routed)]
+
+
+def mlp_matrices(mlp: MLPSpec, hidden: int, active: bool = False) -> list[MLPMatrix]:
+    """Every weight matrix of a layer's MLP, one expert's matrices apart from another's, as the checkpoints store
+    them: the dense MLP's (`ffn_matrices`), or the E routed experts' of a MoE or token-routed MLP (with `active`
+    the ones a token visits: k of E, token-routed 1 of E), then the shared experts as one MLP of
+    n_shared · shared_intermediate_size (DeepSeek's DeepseekV2MLP(intermediate_size=moe_intermediate_size ·
+    n_shared_experts), Qwen2-MoE's single shared_expert). Qwen2-MoE's shared-expert gate and the router are not
+    among them (`shared_gate_params`, `router_params`)."""
+    routed = mlp.kind != "dense"
+    experts = (mlp.experts_per_token if active else mlp.num_experts) if routed else 1
+    matrices = ffn_matrices(mlp.intermediate_size, hidden, mlp.gated, mlp.fused_gate_up, mlp.bias, experts, routed)
+    if mlp.num_shared_experts:
+        matrices += ffn_matrices(mlp.num_shared_experts * mlp.shared_intermediate_size, hidden, mlp.gated,
+                                 mlp.fused_gate_up, mlp.bias)
+    return matrices
+
+
 def expert_params(width: int, hidden: int, gated: bool, bias: bool) -> int:
-    """One feed-forward network: SwiGLU (Shazeer 2020) has gate and up [width, h] and down [h, width] = 3*h*width;
-    a plain MLP (GPT-2) has 2*h*width, + biases."""
-    params = 2 * linear_params(hidden, width, bias) + linear_params(width, hidden, bias)
-    return params if gated else params - linear_params(hidden, width, bias)
+    """One feed-forward network (`ffn_matrices`): a GLU has 3·h·I weights, a plain MLP 2·h·I, + biases."""
+    return sum(matrix.params for matrix in ffn_matrices(width, hidden, gated, bias=bias))
 
 
 def shared_gate_params(mlp: MLPSpec, hidden: int) -> int:
@@ -60,13 +108,11 @@ def shared_gate_params(mlp: MLPSpec, hidden: int) -> int:
 
 
 def mlp_params(mlp: MLPSpec, hidden: int, active: bool = False) -> int:
-    """MLP of one layer: experts (all of them, or the ones a token visits when `active`) + shared experts (+ their
-    gate). Dense: one expert. MoE: E (active: k) experts + shared ones (Fedus et al. 2021; DeepSeekMoE
-    arXiv:2401.06066). Token-routed: E (active: 1) experts."""
-    one = expert_params(mlp.intermediate_size, hidden, mlp.gated, mlp.bias)
-    routed = mlp.experts_per_token if active else mlp.num_experts
-    shared = mlp.num_shared_experts * expert_params(mlp.shared_intermediate_size, hidden, mlp.gated, mlp.bias)
-    return routed * one + shared + shared_gate_params(mlp, hidden)
+    """MLP of one layer: the matrices of `mlp_matrices` — experts (all of them, or the ones a token visits when
+    `active`) + shared experts — and the shared experts' gate. Dense: one expert. MoE: E (active: k) experts +
+    shared ones (Fedus et al. 2021; DeepSeekMoE arXiv:2401.06066). Token-routed: E (active: 1) experts."""
+    matrices = sum(matrix.count * matrix.params for matrix in mlp_matrices(mlp, hidden, active))
+    return matrices + shared_gate_params(mlp, hidden)
 
 
 def router_params(mlp: MLPSpec, hidden: int) -> int:
@@ -147,34 +193,45 @@ def count_params(arch: ArchSpec) -> ParamCounts:
                        head_weights=arch.vocab_size * h)
 
 
+def _stacked(matrices: list[MLPMatrix]) -> list[int]:
+    """Numbers of one tensor holding every matrix of `matrices` (all their copies, concatenated), and of their
+    biases' tensor when they have biases."""
+    weights = sum(m.count * m.rows * m.cols for m in matrices)
+    return [weights] + ([sum(m.count * m.rows for m in matrices)] if matrices[0].bias else [])
+
+
+def mlp_tensor_sizes(mlp: MLPSpec, hidden: int) -> list[int]:
+    """Numbers in each parameter tensor of a layer's MLP as the modules store `mlp_matrices`: a dense or shared
+    MLP one tensor per matrix (+ one per bias); the zoo's token-routed experts one [E, in, out] tensor per matrix
+    (complexity/core/token_routed_mlp.py); a MoE layer's routed experts, as transformers 5 loads them, two:
+    experts.gate_up_proj [E, 2I, h] (every expert's gate and up concatenated) and experts.down_proj [E, h, I];
+    Qwen2-MoE's shared-expert gate [1, h]; the router [E, h] (+ DeepSeek-V3's E correction biases, a buffer in
+    transformers, a tensor of the checkpoint)."""
+    matrices = mlp_matrices(mlp, hidden)
+    if mlp.kind == "moe":
+        routed = [m for m in matrices if m.routed]
+        groups = [[m for m in routed if m.name != "down_proj"], [m for m in routed if m.name == "down_proj"]]
+        groups += [[m] for m in matrices if not m.routed]
+    else:
+        groups = [[m] for m in matrices]
+    sizes = [size for group in groups for size in _stacked(group)]
+    sizes += [shared_gate_params(mlp, hidden)] if mlp.shared_expert_gate else []
+    if mlp.kind == "moe":
+        sizes += [mlp.num_experts * hidden] + ([mlp.num_experts] if mlp.router_bias else [])
+    return sizes
+
+
 def parameter_tensor_sizes(arch: ArchSpec) -> list[int]:
     """Numbers in each parameter tensor the optimizer loops over (they add up to `count_params(arch).total`):
-    token embedding (+ position table, + untied head), per layer the norms, projections (+ biases, QK-norm, MLA's
-    latent norms; a fused qkv one tensor), MLP matrices (+ biases; a fused gate_up one tensor; the zoo's
-    token-routed experts stacked into one tensor per matrix, MoE experts one tensor each), Qwen2-MoE's shared
-    gate, router (+ DeepSeek-V3's correction bias), and the final norm."""
+    token embedding (+ position table, + untied head), per layer the norms, the attention's tensors
+    (`AttentionSpec.weight_shapes`: projections, biases, QK-norm, MLA's latent norms; a fused qkv one tensor), the
+    MLP's (`mlp_tensor_sizes`), and the final norm."""
     h, vocab = arch.hidden_size, arch.vocab_size
     norm = [h, h] if arch.norm == "layernorm" else [h]
     sizes = [vocab * h] + ([arch.learned_positions * h] if arch.learned_positions else [])
     sizes += [] if arch.tie_word_embeddings else [vocab * h]
     for group in arch.layer_groups:
-        att, mlp = group.attention, group.mlp
-        layer = len(arch.norm_positions) * norm + [math.prod(shape) for shape in att.weight_shapes(h).values()]
-
-        def expert(width: int) -> list[int]:
-            if mlp.gated and mlp.fused_gate_up:
-                return [2 * h * width, h * width] + ([2 * width, h] if mlp.bias else [])
-            matrices = [h * width] * (3 if mlp.gated else 2)
-            biases = ([width] * (2 if mlp.gated else 1) + [h]) if mlp.bias else []
-            return matrices + biases
-
-        if mlp.kind == "token_routed":
-            layer += [mlp.num_experts * size for size in expert(mlp.intermediate_size)]
-        else:
-            layer += expert(mlp.intermediate_size) * (mlp.num_experts if mlp.kind == "moe" else 1)
-        layer += expert(mlp.shared_intermediate_size) * mlp.num_shared_experts
-        layer += [shared_gate_params(mlp, h)] if mlp.shared_expert_gate else []
-        if mlp.kind == "moe":
-            layer += [mlp.num_experts * h] + ([mlp.num_experts] if mlp.router_bias else [])
-        sizes += layer * group.count
+        attention = [math.prod(shape) for shape in group.attention.weight_shapes(h).values()]
+        layer = len(arch.norm_positions) * norm + attention
+        sizes += (layer + mlp_tensor_sizes(group.mlp, h)) * group.count
     return sizes + norm

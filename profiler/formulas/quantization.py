@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from profiler.arch import ArchSpec
 from profiler.formulas.memory import dtype_bytes
-from profiler.formulas.params import count_params
+from profiler.formulas.params import count_params, mlp_matrices
 
 
 @dataclass(frozen=True)
@@ -61,20 +61,16 @@ FULL_PRECISION = ("float32", "bfloat16", "float16")  # formats that store every 
 
 
 def quantized_matrices(arch: ArchSpec) -> list[tuple[int, int, int]]:
-    """(count, rows, columns) of every matrix the formats quantize: each layer's attention projections and MLP
-    matrices (every expert's, and shared experts'), stored [out, in]."""
+    """(count, rows, columns) of every matrix the formats quantize, stored [out, in]: each layer's attention
+    projections (the 2-D weights of `AttentionSpec.weight_shapes`) and MLP matrices (`mlp_matrices`: every
+    expert's apart, as the checkpoints store them; a fused gate_up one matrix; shared experts one wider MLP)."""
     h = arch.hidden_size
     matrices = []
     for group in arch.layer_groups:
         for shape in group.attention.weight_shapes(h).values():
             if len(shape) == 2:
                 matrices.append((group.count, *shape))
-        mlp = group.mlp
-        for width, experts in ((mlp.intermediate_size, mlp.num_experts if mlp.kind != "dense" else 1),
-                               (mlp.shared_intermediate_size, mlp.num_shared_experts)):
-            if experts and width:
-                ups = 2 if mlp.gated else 1  # gate and up, or fc1
-                matrices += [(group.count * experts * ups, width, h), (group.count * experts, h, width)]
+        matrices += [(group.count * m.count, m.rows, m.cols) for m in mlp_matrices(group.mlp, h)]
     return matrices
 
 

@@ -20,6 +20,8 @@ from profiler.checks.compare import (
     prediction_error,
     summary,
 )
+from profiler.formulas import memory as M
+from profiler.formulas.params import count_params
 from profiler.measuring.model_shapes import net_rate_spread, workload_shapes
 from profiler.predict.roofline import predict
 from profiler.render.comparison import write_outputs
@@ -36,6 +38,23 @@ def test_grid_and_prediction_error():
         prediction_error(1.0, 0.0)
     with pytest.raises(ValueError, match="modes='forward,generate': each must be one of"):
         grid([tiny], [1], [8], ["forward", "generate"])
+
+
+def test_a_measured_call_starts_from_the_timelines_state():
+    """A training call starts where the previous step ended (weights, AdamW state, its gradients, the zoo's RoPE
+    table: memory.training_state_bytes, the timeline's between_steps plus the gradients); a forward call from the
+    loaded model (memory.model_state_bytes)."""
+    tiny = resolve("tiny")
+    params, rope = count_params(tiny.arch).total, M.rope_table_bytes(tiny.arch)
+    for dtype in ("float32", "bfloat16"):
+        peak, start = predicted_peak(tiny, "train", 2, 32, dtype, "cpu")
+        timeline = M.training_timeline(tiny.arch, 2, 32, dtype, device="cpu")
+        assert peak == max(timeline.values())
+        assert start == M.training_state_bytes(tiny.arch, dtype, gradients=True) == 16 * params + rope
+        assert start == timeline["between_steps"] + params * M.dtype_bytes(dtype)
+    peak, start = predicted_peak(tiny, "forward", 2, 32, "bfloat16", "cpu")
+    assert peak == M.forward_peak_bytes(tiny.arch, 2, 32, "bfloat16")
+    assert start == M.model_state_bytes(tiny.arch, "bfloat16") == 2 * params + rope
 
 
 def test_the_roofline_plot_takes_the_largest_training_point():

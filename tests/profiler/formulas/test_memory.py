@@ -1,6 +1,7 @@
 import dataclasses
 
 import pytest
+from conftest import SHIPPED
 
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_size
 from profiler.formulas import memory as M
@@ -89,6 +90,31 @@ def test_training_timeline_terms_by_hand():
     assert timeline["backward_end"] == timeline["between_steps"] + 4 * params + 2 * v * h * 4  # tied tables
     largest = max(parameter_tensor_sizes(arch))
     assert largest == v * h and timeline["optimizer_step"] == timeline["between_steps"] + 4 * params + 8 * largest
+
+
+def test_a_cached_rope_table_is_a_field_not_a_family():
+    """`ArchSpec.rope_table_cached` alone decides: the zoo's adapter sets it, HF adapters leave it off."""
+    tiny, llama = from_size("tiny"), resolve("llama_7b").arch
+    assert tiny.rope_table_cached and not any(resolve(name).arch.rope_table_cached for name in SHIPPED)
+    assert M.rope_table_bytes(dataclasses.replace(tiny, rope_table_cached=False)) == 0
+    cached = dataclasses.replace(llama, rope_table_cached=True)
+    assert M.rope_table_bytes(cached) == 2 * 4096 * 128 * 4  # fp32 cos and sin, 4096 positions, head_dim 128
+    assert M.model_state_bytes(cached, "bfloat16") - M.model_state_bytes(llama, "bfloat16") == 2 * 4096 * 128 * 4
+
+
+def test_training_state_is_the_timelines_between_steps():
+    arch = from_size("tiny")
+    params, rope = count_params(arch).total, M.rope_table_bytes(arch)
+    for dtype, master_weights in (("float32", True), ("bfloat16", True), ("bfloat16", False)):
+        timeline = M.training_timeline(arch, 1, 32, dtype, device="cpu", master_weights=master_weights)
+        state = M.training_state_bytes(arch, dtype, master_weights=master_weights)
+        assert state == timeline["between_steps"]
+        grads = M.training_state_bytes(arch, dtype, master_weights=master_weights, gradients=True) - state
+        assert grads == params * M.dtype_bytes(dtype)
+    # fp32: weights 4 + moments 8; mixed bf16: weights 2 + master 4 + moments 8 (+ gradients 4 or 2)
+    assert M.training_state_bytes(arch, "float32", gradients=True) == 16 * params + rope
+    assert M.training_state_bytes(arch, "bfloat16", gradients=True) == 16 * params + rope
+    assert M.training_state_bytes(arch, "float32", "sgd") == M.model_state_bytes(arch, "float32") == 4 * params + rope
 
 
 def test_training_timeline_options():

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from complexity.config import SIZES, ComplexityConfig, config_for_size
 from profiler.arch import from_complexity_config, from_hf_dict, from_size
 from profiler.checks.published import validate_published
-from profiler.formulas.params import count_params, router_bias_params
+from profiler.formulas.params import count_params, parameter_tensor_sizes, router_bias_params
 from profiler.source import resolve
 
 FAMILIES = ("gpt2", "llama", "mistral", "qwen2", "qwen3", "mixtral", "deepseek_v3", "gemma", "gemma2", "gemma3_text",
@@ -42,6 +42,14 @@ def zoo_tensor_shapes(c: ComplexityConfig) -> dict[str, tuple[int, ...]]:
 
 def zoo_hand_count(c: ComplexityConfig) -> int:
     return sum(math.prod(shape) for shape in zoo_tensor_shapes(c).values())
+
+
+def _module_tensor_sizes(module) -> list[int]:
+    """Numbers in each of a module's parameter tensors, and in DeepSeek-V3's score-correction biases (buffers in
+    transformers, tensors of the checkpoint, counted by `parameter_tensor_sizes` as by `count_params`); without
+    the empty tensors of the shared expert transformers builds for DeepSeek's n_shared_experts = 0."""
+    sizes = [p.numel() for p in module.parameters() if p.numel()]
+    return sorted(sizes + [b.numel() for n, b in module.named_buffers() if n.endswith("e_score_correction_bias")])
 
 
 @st.composite
@@ -85,7 +93,9 @@ def test_random_zoo_configs_match_the_module(config):
     modeling = pytest.importorskip("complexity.models.modeling")
     with torch.device("meta"):
         model = modeling.ComplexityForCausalLM(config)
-    assert count_params(from_complexity_config(config)).total == sum(p.numel() for p in model.parameters())
+    arch = from_complexity_config(config)
+    assert count_params(arch).total == sum(p.numel() for p in model.parameters())
+    assert sorted(parameter_tensor_sizes(arch)) == _module_tensor_sizes(model)  # token-routed: [E, in, out] stacks
 
 
 @pytest.mark.parametrize("size", list(SIZES))
@@ -95,6 +105,7 @@ def test_zoo_sizes_match_the_module(size):
     with torch.device("meta"):
         model = modeling.ComplexityForCausalLM(config_for_size(size))
     assert count_params(from_size(size)).total == sum(p.numel() for p in model.parameters())
+    assert sorted(parameter_tensor_sizes(from_size(size))) == _module_tensor_sizes(model)
 
 
 def test_published_exact_counts():
@@ -177,3 +188,30 @@ def test_random_hf_configs_match_transformers(family, data, hf_meta_count):
     config = data.draw(hf_configs(family))
     arch = from_hf_dict(config)
     assert count_params(arch).total - router_bias_params(arch) == hf_meta_count(config)
+
+
+# GPT-2's adapter leaves AttentionSpec.fused_qkv off, but transformers stores q, k and v as one c_attn tensor.
+GPT2_QKV = pytest.mark.xfail(strict=True, reason="profiler.arch._gpt2 does not set fused_qkv (c_attn is one tensor)")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=GPT2_QKV) if n == "gpt2" else n for n in SHIPPED])
+def test_hf_parameter_tensors_are_the_modules(name):
+    """One size per tensor of transformers' module: a MoE layer's routed experts are two stacked tensors
+    (experts.gate_up_proj [E, 2I, h], experts.down_proj [E, h, I]), DeepSeek's shared experts one MLP, Phi-3's
+    gate_up one matrix; the AdamW op list launches per tensor."""
+    pytest.importorskip("transformers")
+    source = resolve(name).scaled_down()
+    assert sorted(parameter_tensor_sizes(source.arch)) == _module_tensor_sizes(source.build("meta"))
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")  # DeepSeek with no shared expert
+@pytest.mark.parametrize("family", [pytest.param(f, marks=GPT2_QKV) if f == "gpt2" else f for f in FAMILIES])
+@settings(max_examples=3, deadline=None)
+@given(data=st.data())
+def test_random_hf_parameter_tensors_are_the_modules(family, data):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = data.draw(hf_configs(family))
+    with torch.device("meta"):
+        module = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model(**config))
+    assert sorted(parameter_tensor_sizes(from_hf_dict(config))) == _module_tensor_sizes(module)

@@ -131,6 +131,21 @@ def test_round_trip_keeps_sources(tmp_path):
     assert again.efficiency.elementwise_source.assumed and again.efficiency.matmul[1].source is None
 
 
+HOST = {"min": 1e-3, "median": 2e-3, "max": 4e-3}
+
+
+def test_host_overhead_points_round_trip_and_pick_the_time_end(tmp_path):
+    data = valid()
+    data["efficiency"]["host_overhead"] = [{"model": "tiny", "mode": "decode", "batch": 4, "seconds": HOST}]
+    profile = profile_from_dict(data)
+    save_profile(profile, tmp_path / "p.json")
+    assert load_profile(str(tmp_path / "p.json")) == profile
+    # Times, not rates: the optimistic estimate is the fastest repeat.
+    assert profile.host_overhead_s("tiny", "decode", 4, "optimistic") == 1e-3
+    assert profile.host_overhead_s("tiny", "decode", 4, "conservative") == 4e-3
+    assert profile.host_overhead_s("tiny", "decode", 1) is None and profile.host_overhead_s("small", "decode", 4) is None
+
+
 def test_matmul_lookup_takes_nearest_point_in_log_space_and_the_estimate_end():
     profile = profile_from_dict(valid())
     assert profile.matmul_flops_per_s("float32", 100, 50, 80) == 1e9
@@ -183,6 +198,14 @@ def _set(path: str, value):
     ("efficiency.elementwise_source", {"url": "https://a.b", "measured": "x", "assumed": "yes"},
      r"efficiency.elementwise_source.assumed='yes' must be true or false"),
     ("bandwidth", 1, r"unknown field\(s\) \['bandwidth'\]"),
+    ("efficiency.host_overhead", {}, r"efficiency.host_overhead must be a list"),
+    ("efficiency.host_overhead", [{"model": "tiny", "mode": "decode", "batch": 0, "seconds": HOST}],
+     r"efficiency.host_overhead\[0\].batch=0 must be an integer in \[1, 1048576\]"),
+    ("efficiency.host_overhead", [{"model": "tiny", "mode": "decode", "batch": 1,
+                                   "seconds": {"min": 0, "median": 1e-3, "max": 2e-3}}],
+     r"efficiency.host_overhead\[0\].seconds.min=0 must be a number in \(0, 3600"),
+    ("efficiency.host_overhead", [{"model": "tiny", "mode": "decode", "batch": 1, "seconds": HOST}] * 2,
+     r"efficiency.host_overhead lists a \(model, mode, batch\) more than once"),
 ])
 def test_bad_profile_names_field_and_range(path, value, message):
     with pytest.raises(ValueError, match=message):

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from conftest import synthetic_profile
 
 from profiler.arch import from_size
 from profiler.cli import main
-from profiler.hardware import load_profile
+from profiler.hardware import HostOverheadPoint, Spread, load_profile
 from profiler.predict.ops import Op
 from profiler.predict.roofline import op_time, predict
-from profiler.workload import Workload
+from profiler.workload import PHASES, Workload
 
 
 def test_compute_bound_op_takes_flops_over_rate_plus_overhead():
@@ -74,6 +75,31 @@ def test_prediction_is_the_sum_of_its_ops_and_mfu_uses_matmul_flops():
     assert result["seconds"] == pytest.approx(sum(row["seconds"] for row in result["ops"]))
     assert result["seconds"] == pytest.approx(sum(result["seconds_by_phase"].values()))
     assert result["mfu"] == pytest.approx(result["matmul_flops"] / (result["seconds"] * 2e11))
+
+
+@pytest.mark.parametrize("mode", ["train", "decode"])
+def test_a_measured_host_overhead_replaces_the_per_launch_overhead(mode):
+    """Kernels keep their compute and memory terms; the per-launch overhead gives way to the measured host time,
+    split over the phases by their launches; another model, mode or batch keeps the launch model."""
+    plain = synthetic_profile()
+    point = HostOverheadPoint("tiny", mode, 2, Spread(0.01, 0.02, 0.04))
+    measured = replace(plain, efficiency=replace(plain.efficiency, host_overhead=(point,)))
+    arch, workload = from_size("tiny"), Workload(mode, 2, 32)
+    before, after = predict(arch, plain, workload), predict(arch, measured, workload)
+    kernels = sum(max(row["compute_s"], row["memory_s"]) for row in before["ops"])
+    assert after["seconds"] == pytest.approx(kernels + 0.02)
+    assert predict(arch, measured, workload, "optimistic")["seconds"] == pytest.approx(
+        sum(max(r["compute_s"], r["memory_s"]) for r in predict(arch, plain, workload, "optimistic")["ops"]) + 0.01)
+    host = [row for row in after["ops"] if row["name"] == "host_overhead"]
+    assert sum(row["overhead_s"] for row in host) == pytest.approx(0.02)
+    assert all(row["overhead_s"] == 0 for row in after["ops"] if row["name"] != "host_overhead")
+    launches = {phase: sum(op["launches"] for op in before["ops"] if op["phase"] == phase) for phase in PHASES}
+    for row in host:
+        assert row["overhead_s"] == pytest.approx(0.02 * launches[row["phase"]] / sum(launches.values()))
+    assert {row["phase"] for row in host} == ({"forward", "backward", "optimizer"} if mode == "train" else {"forward"})
+    assert after["seconds"] == pytest.approx(sum(after["seconds_by_phase"].values()))
+    assert predict(arch, measured, Workload(mode, 1, 32)) == predict(arch, plain, Workload(mode, 1, 32)) | {
+        "hardware": "synthetic"}
 
 
 def test_bad_estimate_names_the_field():

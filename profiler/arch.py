@@ -28,6 +28,7 @@ MLP_KINDS = ("dense", "moe", "token_routed")
 NORM_POSITIONS = ("attention_in", "attention_out", "mlp_in", "mlp_out")
 QK_NORM_SCOPES = ("head", "full")
 LAYER_TYPES = ("full_attention", "sliding_attention")  # transformers' `layer_types` values for attention layers
+DROPOUT_FIELDS = ("embedding_dropout", "attention_dropout", "residual_dropout")  # ArchSpec's probabilities
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,10 @@ class ArchSpec:
     `logit_scale` the logits (Granite: 1 / logits_scaling), `final_logit_softcap` c maps logits to
     c·tanh(logits / c) (Gemma 2). `rope_table_cached`: the implementation builds fp32 cos and sin tables for every
     position once and keeps them (the zoo's rotary embedding), rather than computing them for each call's positions
-    (transformers)."""
+    (transformers). Dropout probabilities as the config states them, in [0, 1), active only when the module is in
+    training mode: `embedding_dropout` on the summed embeddings (GPT-2's embd_pdrop), `attention_dropout` on the
+    attention probabilities (attn_pdrop; with a fused kernel its dropout_p), `residual_dropout` on each sublayer's
+    output before its residual add (resid_pdrop); the zoo has none."""
 
     name: str
     model_type: str
@@ -211,10 +215,17 @@ class ArchSpec:
     logit_scale: float | None = None
     final_logit_softcap: float | None = None
     rope_table_cached: bool = False
+    embedding_dropout: float = 0.0
+    attention_dropout: float = 0.0
+    residual_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         for field in ("vocab_size", "hidden_size"):
             require_int(field, getattr(self, field))
+        for field in DROPOUT_FIELDS:
+            value = getattr(self, field)
+            if not (is_real(value) and 0 <= value < 1):
+                raise ValueError(f"{field}={value!r} must be a probability in [0, 1)")
         if self.norm not in NORMS:
             raise ValueError(f"norm={self.norm!r} is not one of {NORMS}")
         if not self.norm_positions or any(p not in NORM_POSITIONS for p in self.norm_positions) \
@@ -361,6 +372,15 @@ class _Fields:
             raise ValueError(f"config.json field {key}={value!r} must be a finite number > 0")
         return float(value)
 
+    def probability(self, key: str, default: float = 0.0) -> float:
+        """A dropout probability in [0, 1) (absent or null: `default`)."""
+        if not self._given(key, default):
+            return default
+        value = self.data[key]
+        if not (is_real(value) and 0 <= value < 1):
+            raise ValueError(f"config.json field {key}={value!r} must be a probability in [0, 1)")
+        return float(value)
+
     def str(self, key: str, default: Any = _MISSING, choices: tuple[str, ...] | None = None) -> Any:
         if not self._given(key, default):
             return default
@@ -433,17 +453,22 @@ def _windows(types: list[str], window: int | None) -> list[int | None]:
 
 
 def _gpt2(f: _Fields, name: str) -> ArchSpec:
-    """GPT-2 (Radford et al. 2019): LayerNorm, learned positions, biased fused QKV and GELU MLP, tied head.
+    """GPT-2 (Radford et al. 2019): LayerNorm, learned positions, biased fused QKV and GELU MLP, tied head. The
+    activation is `activation_function` (transformers' GPT2Config default "gelu_new", the tanh approximation written
+    as eager tensor code); dropout embd_pdrop, attn_pdrop and resid_pdrop (GPT2Config's defaults 0.1 each).
     Buffers (not parameters): the causal-mask `attn.bias` tensors of old checkpoints, none in transformers 5."""
     h, heads = f.int("n_embd"), f.int("n_head")
     attention = AttentionSpec(num_heads=heads, num_kv_heads=heads, head_dim=h // heads, v_head_dim=h // heads,
                               qkv_bias=True, o_bias=True)
     mlp = MLPSpec(kind="dense", intermediate_size=f.int("n_inner", None) or 4 * h, gated=False, bias=True,
-                  activation="gelu")
+                  activation=f.str("activation_function", "gelu_new"))
     return ArchSpec(name=name, model_type="gpt2", vocab_size=f.int("vocab_size"), hidden_size=h,
                     layer_groups=(LayerGroup(f.layers("n_layer"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", True), norm="layernorm",
-                    learned_positions=f.int("n_positions"), max_position_embeddings=f.int("n_positions"))
+                    learned_positions=f.int("n_positions"), max_position_embeddings=f.int("n_positions"),
+                    embedding_dropout=f.probability("embd_pdrop", 0.1),
+                    attention_dropout=f.probability("attn_pdrop", 0.1),
+                    residual_dropout=f.probability("resid_pdrop", 0.1))
 
 
 def _layer_windows(f: _Fields, num_layers: int) -> list[int | None]:
@@ -461,7 +486,8 @@ def _layer_windows(f: _Fields, num_layers: int) -> list[int | None]:
 
 
 def _llama_like(f: _Fields, name: str) -> ArchSpec:
-    """Llama, Mistral, Qwen2, Qwen3 and Mixtral: RMSNorm, RoPE, GQA, SwiGLU (Mixtral: top-k routed SwiGLU experts).
+    """Llama, Mistral, Qwen2, Qwen3 and Mixtral: RMSNorm, RoPE, GQA, SwiGLU (Mixtral: top-k routed SwiGLU experts;
+    the gate's activation is `hidden_act`, silu), dropout `attention_dropout` on the attention probabilities only.
     Buffers: RoPE's inv_freq only."""
     model_type = f.model_type
     h, heads = f.int("hidden_size"), f.int("num_attention_heads")
@@ -472,16 +498,20 @@ def _llama_like(f: _Fields, name: str) -> ArchSpec:
         v_head_dim=head_dim, qkv_bias=model_type == "qwen2" or attention_bias,
         o_bias=attention_bias and model_type != "qwen2", qk_norm=model_type == "qwen3",
     )
+    activation = f.str("hidden_act", "silu")
     if model_type == "mixtral":
         mlp = MLPSpec(kind="moe", intermediate_size=f.int("intermediate_size"),
-                      num_experts=f.int("num_local_experts"), experts_per_token=f.int("num_experts_per_tok"))
+                      num_experts=f.int("num_local_experts"), experts_per_token=f.int("num_experts_per_tok"),
+                      activation=activation)
     else:
-        mlp = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"), bias=f.bool("mlp_bias", False))
+        mlp = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"), bias=f.bool("mlp_bias", False),
+                      activation=activation)
     num_layers = f.layers("num_hidden_layers")
     layers = [(AttentionSpec(**attention_kwargs, sliding_window=w), mlp) for w in _layer_windows(f, num_layers)]
     return ArchSpec(name=name, model_type=model_type, vocab_size=f.int("vocab_size"), hidden_size=h,
                     layer_groups=_grouped(layers), tie_word_embeddings=f.bool("tie_word_embeddings", False),
-                    max_position_embeddings=f.int("max_position_embeddings", 2048))
+                    max_position_embeddings=f.int("max_position_embeddings", 2048),
+                    attention_dropout=f.probability("attention_dropout"))
 
 
 def _granite(f: _Fields, name: str) -> ArchSpec:
@@ -504,7 +534,8 @@ def _gemma(f: _Fields, name: str) -> ArchSpec:
     other layer sliding (layers 0, 2, ...), Gemma 3 five sliding then one global (`sliding_window_pattern`, 6).
     Gemma 2 soft-caps the attention scores (attn_logit_softcapping, 50) and the logits (final_logit_softcapping,
     30) — transformers runs it with eager attention, SDPA having no soft-cap. Gemma 3 adds head-wise QK-norm
-    (q_norm, k_norm [d]). Buffers (not parameters): the embedding scale `embed_tokens.embed_scale` and inv_freq."""
+    (q_norm, k_norm [d]). Dropout: `attention_dropout` on the attention probabilities. Buffers (not parameters): the
+    embedding scale `embed_tokens.embed_scale` and inv_freq."""
     model_type = f.model_type
     h, heads, num_layers = f.int("hidden_size"), f.int("num_attention_heads"), f.layers("num_hidden_layers")
     head_dim = f.int("head_dim", 256)
@@ -517,7 +548,11 @@ def _gemma(f: _Fields, name: str) -> ArchSpec:
     attention = AttentionSpec(num_heads=heads, num_kv_heads=f.int("num_key_value_heads", heads), head_dim=head_dim,
                               v_head_dim=head_dim, qkv_bias=bias, o_bias=bias, qk_norm=model_type == "gemma3_text",
                               logit_softcap=softcap)
-    activation = f.str("hidden_activation", None) or f.str("hidden_act", "gelu_pytorch_tanh")
+    if first:  # GemmaConfig reads hidden_act and takes its legacy "gelu" for the tanh approximation
+        activation = f.str("hidden_act", "gelu_pytorch_tanh")
+        activation = "gelu_pytorch_tanh" if activation == "gelu" else activation
+    else:  # Gemma 2 and 3 read hidden_activation
+        activation = f.str("hidden_activation", "gelu_pytorch_tanh")
     mlp = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"), activation=activation)
     if first:
         types = ["full_attention"] * num_layers
@@ -533,14 +568,16 @@ def _gemma(f: _Fields, name: str) -> ArchSpec:
         max_position_embeddings=f.int("max_position_embeddings", 131072 if model_type == "gemma3_text" else 8192),
         norm_positions=("attention_in", "mlp_in") if first else NORM_POSITIONS, embedding_scale=math.sqrt(h),
         final_logit_softcap=None if first else f.number("final_logit_softcapping",
-                                                        30.0 if model_type == "gemma2" else None))
+                                                        30.0 if model_type == "gemma2" else None),
+        attention_dropout=f.probability("attention_dropout"))
 
 
 def _phi3(f: _Fields, name: str) -> ArchSpec:
     """Phi-3 (Abdin et al. 2024, arXiv:2404.14219): Llama's layout with q, k and v fused into one qkv_proj
     [(H + 2KV)·d, h] and gate and up into one gate_up_proj [2I, h], no biases, untied head; `sliding_window` (when
-    set) on every layer; partial rotary by partial_rotary_factor (1.0 in Phi-3). Buffers: inv_freq (and the
-    longrope factors' original_inv_freq)."""
+    set) on every layer; partial rotary by partial_rotary_factor (1.0 in Phi-3). Dropout: `attention_dropout` on the
+    attention probabilities, resid_pdrop on both sublayers' outputs (transformers 5 applies no embd_pdrop).
+    Buffers: inv_freq (and the longrope factors' original_inv_freq)."""
     h, heads = f.int("hidden_size"), f.int("num_attention_heads")
     head_dim = f.int("head_dim", h // heads)
     rotary = _partial_rotary_dim(head_dim, _rotary_fraction(f, "partial_rotary_factor", 1.0))
@@ -552,7 +589,9 @@ def _phi3(f: _Fields, name: str) -> ArchSpec:
     return ArchSpec(name=name, model_type="phi3", vocab_size=f.int("vocab_size"), hidden_size=h,
                     layer_groups=(LayerGroup(f.layers("num_hidden_layers"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", False),
-                    max_position_embeddings=f.int("max_position_embeddings", 4096))
+                    max_position_embeddings=f.int("max_position_embeddings", 4096),
+                    attention_dropout=f.probability("attention_dropout"),
+                    residual_dropout=f.probability("resid_pdrop"))
 
 
 def _qwen_moe(f: _Fields, name: str) -> ArchSpec:
@@ -563,7 +602,8 @@ def _qwen_moe(f: _Fields, name: str) -> ArchSpec:
     (`qkv_bias`, default true), one shared expert of shared_expert_intermediate_size scaled by sigmoid of a
     [1, h] shared_expert_gate; sliding windows (use_sliding_window) on layers "sliding_attention" in layer_types,
     by default every other layer below max_window_layers. Qwen3-MoE: head-wise QK-norm, attention_bias on q, k,
-    v, o, no shared expert, a window on every layer when use_sliding_window. Buffers: inv_freq."""
+    v, o, no shared expert, a window on every layer when use_sliding_window. Activation `hidden_act` (silu),
+    dropout `attention_dropout` on the attention probabilities. Buffers: inv_freq."""
     qwen3 = f.model_type == "qwen3_moe"
     h, heads, num_layers = f.int("hidden_size"), f.int("num_attention_heads"), f.layers("num_hidden_layers")
     head_dim = f.int("head_dim", h // heads)
@@ -580,17 +620,19 @@ def _qwen_moe(f: _Fields, name: str) -> ArchSpec:
         windows = _windows(f.layer_types(num_layers, default), window)
     experts = f.int("num_experts", 0 if qwen3 else 60, minimum=0)
     shared = 0 if qwen3 else f.int("shared_expert_intermediate_size", 5632)
+    activation = f.str("hidden_act", "silu")
     moe = MLPSpec(kind="moe", intermediate_size=f.int("moe_intermediate_size"), num_experts=max(experts, 1),
                   experts_per_token=f.int("num_experts_per_tok"), num_shared_experts=0 if qwen3 else 1,
-                  shared_intermediate_size=shared, shared_expert_gate=not qwen3)
-    dense = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"))
+                  shared_intermediate_size=shared, shared_expert_gate=not qwen3, activation=activation)
+    dense = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"), activation=activation)
     dense_layers, step = set(f.int_list("mlp_only_layers")), f.int("decoder_sparse_step", 1)
     layers = [(AttentionSpec(**attention, sliding_window=w),
                moe if experts and i not in dense_layers and (i + 1) % step == 0 else dense)
               for i, w in enumerate(windows)]
     return ArchSpec(name=name, model_type=f.model_type, vocab_size=f.int("vocab_size"), hidden_size=h,
                     layer_groups=_grouped(layers), tie_word_embeddings=f.bool("tie_word_embeddings", False),
-                    max_position_embeddings=f.int("max_position_embeddings", 32768))
+                    max_position_embeddings=f.int("max_position_embeddings", 32768),
+                    attention_dropout=f.probability("attention_dropout"))
 
 
 def _olmo(f: _Fields, name: str) -> ArchSpec:
@@ -599,8 +641,8 @@ def _olmo(f: _Fields, name: str) -> ArchSpec:
     attention_bias on q, k, v, o. OLMo 2: post-norms only (post_attention_layernorm, post_feedforward_layernorm on
     the sublayers' outputs, no input norms), a dense SwiGLU. OLMoE: pre-norms, every layer MoE with
     `num_experts` SwiGLU experts of `intermediate_size`, top `num_experts_per_tok`, router [E, h]; its q_norm is
-    hidden_size wide, so H·d must equal h. `clip_qkv` (a clamp, no parameters) is not among the ops.
-    Buffers: inv_freq."""
+    hidden_size wide, so H·d must equal h. `clip_qkv` (a clamp, no parameters) is not among the ops. Activation
+    `hidden_act` (silu), dropout `attention_dropout` on the attention probabilities. Buffers: inv_freq."""
     moe = f.model_type == "olmoe"
     h, heads = f.int("hidden_size"), f.int("num_attention_heads")
     head_dim = f.int("head_dim", h // heads)
@@ -610,16 +652,18 @@ def _olmo(f: _Fields, name: str) -> ArchSpec:
     bias = f.bool("attention_bias", False)
     attention = AttentionSpec(num_heads=heads, num_kv_heads=f.int("num_key_value_heads", heads), head_dim=head_dim,
                               v_head_dim=head_dim, qkv_bias=bias, o_bias=bias, qk_norm=True, qk_norm_scope="full")
+    activation = f.str("hidden_act", "silu")
     if moe:
         mlp = MLPSpec(kind="moe", intermediate_size=f.int("intermediate_size"), num_experts=f.int("num_experts"),
-                      experts_per_token=f.int("num_experts_per_tok"))
+                      experts_per_token=f.int("num_experts_per_tok"), activation=activation)
     else:
-        mlp = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"))
+        mlp = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"), activation=activation)
     return ArchSpec(name=name, model_type=f.model_type, vocab_size=f.int("vocab_size"), hidden_size=h,
                     layer_groups=(LayerGroup(f.layers("num_hidden_layers"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", False),
                     max_position_embeddings=f.int("max_position_embeddings", 4096 if moe else 2048),
-                    norm_positions=("attention_in", "mlp_in") if moe else ("attention_out", "mlp_out"))
+                    norm_positions=("attention_in", "mlp_in") if moe else ("attention_out", "mlp_out"),
+                    attention_dropout=f.probability("attention_dropout"))
 
 
 def _deepseek(f: _Fields, name: str) -> ArchSpec:
@@ -633,7 +677,8 @@ def _deepseek(f: _Fields, name: str) -> ArchSpec:
     code; transformers 5 ignores moe_layer_freq, 1 in every published V2). V3: sigmoid router with a
     score-correction bias `e_score_correction_bias` (topk_method noaux_tc), E numbers per layer that the
     checkpoint stores but transformers registers as a buffer, not a parameter; counted here under `router`.
-    V3's multi-token-prediction layer (`num_nextn_predict_layers`) is not part of the main model and not described."""
+    V3's multi-token-prediction layer (`num_nextn_predict_layers`) is not part of the main model and not described.
+    Activation `hidden_act` (silu), dropout `attention_dropout` on the attention probabilities."""
     v3 = f.model_type == "deepseek_v3"
     heads = f.int("num_attention_heads")
     nope, rope = f.int("qk_nope_head_dim"), f.int("qk_rope_head_dim")
@@ -647,19 +692,22 @@ def _deepseek(f: _Fields, name: str) -> ArchSpec:
     if not v3 and f.bool("mlp_bias", False):
         raise ValueError("config.json field mlp_bias=true is not supported for deepseek_v2 (its routed experts have "
                          "no biases while its dense and shared MLPs would)")
-    dense = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"))
+    activation = f.str("hidden_act", "silu")
+    dense = MLPSpec(kind="dense", intermediate_size=f.int("intermediate_size"), activation=activation)
     topk_method = f.str("topk_method", "noaux_tc" if v3 else "greedy")
     moe = MLPSpec(kind="moe", intermediate_size=moe_width, num_experts=f.int("n_routed_experts"),
                   experts_per_token=f.int("num_experts_per_tok"),
                   num_shared_experts=f.int("n_shared_experts", 0 if v3 else 2, minimum=0),
-                  shared_intermediate_size=moe_width, router_bias=v3 and topk_method == "noaux_tc")
+                  shared_intermediate_size=moe_width, router_bias=v3 and topk_method == "noaux_tc",
+                  activation=activation)
     num_layers, first_moe = f.layers("num_hidden_layers"), f.int("first_k_dense_replace", 0, minimum=0)
     freq = 1 if v3 else f.int("moe_layer_freq", 1)
     layers = [(attention, moe if i >= first_moe and i % freq == 0 else dense) for i in range(num_layers)]
     return ArchSpec(name=name, model_type=f.model_type, vocab_size=f.int("vocab_size"),
                     hidden_size=f.int("hidden_size"), layer_groups=_grouped(layers),
                     tie_word_embeddings=f.bool("tie_word_embeddings", False),
-                    max_position_embeddings=f.int("max_position_embeddings", 4096 if v3 else 2048))
+                    max_position_embeddings=f.int("max_position_embeddings", 4096 if v3 else 2048),
+                    attention_dropout=f.probability("attention_dropout"))
 
 
 def _falcon(f: _Fields, name: str) -> ArchSpec:
@@ -672,7 +720,9 @@ def _falcon(f: _Fields, name: str) -> ArchSpec:
     * `new_decoder_architecture` (Falcon-40B/180B): GQA with `num_kv_heads`, always parallel, two input norms
       ln_attn and ln_mlp (or one with num_ln_in_parallel_attn = 1). transformers broadcasts the keys and values to
       all H heads before its cache, so its cache is H/KV times the one described here.
-    Buffers: inv_freq."""
+    Activation `activation` (gelu). Dropout: `attention_dropout` on the attention probabilities, `hidden_dropout`
+    as the residual dropout — priced on both sublayers' outputs, where transformers drops a parallel block's summed
+    output once and a sequential block's attention output at attention_dropout. Buffers: inv_freq."""
     h, heads = f.int("hidden_size"), f.int("num_attention_heads")
     if h % heads:
         raise ValueError(f"config.json field hidden_size={h} must be a multiple of num_attention_heads={heads}")
@@ -698,7 +748,8 @@ def _falcon(f: _Fields, name: str) -> ArchSpec:
                     layer_groups=(LayerGroup(f.layers("num_hidden_layers"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", True), norm="layernorm",
                     max_position_embeddings=f.int("max_position_embeddings", 2048), norm_positions=norms,
-                    parallel_block=parallel)
+                    parallel_block=parallel, attention_dropout=f.probability("attention_dropout"),
+                    residual_dropout=f.probability("hidden_dropout"))
 
 
 def _gpt_neox(f: _Fields, name: str) -> ArchSpec:
@@ -706,7 +757,9 @@ def _gpt_neox(f: _Fields, name: str) -> ArchSpec:
     through one fused query_key_value [3h, h] and dense [h, h] with biases (attention_bias, default true), a GELU
     MLP dense_h_to_4h / dense_4h_to_h always with biases, partial rotary on int(d · rotary_pct) channels per
     head (rotary_pct 0.25 by default), attention and MLP in parallel from their own input norms when
-    use_parallel_residual (default) else sequential, untied head. Buffers: inv_freq."""
+    use_parallel_residual (default) else sequential, untied head. Activation `hidden_act` (gelu); dropout
+    `attention_dropout` on the attention probabilities, `hidden_dropout` on the embeddings and both sublayers'
+    outputs. Buffers: inv_freq."""
     h, heads = f.int("hidden_size"), f.int("num_attention_heads")
     if h % heads:
         raise ValueError(f"config.json field hidden_size={h} must be a multiple of num_attention_heads={heads}")
@@ -720,13 +773,17 @@ def _gpt_neox(f: _Fields, name: str) -> ArchSpec:
                     layer_groups=(LayerGroup(f.layers("num_hidden_layers"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", False), norm="layernorm",
                     max_position_embeddings=f.int("max_position_embeddings", 2048),
-                    parallel_block=f.bool("use_parallel_residual", True))
+                    parallel_block=f.bool("use_parallel_residual", True),
+                    embedding_dropout=f.probability("hidden_dropout"),
+                    attention_dropout=f.probability("attention_dropout"),
+                    residual_dropout=f.probability("hidden_dropout"))
 
 
 def _starcoder2(f: _Fields, name: str) -> ArchSpec:
     """StarCoder2 (Lozhkov et al. 2024, arXiv:2402.19173): LayerNorm (weight and bias), GQA with `use_bias` on q,
     k, v, o, a GELU MLP c_fc / c_proj (gelu_pytorch_tanh) with biases, `sliding_window` (when set) on every
-    layer, tied head. Buffers: inv_freq."""
+    layer, tied head. Dropout: embedding_dropout, attention_dropout (on the attention probabilities) and
+    residual_dropout (on both sublayers' outputs). Buffers: inv_freq."""
     h, heads = f.int("hidden_size"), f.int("num_attention_heads")
     head_dim, bias = h // heads, f.bool("use_bias", True)
     attention = AttentionSpec(num_heads=heads, num_kv_heads=f.int("num_key_value_heads", heads), head_dim=head_dim,
@@ -737,7 +794,10 @@ def _starcoder2(f: _Fields, name: str) -> ArchSpec:
     return ArchSpec(name=name, model_type="starcoder2", vocab_size=f.int("vocab_size"), hidden_size=h,
                     layer_groups=(LayerGroup(f.layers("num_hidden_layers"), attention, mlp),),
                     tie_word_embeddings=f.bool("tie_word_embeddings", True), norm="layernorm",
-                    max_position_embeddings=f.int("max_position_embeddings", 4096))
+                    max_position_embeddings=f.int("max_position_embeddings", 4096),
+                    embedding_dropout=f.probability("embedding_dropout"),
+                    attention_dropout=f.probability("attention_dropout"),
+                    residual_dropout=f.probability("residual_dropout"))
 
 
 def _complexity(f: _Fields, name: str) -> ArchSpec:

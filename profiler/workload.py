@@ -14,6 +14,13 @@ One list of modes (`MODES`); each command takes the ones it can do:
 
 Phases: the parts of a step that time is split into (`forward`, `backward`, `optimizer`); the FLOP counter sees
 the first two.
+
+How the step runs, where torch's kernels differ (`Workload` fields, defaults as the zoo's own runs): `device` the
+device type it runs on (dropout's fused CUDA kernel, the optimizer's default implementation `OPTIMIZER_PATHS`);
+`dropout` whether the module is in training mode so that its dropouts run (at the probabilities of its config;
+off by default, also for `train`: a run with dropout has to say so); `optimizer` the AdamW implementation (None:
+the device's default); `master_weights` whether a 16-bit run keeps fp32 master weights and moments (the optimizer
+then moves fp32 numbers; False: pure 16-bit training, torch's optimizer on 16-bit parameters).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from complexity.inputs import require_int
-from profiler.formulas.memory import dtype_bytes
+from profiler.formulas.memory import MEMORY_DEVICES, OPTIMIZER_PATHS, dtype_bytes
 
 MODES = ("forward", "train", "prefill", "decode", "generate")
 PREDICTED_MODES = ("forward", "train", "prefill", "decode")  # one step each, priced op by op
@@ -31,17 +38,25 @@ COMPARED_MODES = ("forward", "train", "prefill", "decode")
 PHASES = ("forward", "backward", "optimizer")
 MAX_TOKENS = 2**24  # per sequence and per batch: beyond any real workload, so larger values are typos
 DECODE_TOKENS = 16  # decoding steps timed per decode point (after the prompt's own first token)
+# AdamW implementations (torch.optim.adamw): the per-tensor loop, the multi-tensor `_foreach_*` kernels and the one
+# fused kernel (`fused=True`); the latter two are priced as CUDA runs them (`profiler.predict.ops.optimizer_ops`).
+OPTIMIZER_IMPLEMENTATIONS = ("single_tensor", "foreach", "fused")
+DROPOUT_MODES = ("forward", "train")  # a module in training mode: generation runs in eval mode
 
 
 @dataclass(frozen=True)
 class Workload:
     """B sequences of S tokens (forward/train/prefill), or one new token per sequence at context C = seq_len
-    (decode)."""
+    (decode); `device`, `dropout`, `optimizer` and `master_weights` as in the module docstring."""
 
     mode: str
     batch: int
     seq_len: int
     dtype: str = "float32"
+    device: str = "cpu"
+    dropout: bool = False
+    optimizer: str | None = None
+    master_weights: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in PREDICTED_MODES:
@@ -49,6 +64,25 @@ class Workload:
         for name in ("batch", "seq_len"):
             require_int(name, getattr(self, name), 1, MAX_TOKENS)
         dtype_bytes(self.dtype)
+        if self.device not in MEMORY_DEVICES:
+            raise ValueError(f"device={self.device!r} is not one of {MEMORY_DEVICES}")
+        for name in ("dropout", "master_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
+        if self.dropout and self.mode not in DROPOUT_MODES:
+            raise ValueError(f"dropout=True needs mode in {DROPOUT_MODES} (a module in training mode), "
+                             f"got mode={self.mode!r}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZER_IMPLEMENTATIONS:
+            raise ValueError(f"optimizer={self.optimizer!r} is not one of {OPTIMIZER_IMPLEMENTATIONS} (or None: "
+                             "the device's default)")
+        if self.optimizer in ("foreach", "fused") and self.device != "cuda":
+            raise ValueError(f"optimizer={self.optimizer!r} is priced as CUDA's multi-tensor kernels run it and "
+                             f"needs device='cuda', got device={self.device!r}")
+
+    @property
+    def optimizer_implementation(self) -> str:
+        """The AdamW implementation the step runs: `optimizer`, else the device's default (`OPTIMIZER_PATHS`)."""
+        return self.optimizer or OPTIMIZER_PATHS[self.device]
 
     @property
     def tokens(self) -> int:

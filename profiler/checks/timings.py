@@ -11,8 +11,12 @@ forward_backward (forward + backward, no optimizer), train (forward + backward +
 forward + backward that many times before one optimizer step, as gradient accumulation does) or decode (one new
 token per sequence at context `seq_len`). `eval_forwards` counts no-grad forward passes per timed step that the
 benchmark ran inside its timed interval (an evaluation every few steps), predicted as forward passes of the same
-shape. A `doubtful` record carries the reason its own figure is in doubt; the summary reports the rest
-separately. Nothing here is fitted to the records: they only check predictions.
+shape. How the run executed, where its source says so: `dropout` true when the module ran in training mode with
+its dropouts (at the probabilities of the record's config; the evaluation forwards run without), `optimizer` the
+AdamW implementation (`OPTIMIZER_IMPLEMENTATIONS`; absent: the device's default) and `master_weights` false for
+pure 16-bit training (the optimizer on 16-bit parameters). Every record is predicted on its profile's device type.
+A `doubtful` record carries the reason its own figure is in doubt; the summary reports the rest separately.
+Nothing here is fitted to the records: they only check predictions.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from profiler.hardware import Source, load_profile
 from profiler.predict.ops import ATTENTION_KERNELS
 from profiler.predict.roofline import predict
 from profiler.source import from_config_dict, read_json, resolve
-from profiler.workload import Workload
+from profiler.workload import OPTIMIZER_IMPLEMENTATIONS, Workload
 
 TIMINGS_FILE = Path(__file__).resolve().parent.parent / "data" / "timings" / "published.json"
 SCOPES = ("model", "layers")
@@ -36,7 +40,7 @@ TOLERANCE = 0.25  # the issue's bar: each record within ±25 %
 LAYER_OP_PREFIXES = ("norm.attention_in", "norm.mlp_in", "attention.", "mlp.", "residual.")
 _REQUIRED = {"id", "source", "hardware", "model", "scope", "mode", "batch", "seq_len", "dtype", "attention_kernel",
              "published_s", "published_note"}
-_OPTIONAL = {"model_note", "micro_batches", "eval_forwards", "doubtful"}
+_OPTIONAL = {"model_note", "micro_batches", "eval_forwards", "doubtful", "dropout", "optimizer", "master_weights"}
 
 
 def _text(where: str, value: Any) -> str:
@@ -72,6 +76,16 @@ def check_record(data: Any, where: str) -> dict[str, Any]:
     for key in ("model_note", "doubtful"):
         if key in record:
             _text(f"{where}.{key}", record[key])
+    for key, default in (("dropout", False), ("master_weights", True)):
+        record[key] = record.get(key, default)
+        if not isinstance(record[key], bool):
+            raise ValueError(f"{where}.{key}={record[key]!r} must be true or false")
+    if record["dropout"] and record["mode"] == "decode":
+        raise ValueError(f"{where}.dropout=true needs a forward, forward_backward or train record (decoding runs "
+                         "in eval mode)")
+    record["optimizer"] = record.get("optimizer")
+    if record["optimizer"] is not None and record["optimizer"] not in OPTIMIZER_IMPLEMENTATIONS:
+        raise ValueError(f"{where}.optimizer={record['optimizer']!r} must be one of {list(OPTIMIZER_IMPLEMENTATIONS)}")
     return record
 
 
@@ -88,12 +102,16 @@ def load_records(path: str | Path = TIMINGS_FILE) -> list[dict[str, Any]]:
     return records
 
 
-def _seconds_by_phase(record: dict[str, Any], mode: str, estimate: str) -> dict[str, float]:
-    """Predicted seconds per phase of `mode` at the record's shape, over the ops its scope covers."""
+def _seconds_by_phase(record: dict[str, Any], mode: str, estimate: str, dropout: bool) -> dict[str, float]:
+    """Predicted seconds per phase of `mode` at the record's shape on its profile's device, over the ops its scope
+    covers; `dropout`: the module in training mode."""
     model = record["model"]
     arch = (resolve(model) if isinstance(model, str) else from_config_dict(model, record["id"], "record")).arch
-    workload = Workload(mode, record["batch"], record["seq_len"], record["dtype"])
-    rows = predict(arch, load_profile(record["hardware"]), workload, estimate, record["attention_kernel"])["ops"]
+    profile = load_profile(record["hardware"])
+    workload = Workload(mode, record["batch"], record["seq_len"], record["dtype"], device=profile.device_type,
+                        dropout=dropout, optimizer=record.get("optimizer"),
+                        master_weights=record.get("master_weights", True))
+    rows = predict(arch, profile, workload, estimate, record["attention_kernel"])["ops"]
     if record["scope"] == "layers":
         rows = [r for r in rows if r["name"].startswith(LAYER_OP_PREFIXES)]
     return {phase: sum(r["seconds"] for r in rows if r["phase"] == phase)
@@ -102,7 +120,7 @@ def _seconds_by_phase(record: dict[str, Any], mode: str, estimate: str) -> dict[
 
 def predicted_seconds(record: dict[str, Any], estimate: str = "likely") -> float:
     """The predictor's time for what the record timed (module docstring)."""
-    by_phase = _seconds_by_phase(record, MODES[record["mode"]], estimate)
+    by_phase = _seconds_by_phase(record, MODES[record["mode"]], estimate, record.get("dropout", False))
     if record["mode"] in ("forward", "decode"):
         seconds = by_phase["forward"]
     elif record["mode"] == "forward_backward":
@@ -110,7 +128,7 @@ def predicted_seconds(record: dict[str, Any], estimate: str = "likely") -> float
     else:
         seconds = record.get("micro_batches", 1) * (by_phase["forward"] + by_phase["backward"]) + by_phase["optimizer"]
     if record.get("eval_forwards", 0):
-        seconds += record["eval_forwards"] * _seconds_by_phase(record, "forward", estimate)["forward"]
+        seconds += record["eval_forwards"] * _seconds_by_phase(record, "forward", estimate, False)["forward"]
     return seconds
 
 
@@ -124,7 +142,8 @@ def validate_timings(path: str | Path = TIMINGS_FILE, estimate: str = "likely") 
         rows.append({"id": record["id"], "hardware": record["hardware"], "mode": record["mode"],
                      "scope": record["scope"], "batch": record["batch"], "seq_len": record["seq_len"],
                      "dtype": record["dtype"], "attention_kernel": record["attention_kernel"],
-                     "micro_batches": record["micro_batches"], "published_s": record["published_s"],
+                     "micro_batches": record["micro_batches"], "dropout": record["dropout"],
+                     "optimizer": record["optimizer"], "published_s": record["published_s"],
                      "predicted_s": predicted, "error": error, "within": abs(error) <= TOLERANCE,
                      "doubtful": record.get("doubtful", ""), "url": record["source"]["url"]})
 

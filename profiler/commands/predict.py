@@ -12,7 +12,7 @@ from profiler.formulas.memory import DTYPE_BYTES
 from profiler.hardware import ESTIMATES
 from profiler.predict.ops import ATTENTION_KERNELS
 from profiler.predict.roofline import predict
-from profiler.workload import PREDICTED_MODES, Workload
+from profiler.workload import OPTIMIZER_IMPLEMENTATIONS, PREDICTED_MODES, Workload
 
 FORMATS = ("table", "json")
 
@@ -33,6 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="which end of the calibrated spread (default likely = median)")
     parser.add_argument("--attention-kernel", default="fused", choices=ATTENTION_KERNELS,
                         help="fused (flash-style, default) or math (scores materialised, every pair computed)")
+    parser.add_argument("--dropout", action="store_true",
+                        help="the module in training mode: its dropouts run at the config's probabilities "
+                             "(forward and train; default off)")
+    parser.add_argument("--optimizer", default=None, choices=OPTIMIZER_IMPLEMENTATIONS,
+                        help="AdamW implementation for train (default: the device's, single_tensor on cpu and mps, "
+                             "foreach on cuda; foreach and fused need a cuda profile)")
+    parser.add_argument("--no-master-weights", dest="master_weights", action="store_false",
+                        help="pure 16-bit training: the optimizer on 16-bit parameters and moments (default: fp32 "
+                             "master weights and moments)")
     parser.add_argument("--top", type=integer(0, MAX_COUNT), default=12,
                         help="ops listed in the table, slowest first (default 12)")
     parser.add_argument("--format", default="table", choices=FORMATS)
@@ -40,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    workload = Workload(args.mode, args.batch, args.seq_len, args.dtype)
+    workload = Workload(args.mode, args.batch, args.seq_len, args.dtype, device=args.hardware.device_type,
+                        dropout=args.dropout, optimizer=args.optimizer, master_weights=args.master_weights)
     arch = args.model.arch
     if args.mode == "decode":  # the new token sits at position seq_len, after the cached context
         require_positions(arch, args.seq_len + 1, "--seq-len (the cached context) + 1")

@@ -18,8 +18,25 @@ Conventions:
   input(s) and the output gradient and writes the input gradient(s) — assumed twice the forward's traffic and
   launches. Extra backward-only ops are listed where the implementation has them (embedding and expert-weight
   gradients, the tied head's gradient sum, gradient sums where the residual stream forks).
-* Optimizer: torch's AdamW on CPU (single-tensor loop): per parameter tensor 11 launches; per parameter 12 reads
-  and 8 writes of fp32 numbers (weight decay, both moment updates, sqrt, bias-correction divide, eps add, update).
+* Optimizer: torch's AdamW as the workload runs it (`Workload.optimizer_implementation`: the device's default,
+  single-tensor on CPU and MPS, foreach on CUDA, or as set). Single-tensor loop: per parameter tensor 11 launches;
+  per parameter 12 reads and 8 writes (weight decay, both moment updates, sqrt, bias-correction divide, eps add,
+  update). Foreach (`_multi_tensor_adam`): 8 `_foreach_*` kernels over the whole list (mul, lerp, mul, addcmul,
+  sqrt, div, add, addcdiv), 13 reads and 8 writes per parameter, each kernel launched as often as CUDA's
+  `multi_tensor_apply` fills its blocks and tensor slots (`multi_tensor_launches`). Fused (`fused=True`): one
+  `_fused_adamw_` kernel reading parameter, gradient and both moments and writing three of them (7 passes), after
+  one foreach increment of the step counters. Numbers are fp32 (master weights and moments) unless the workload is
+  pure 16-bit (`master_weights=False`: the parameters' dtype).
+* Dropout (`Workload.dropout`, the module in training mode; probabilities from the `ArchSpec`, none when 0): on the
+  summed embeddings, on each sublayer's output before its residual add and, on the math attention path, on the
+  B·H·queries·keys probabilities (a fused attention kernel applies its dropout_p inside: nothing extra is priced,
+  nor the kernel's random-number cost). torch's `dropout` (aten/src/ATen/native/Dropout.cpp): on CUDA one
+  `native_dropout` kernel reading x and writing the output and a one-byte mask, its backward one kernel reading
+  the gradient and the mask; elsewhere (CPU, MPS) `_dropout_impl`: bernoulli_ into a new tensor of the input's
+  dtype, div_ by 1 − p, input · noise — 3 kernels, 6 passes — and a backward of one product (3 passes).
+* Activations (`MLPSpec.activation`, `ACTIVATIONS`): each implementation's eager kernels (counted with a dispatch
+  mode on torch 2.13, CPU): F.silu and F.gelu (exact or tanh) one kernel each, GPT-2's `gelu_new` eight (pow, mul,
+  add, mul, tanh, add, mul, mul) and an autograd backward of eleven; a gated MLP adds the product with up.
 * Token-routed and MoE experts: tokens are assumed spread evenly over the experts (`split_evenly`).
 * Attention kernel (`ATTENTION_KERNELS`): "fused" (the default) is one flash-style kernel that never stores the
   scores; "math" is attention without a fused kernel (PyTorch's SDPA math fallback, eager `softmax(q kᵀ) v` code
@@ -41,7 +58,7 @@ from profiler.arch import ArchSpec, AttentionSpec, LayerGroup
 from profiler.formulas import flops as F
 from profiler.formulas.memory import dtype_bytes
 from profiler.formulas.params import parameter_tensor_sizes
-from profiler.workload import Workload
+from profiler.workload import OPTIMIZER_IMPLEMENTATIONS, Workload
 
 # Launches and full-tensor passes (reads + writes) of the zoo's eager element-wise blocks, float32.
 RMSNORM_LAUNCHES, RMSNORM_PASSES = 6, 7  # pow, mean, add eps, rsqrt, scale, weight: 4 reads + 3 writes
@@ -53,7 +70,27 @@ RMSNORM_BACKWARD = (17 / 7, 8 / 6)
 DISPATCH_BACKWARD = (6 / 4, 1.0)
 LAYERNORM_LAUNCHES, LAYERNORM_PASSES = 1, 2  # native_layer_norm
 ROPE_LAUNCHES, ROPE_PASSES = 5, 10  # x·cos, neg of a half, cat, ·sin, add
-ADAMW_LAUNCHES_PER_TENSOR, ADAMW_PASSES = 11, 20
+ADAMW_LAUNCHES_PER_TENSOR, ADAMW_PASSES = 11, 20  # single-tensor loop
+# Foreach AdamW (torch/optim/adam.py `_multi_tensor_adam`, capturable=False): each `_foreach_*` kernel with the
+# depth of its tensor lists (multi_tensor_apply's `depth`) and whether it takes a per-tensor scalar list.
+# The step counters stay on the host then (CPU tensors, incremented and read there): not priced.
+FOREACH_ADAMW_KERNELS = (("mul_ params (weight decay)", 1, False), ("lerp_ exp_avg", 2, False),
+                         ("mul_ exp_avg_sq", 1, False), ("addcmul_ exp_avg_sq", 3, False),
+                         ("sqrt exp_avg_sq", 2, False), ("div_ by bias_correction2_sqrt", 1, True),
+                         ("add_ eps", 1, False), ("addcdiv_ params by step_size", 3, True))
+FOREACH_ADAMW_PASSES = 21  # reads p; m g; v; v g g; v; s; s; p m s (13) and 8 writes per parameter
+FUSED_ADAMW_DEPTH, FUSED_ADAMW_PASSES = 4, 7  # params, grads, exp_avgs, exp_avg_sqs: 4 reads, 3 writes
+# CUDA's multi_tensor_apply (aten/src/ATen/native/cuda/MultiTensorApply.cuh): chunks of 65536 numbers, one block
+# each; a launch when the blocks or the tensor slots of one launch are full. The 32 KB kernel-argument limits
+# (DepthToMaxConfig<true>: CUDA >= 12.1 builds, driver >= 530, Volta or newer), by depth 1..5.
+MULTI_TENSOR_CHUNK = 65536
+MULTI_TENSOR_MAX_BLOCKS = 2240
+MULTI_TENSOR_MAX_TENSORS = (770, 448, 336, 252, 210)
+MULTI_TENSOR_MAX_TENSORS_SCALARLIST = (672, 448, 336, 252, 210)
+# Dropout (module docstring): eager `_dropout_impl` (CPU, MPS) and CUDA's `native_dropout`.
+DROPOUT_LAUNCHES, DROPOUT_PASSES = 3, 6  # bernoulli_ w1; div_ r1 w1; input · noise r2 w1
+DROPOUT_BACKWARD = (3 / 6, 1 / 3)  # grad · noise: one kernel, r2 w1
+MASK_BYTES = 1  # native_dropout's bool mask, one byte per element
 BACKWARD_ELEMENTWISE_FACTOR = 2  # backward traffic and launches of an element-wise op, relative to its forward
 ROUTING_LAUNCHES = 11  # token-routed: min/max checks, expert ids, stable sort, inverse permutation, bincount
 ATTENTION_KERNELS = ("fused", "math")
@@ -61,6 +98,36 @@ ATTENTION_KERNELS = ("fused", "math")
 # eager attention): scale the scores, apply the causal mask (masked_fill / where), softmax; each reads and writes
 # the score matrix once.
 MATH_SOFTMAX_LAUNCHES, MATH_SOFTMAX_PASSES = 3, 6
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation implementation's eager kernels over a tensor of N elements: forward launches and full-tensor
+    passes (reads + writes), and its autograd backward's (None: priced with the generic element-wise factor)."""
+
+    launches: int
+    passes: int
+    backward: tuple[int, int] | None  # (launches, passes)
+
+
+# transformers 5's ACT2FN names (transformers/activations.py) and the zoo's F.silu, counted with a TorchDispatchMode
+# on torch 2.13, CPU (tests/profiler/predict/test_training_mode.py):
+# * silu / swish (F.silu, nn.SiLU): silu; its backward keeps the generic factor the zoo's predictions were
+#   calibrated with (counted: silu_backward, 1 kernel, 3 passes);
+# * gelu (GELUActivation: F.gelu), gelu_pytorch_tanh (GELUTanh: F.gelu(approximate="tanh")): gelu; backward one
+#   gelu_backward reading the gradient and the input;
+# * gelu_new (NewGELUActivation, nanoGPT's new_gelu): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) as eager tensor
+#   code, 8 kernels (mul, pow, mul, add, mul, tanh, add, mul); backward: the product's two gradients, tanh_backward,
+#   two scalar products, pow's three (pow, ·3, ·grad), the 0.5 scaling and two sums of x's three gradients.
+ACTIVATIONS = {
+    "silu": Activation(1, 2, None),
+    "swish": Activation(1, 2, None),
+    "gelu": Activation(1, 2, (1, 3)),
+    "gelu_pytorch_tanh": Activation(1, 2, (1, 3)),
+    "gelu_new": Activation(8, 18, (11, 28)),
+}
+# A gated MLP's act(gate) · up: one product (r2 w1); its backward the two gradients (2 kernels, 6 passes).
+GATE_LAUNCHES, GATE_PASSES, GATE_BACKWARD = 1, 3, (2, 6)
 
 
 @dataclass(frozen=True)
@@ -109,6 +176,32 @@ def elementwise(name: str, elements: int, passes: int, launches: int, b: int, ex
     return Op(name, "forward", "memory", elements * max(passes // 2, 1), elements * passes * b, launches, exps=exps)
 
 
+def activation_op(name: str, activation: str, elements: int, gated: bool, b: int) -> Op:
+    """The MLP's activation over `elements` numbers as its implementation runs it (`ACTIVATIONS`), times up when
+    `gated`; one exponential (exp, erf or tanh) per element."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r} has no kernel count; known: {sorted(ACTIVATIONS)}")
+    act = ACTIVATIONS[activation]
+    launches, passes = act.launches + gated * GATE_LAUNCHES, act.passes + gated * GATE_PASSES
+    op = elementwise(name, elements, passes, launches, b, exps=elements)
+    if act.backward is None:
+        return op
+    backward_launches = act.backward[0] + gated * GATE_BACKWARD[0]
+    backward_passes = act.backward[1] + gated * GATE_BACKWARD[1]
+    return replace(op, backward_factors=(backward_passes / passes, backward_launches / launches))
+
+
+def dropout_ops(name: str, elements: int, p: float, b: int, device: str) -> list[Op]:
+    """Dropout with probability `p` over `elements` numbers on `device` (module docstring); none when p is 0."""
+    if not p:
+        return []
+    if device == "cuda":  # native_dropout: read x, write the output and the mask; backward: gradient and mask in
+        return [replace(Op(name, "forward", "memory", elements, elements * (2 * b + MASK_BYTES), 1),
+                        backward_factors=(1.0, 1.0))]
+    return [replace(elementwise(name, elements, DROPOUT_PASSES, DROPOUT_LAUNCHES, b),
+                    backward_factors=DROPOUT_BACKWARD)]
+
+
 def norm_op(name: str, arch: ArchSpec, elements: int, b: int) -> Op:
     if arch.norm == "layernorm":
         return elementwise(name, elements, LAYERNORM_PASSES, LAYERNORM_LAUNCHES, b)
@@ -140,10 +233,12 @@ def attention_core(att: AttentionSpec, batch: int, queries: int, keys: int, pair
               "attention_core")
 
 
-def math_attention_ops(att: AttentionSpec, batch: int, queries: int, keys: int, b: int) -> list[Op]:
+def math_attention_ops(att: AttentionSpec, batch: int, queries: int, keys: int, b: int, dropout: float = 0.0,
+                       device: str = "cpu") -> list[Op]:
     """Attention without a fused kernel (module docstring): scores = q·kᵀ over all queries × keys pairs per head,
-    mask and softmax over the stored scores, then scores·v. Shapes per product: (B·H·queries, head_dim, keys) and
-    (B·H·queries, keys, v_head_dim); the key/value heads are read once per query head (GQA's repeat_kv)."""
+    mask and softmax over the stored scores, dropout of probability `dropout` on them (in training mode), then
+    scores·v. Shapes per product: (B·H·queries, head_dim, keys) and (B·H·queries, keys, v_head_dim); the key/value
+    heads are read once per query head (GQA's repeat_kv)."""
     rows, heads = batch * att.num_heads * queries, batch * att.num_heads
     scores = rows * keys
     q, k, v = rows * att.head_dim, heads * keys * att.head_dim, heads * keys * att.v_head_dim
@@ -151,17 +246,19 @@ def math_attention_ops(att: AttentionSpec, batch: int, queries: int, keys: int, 
     return [Op("attention.scores", "forward", "matmul", 2 * scores * att.head_dim, (q + k + scores) * b, 1,
                (rows, att.head_dim, keys), "attention_core", layout="nt"),
             elementwise("attention.mask_softmax", scores, MATH_SOFTMAX_PASSES, MATH_SOFTMAX_LAUNCHES, b, exps=scores),
+            *dropout_ops("attention.dropout", scores, dropout, b, device),
             Op("attention.values", "forward", "matmul", 2 * scores * att.v_head_dim, (scores + v + out) * b, 1,
                (rows, keys, att.v_head_dim), "attention_core", layout="nn")]
 
 
 def attention_ops(att: AttentionSpec, batch: int, queries: int, keys: int, pairs: int, b: int,
-                  kernel: str = "fused") -> list[Op]:
-    """The attention core as `kernel` runs it: one fused op, or the math path's three."""
+                  kernel: str = "fused", dropout: float = 0.0, device: str = "cpu") -> list[Op]:
+    """The attention core as `kernel` runs it: one fused op (a `dropout` probability is applied inside it), or the
+    math path's three (and its dropout op)."""
     if kernel not in ATTENTION_KERNELS:
         raise ValueError(f"attention_kernel={kernel!r} must be one of {list(ATTENTION_KERNELS)}")
     if kernel == "math":
-        return math_attention_ops(att, batch, queries, keys, b)
+        return math_attention_ops(att, batch, queries, keys, b, dropout, device)
     return [attention_core(att, batch, queries, keys, pairs, b)]
 
 
@@ -176,14 +273,14 @@ def mlp_ops(group: LayerGroup, hidden: int, tokens: int, b: int) -> list[Op]:
     def expert(rows: int, label: str, w: int) -> list[Op]:
         if mlp.gated and mlp.fused_gate_up:  # one [2I, h] product, then the activation and product (Phi-3)
             return [matmul(f"mlp.{label}gate_up_proj", rows, hidden, 2 * w, b, "mlp", linear),
-                    elementwise(f"mlp.{label}act_mul", rows * w, 5, 2, b, exps=rows * w),
+                    activation_op(f"mlp.{label}act_mul", mlp.activation, rows * w, True, b),
                     matmul(f"mlp.{label}down_proj", rows, w, hidden, b, "mlp", linear)]
         inner = [matmul(f"mlp.{label}up_proj", rows, hidden, w, b, "mlp", linear)]
         if mlp.gated:
             inner += [matmul(f"mlp.{label}gate_proj", rows, hidden, w, b, "mlp", linear),
-                      elementwise(f"mlp.{label}act_mul", rows * w, 5, 2, b, exps=rows * w)]  # silu r1 w1, product r2 w1
+                      activation_op(f"mlp.{label}act_mul", mlp.activation, rows * w, True, b)]
         else:
-            inner += [elementwise(f"mlp.{label}act", rows * w, 2, 1, b, exps=rows * w)]
+            inner += [activation_op(f"mlp.{label}act", mlp.activation, rows * w, False, b)]
         return inner + [matmul(f"mlp.{label}down_proj", rows, w, hidden, b, "mlp", linear)]
 
     ops: list[Op] = []
@@ -223,8 +320,9 @@ def logit_ops(arch: ArchSpec, tokens: int, b: int) -> list[Op]:
 
 
 def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: int, keys: int, pairs: int,
-                      b: int, attention_kernel: str = "fused") -> list[Op]:
-    """One layer, B sequences of `queries` new tokens attending `keys` keys over `pairs` pairs per head."""
+                      b: int, attention_kernel: str = "fused", dropout: bool = False, device: str = "cpu") -> list[Op]:
+    """One layer, B sequences of `queries` new tokens attending `keys` keys over `pairs` pairs per head; with
+    `dropout` (training mode) the arch's attention and residual dropouts as `device` runs them."""
     att, h, tokens = group.attention, arch.hidden_size, batch * queries
     kv_heads = att.kernel_kv_heads
 
@@ -233,7 +331,8 @@ def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: in
 
     def residual() -> list[Op]:
         scale = [elementwise("residual.scale", tokens * h, 2, 1, b)] if arch.residual_scale is not None else []
-        return scale + [elementwise("residual.add", tokens * h, 3, 1, b)]
+        drop = dropout_ops("residual.dropout", tokens * h, arch.residual_dropout if dropout else 0.0, b, device)
+        return scale + drop + [elementwise("residual.add", tokens * h, 3, 1, b)]
 
     ops = norms("attention_in")
     projections = projection_ops(att, h, tokens, b)
@@ -245,7 +344,8 @@ def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: in
         rope = elementwise("attention.rope", tokens * (att.num_heads + kv_heads) * att.rope_width, ROPE_PASSES,
                            2 * ROPE_LAUNCHES, b)
         ops += [rope]
-    ops += attention_ops(att, batch, queries, keys, pairs, b, attention_kernel)
+    ops += attention_ops(att, batch, queries, keys, pairs, b, attention_kernel,
+                         arch.attention_dropout if dropout else 0.0, device)
     if att.logit_softcap is not None:  # c·tanh(s / c) on every score the (eager) kernel computes
         scores = batch * att.num_heads * queries * keys
         ops += [elementwise("attention.softcap", scores, 6, 3, b, exps=scores)]
@@ -256,11 +356,13 @@ def layer_forward_ops(arch: ArchSpec, group: LayerGroup, batch: int, queries: in
 
 
 def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32", with_loss: bool = False,
-                attention_kernel: str = "fused", last_only: bool = False) -> list[Op]:
+                attention_kernel: str = "fused", last_only: bool = False, dropout: bool = False,
+                device: str = "cpu") -> list[Op]:
     """Every op of one forward pass over B sequences of S tokens (logits for all B·S tokens, as the zoo's
     forward computes them; `with_loss` adds the fp32 log-softmax and NLL of cross-entropy). `last_only`: the LM
     head and logit ops on the last position of each sequence only (B rows), as generation's prefill runs it
-    (logits_to_keep=1); the final norm still covers every token, as the zoo applies it before slicing."""
+    (logits_to_keep=1); the final norm still covers every token, as the zoo applies it before slicing.
+    `dropout`: the module in training mode, its dropouts as `device` runs them (module docstring)."""
     if with_loss and last_only:
         raise ValueError("last_only=True needs with_loss=False: the loss needs every position's logits")
     b, tokens, h, vocab = dtype_bytes(dtype), batch * seq_len, arch.hidden_size, arch.vocab_size
@@ -268,12 +370,13 @@ def forward_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str = "float32"
     ops = [elementwise("embedding", tokens * h, 2, 1, b)] + embedding_scale_ops(arch, tokens, b)
     if arch.learned_positions:
         ops += [elementwise("position_embedding", tokens * h, 3, 2, b)]
+    ops += dropout_ops("embedding.dropout", tokens * h, arch.embedding_dropout if dropout else 0.0, b, device)
     if any(g.mlp.kind == "token_routed" for g in arch.layer_groups):
         ops += [Op("routing", "forward", "memory", 0, tokens * 8 * ROUTING_LAUNCHES, ROUTING_LAUNCHES)]
     for group in arch.layer_groups:
         pairs = F.attended_pairs(seq_len, "causal", group.attention.sliding_window)
-        ops += [op.scaled(group.count)
-                for op in layer_forward_ops(arch, group, batch, seq_len, seq_len, pairs, b, attention_kernel)]
+        ops += [op.scaled(group.count) for op in layer_forward_ops(arch, group, batch, seq_len, seq_len, pairs, b,
+                                                                   attention_kernel, dropout, device)]
     ops += [norm_op("norm.final", arch, tokens * h, b), matmul("lm_head", head_tokens, h, vocab, b, "lm_head")]
     ops += logit_ops(arch, head_tokens, b)
     if with_loss:
@@ -344,15 +447,53 @@ def backward_extra_ops(arch: ArchSpec, batch: int, seq_len: int, dtype: str) -> 
     return [replace(op, phase="backward") for op in ops]
 
 
-def optimizer_ops(tensor_sizes: list[int]) -> list[Op]:
-    """AdamW (see the module docstring), one op per distinct tensor size so each is priced at its own working
-    set: a 32 MB embedding streams from DRAM while a layer's small tensors stay in cache between the 11 kernels."""
-    ops = []
-    for size in sorted(set(tensor_sizes)):
-        count = tensor_sizes.count(size)
-        ops.append(Op(f"optimizer.adamw[{size}]", "optimizer", "memory", count * size * ADAMW_PASSES // 2,
-                      count * size * ADAMW_PASSES * 4, count * ADAMW_LAUNCHES_PER_TENSOR, None, "", count))
-    return ops
+def multi_tensor_launches(tensor_sizes: list[int], depth: int, scalar_list: bool = False) -> int:
+    """Kernel launches of one CUDA `multi_tensor_apply` over tensors of `tensor_sizes` numbers with `depth` tensor
+    lists (MultiTensorApply.cuh): every tensor split into chunks of MULTI_TENSOR_CHUNK, one block each; a launch
+    whenever a launch's blocks are full or its tensor slots are (a tensor counts as taken once all its chunks are;
+    one split over two launches takes a slot in both), and one for the rest."""
+    max_tensors = (MULTI_TENSOR_MAX_TENSORS_SCALARLIST if scalar_list else MULTI_TENSOR_MAX_TENSORS)[depth - 1]
+    launches = blocks = tensors = 0
+    for size in tensor_sizes:
+        if not size:
+            continue
+        tensors += 1
+        chunks = -(-size // MULTI_TENSOR_CHUNK)
+        for chunk in range(chunks):
+            blocks += 1
+            last = chunk == chunks - 1
+            if (tensors == max_tensors and last) or blocks == MULTI_TENSOR_MAX_BLOCKS:
+                launches, blocks, tensors = launches + 1, 0, 0 if last else 1
+    return launches + (blocks > 0)
+
+
+def optimizer_ops(tensor_sizes: list[int], implementation: str = "single_tensor", element_bytes: int = 4) -> list[Op]:
+    """AdamW over parameter tensors of `tensor_sizes` numbers of `element_bytes` each, as `implementation`
+    (`profiler.workload.OPTIMIZER_IMPLEMENTATIONS`) runs it (module docstring). Single-tensor: one op per distinct
+    tensor size so each is priced at its own working set (a 32 MB embedding streams from DRAM while a layer's small
+    tensors stay in cache between the 11 kernels). Foreach and fused: one op over the whole list, each kernel
+    launched as `multi_tensor_launches` counts."""
+    if implementation == "single_tensor":
+        ops = []
+        for size in sorted(set(tensor_sizes)):
+            count = tensor_sizes.count(size)
+            ops.append(Op(f"optimizer.adamw[{size}]", "optimizer", "memory", count * size * ADAMW_PASSES // 2,
+                          count * size * ADAMW_PASSES * element_bytes, count * ADAMW_LAUNCHES_PER_TENSOR, None, "",
+                          count))
+        return ops
+    total = sum(tensor_sizes)
+    if implementation == "foreach":
+        launches = sum(multi_tensor_launches(tensor_sizes, depth, scalar_list)
+                       for _, depth, scalar_list in FOREACH_ADAMW_KERNELS)
+        passes = FOREACH_ADAMW_PASSES
+    elif implementation == "fused":  # the step counters' foreach increment (one-number tensors), then the kernel
+        launches = (multi_tensor_launches([1] * len(tensor_sizes), 1)
+                    + multi_tensor_launches(tensor_sizes, FUSED_ADAMW_DEPTH))
+        passes = FUSED_ADAMW_PASSES
+    else:
+        raise ValueError(f"implementation={implementation!r} must be one of {list(OPTIMIZER_IMPLEMENTATIONS)}")
+    return [Op(f"optimizer.adamw_{implementation}[{total}]", "optimizer", "memory", total * passes // 2,
+               total * passes * element_bytes, launches, None, "", len(tensor_sizes))]
 
 
 def gradient_accumulation_op(params: int, dtype: str) -> Op:
@@ -377,16 +518,19 @@ def merge(ops: list[Op]) -> list[Op]:
 def model_ops(arch: ArchSpec, workload: Workload, attention_kernel: str = "fused") -> list[Op]:
     """All ops of the workload: forward; train = forward with loss + backward + AdamW; prefill = forward with the
     head on the last positions; decode = one token step; attention through `attention_kernel`
-    (`ATTENTION_KERNELS`)."""
+    (`ATTENTION_KERNELS`); dropout when `workload.dropout`, on `workload.device`'s kernels; AdamW as
+    `workload.optimizer_implementation`, in fp32 unless the run is pure 16-bit (`master_weights=False`)."""
     if workload.mode == "decode":
         return decode_ops(arch, workload.batch, workload.seq_len, workload.dtype, attention_kernel)
     if workload.mode == "prefill":
         return forward_ops(arch, workload.batch, workload.seq_len, workload.dtype, attention_kernel=attention_kernel,
                            last_only=True)
     forward = forward_ops(arch, workload.batch, workload.seq_len, workload.dtype, with_loss=workload.mode == "train",
-                          attention_kernel=attention_kernel)
+                          attention_kernel=attention_kernel, dropout=workload.dropout, device=workload.device)
     if workload.mode == "forward":
         return forward
     backward = [bw for op in forward for bw in backward_op(op)]
     backward += backward_extra_ops(arch, workload.batch, workload.seq_len, workload.dtype)
-    return forward + merge(backward) + optimizer_ops(parameter_tensor_sizes(arch))
+    element_bytes = 4 if workload.master_weights else dtype_bytes(workload.dtype)
+    optimizer = optimizer_ops(parameter_tensor_sizes(arch), workload.optimizer_implementation, element_bytes)
+    return forward + merge(backward) + optimizer

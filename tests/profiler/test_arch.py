@@ -199,3 +199,40 @@ def test_layer_types_must_match_the_layers():
         from_hf_dict(data)
     data["layer_types"] = ["full_attention"] * 26  # given types override the family's default pattern
     assert [g.count for g in from_hf_dict(data).layer_groups] == [26]
+
+
+def test_dropout_probabilities_and_activations_are_the_configs():
+    """Each family's dropout fields and activation as its config (or transformers' default) states them; the zoo
+    has no dropout."""
+    arch = {name: resolve(name).arch for name in SHIPPED}
+    gpt2 = arch["gpt2"]
+    assert (gpt2.embedding_dropout, gpt2.attention_dropout, gpt2.residual_dropout) == (0.1, 0.1, 0.1)
+    assert gpt2.layer_groups[0].mlp.activation == "gelu_new"
+    bare = from_hf_dict({"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 1, "n_positions": 8,
+                         "vocab_size": 10, "attn_pdrop": 0.0, "activation_function": "gelu"})
+    assert (bare.embedding_dropout, bare.attention_dropout) == (0.1, 0.0)  # GPT2Config's default 0.1 where absent
+    assert bare.layer_groups[0].mlp.activation == "gelu"
+    starcoder2 = arch["starcoder2_3b"]
+    assert (starcoder2.embedding_dropout, starcoder2.attention_dropout, starcoder2.residual_dropout) == (0.1,) * 3
+    assert starcoder2.layer_groups[0].mlp.activation == "gelu_pytorch_tanh"
+    granite = arch["granite_3.0_2b"]
+    assert (granite.embedding_dropout, granite.attention_dropout, granite.residual_dropout) == (0.0, 0.1, 0.0)
+    assert {g.mlp.activation for name in ("llama_7b", "mixtral_8x7b", "qwen3_30b_a3b", "deepseek_v3", "olmo2_1b")
+            for g in arch[name].layer_groups} == {"silu"}
+    assert arch["pythia_1b"].layer_groups[0].mlp.activation == "gelu"
+    assert arch["gemma_2b"].layer_groups[0].mlp.activation == "gelu_pytorch_tanh"  # GemmaConfig: legacy "gelu"
+    assert arch["gemma2_2b"].layer_groups[0].mlp.activation == "gelu_pytorch_tanh"
+    assert from_hf_dict(dict(shipped_config("llama_7b"), hidden_act="gelu")).layer_groups[0].mlp.activation == "gelu"
+    for size in SIZES:
+        zoo = from_size(size)
+        assert (zoo.embedding_dropout, zoo.attention_dropout, zoo.residual_dropout) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("name, field, value", [
+    ("gpt2", "resid_pdrop", 1.0), ("gpt2", "embd_pdrop", -0.1), ("starcoder2_3b", "residual_dropout", "0.1"),
+    ("falcon_7b", "hidden_dropout", True), ("llama_7b", "attention_dropout", 2),
+])
+def test_dropout_probabilities_must_be_in_zero_one(name, field, value):
+    with pytest.raises(ValueError, match=f"^config.json field {field}={value!r} must be a probability in "
+                                         r"\[0, 1\)$"):
+        from_hf_dict(dict(shipped_config(name), **{field: value}))

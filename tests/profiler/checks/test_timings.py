@@ -98,6 +98,10 @@ def test_layers_scope_keeps_only_the_layer_ops():
     ({"source": {"url": "https://x.org"}}, r"records\[0\].source is missing"),
     ({"speed": 1}, r"unknown field\(s\) \['speed'\]"),
     ({"eval_forwards": -1}, r"records\[0\].eval_forwards=-1 must be"),
+    ({"dropout": "yes"}, r"records\[0\].dropout='yes' must be true or false"),
+    ({"master_weights": 0}, r"records\[0\].master_weights=0 must be true or false"),
+    ({"optimizer": "lion"}, r"records\[0\].optimizer='lion' must be one of \['single_tensor', 'foreach'"),
+    ({"mode": "decode", "dropout": True}, r"records\[0\].dropout=true needs a forward"),
 ])
 def test_bad_records_name_the_field(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
@@ -115,3 +119,26 @@ def test_missing_field_and_duplicate_ids(tmp_path):
 
 def test_shipped_file_is_package_data():
     assert TIMINGS_FILE.is_file() and TIMINGS_FILE.parent.name == "timings"
+
+
+def test_run_settings_reach_the_prediction_on_the_profile_s_device():
+    """dropout, optimizer and master_weights are predicted as a Workload on the record's device type; the
+    evaluation forwards run in eval mode (no dropout)."""
+    record = _record(dropout=True)
+    arch = from_config_dict(record["model"], "r").arch
+    profile = load_profile("apple_m4_pro")
+    with_dropout = predict(arch, profile, Workload("train", 2, 32, device="mps", dropout=True),
+                           attention_kernel="math")
+    assert predicted_seconds(record) == pytest.approx(with_dropout["seconds"])
+    dropout_s = sum(r["seconds"] for r in with_dropout["ops"] if ".dropout" in r["name"])
+    assert predicted_seconds(record) - predicted_seconds(_record()) == pytest.approx(dropout_s)
+    forward = predicted_seconds(_record(mode="forward"))
+    assert predicted_seconds({**record, "eval_forwards": 1}) == pytest.approx(predicted_seconds(record) + forward)
+    cuda = _record(hardware="nvidia_a100_40gb", dtype="bfloat16", optimizer="fused", master_weights=False)
+    fused = predict(arch, load_profile("nvidia_a100_40gb"),
+                    Workload("train", 2, 32, "bfloat16", device="cuda", optimizer="fused", master_weights=False),
+                    attention_kernel="math")
+    assert predicted_seconds(cuda) == pytest.approx(fused["seconds"])
+    assert [r["name"].split("[")[0] for r in fused["ops"] if r["phase"] == "optimizer"] == ["optimizer.adamw_fused"]
+    with pytest.raises(ValueError, match="optimizer='fused' is priced as CUDA's .* needs device='cuda'"):
+        predicted_seconds(_record(optimizer="fused"))  # an MPS profile

@@ -142,3 +142,12 @@ def test_run_settings_reach_the_prediction_on_the_profile_s_device():
     assert [r["name"].split("[")[0] for r in fused["ops"] if r["phase"] == "optimizer"] == ["optimizer.adamw_fused"]
     with pytest.raises(ValueError, match="optimizer='fused' is priced as CUDA's .* needs device='cuda'"):
         predicted_seconds(_record(optimizer="fused"))  # an MPS profile
+
+
+def test_shipped_records_state_their_activation_and_dropout():
+    """Every record's config names the activation its code ran and its dropout probabilities (GPT2Config's defaults
+    would otherwise stand in for them); a record in training mode has a nonzero one."""
+    for record in load_records():
+        model = record["model"]
+        assert {"activation_function", "embd_pdrop", "attn_pdrop", "resid_pdrop"} <= set(model), record["id"]
+        assert record["dropout"] == any(model[k] > 0 for k in ("embd_pdrop", "attn_pdrop", "resid_pdrop"))

@@ -3,6 +3,8 @@ count below is taken with a TorchDispatchMode on CPU from torch's and transforme
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -260,3 +262,23 @@ def test_the_device_picks_the_default_optimizer_and_a_workload_can_override_it()
 def test_bad_run_settings_name_the_field(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Workload(**{"mode": "train", "batch": 1, "seq_len": 8, **kwargs})
+
+
+def test_predict_command_takes_the_run_settings(capsys):
+    from profiler.cli import main
+
+    def optimizer_rows(*flags):
+        assert main(["predict", "tiny", "--mode", "train", "--format", "json", *flags]) == 0
+        return {row["name"].split("[")[0] for row in json.loads(capsys.readouterr().out)["ops"]
+                if row["phase"] == "optimizer"}
+
+    assert optimizer_rows("--hardware", "cpu_generic") == {"optimizer.adamw"}
+    assert optimizer_rows("--hardware", "nvidia_a100") == {"optimizer.adamw_foreach"}  # the profile's device
+    assert optimizer_rows("--hardware", "nvidia_a100", "--optimizer", "fused", "--dtype", "bfloat16",
+                          "--no-master-weights") == {"optimizer.adamw_fused"}
+    assert main(["predict", "gpt2", "--hardware", "apple_m4_pro", "--mode", "forward", "--dropout",
+                 "--attention-kernel", "math", "--format", "json"]) == 0
+    names = {row["name"] for row in json.loads(capsys.readouterr().out)["ops"]}
+    assert {"embedding.dropout", "attention.dropout", "residual.dropout"} <= names
+    assert main(["predict", "tiny", "--hardware", "cpu_generic", "--mode", "train", "--optimizer", "fused"]) == 2
+    assert "needs device='cuda'" in capsys.readouterr().err

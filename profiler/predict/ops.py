@@ -72,7 +72,8 @@ LAYERNORM_LAUNCHES, LAYERNORM_PASSES = 1, 2  # native_layer_norm
 ROPE_LAUNCHES, ROPE_PASSES = 5, 10  # x·cos, neg of a half, cat, ·sin, add
 ADAMW_LAUNCHES_PER_TENSOR, ADAMW_PASSES = 11, 20  # single-tensor loop
 # Foreach AdamW (torch/optim/adam.py `_multi_tensor_adam`, capturable=False): each `_foreach_*` kernel with the
-# depth of its tensor lists (multi_tensor_apply's `depth`) and whether it takes a per-tensor scalar list.
+# depth of its tensor lists (multi_tensor_apply's `depth`) and whether it takes a per-tensor scalar list; the calls
+# and their passes counted with a TorchDispatchMode on CPU (tests/profiler/predict/test_training_mode.py).
 # The step counters stay on the host then (CPU tensors, incremented and read there): not priced.
 FOREACH_ADAMW_KERNELS = (("mul_ params (weight decay)", 1, False), ("lerp_ exp_avg", 2, False),
                          ("mul_ exp_avg_sq", 1, False), ("addcmul_ exp_avg_sq", 3, False),
@@ -80,14 +81,18 @@ FOREACH_ADAMW_KERNELS = (("mul_ params (weight decay)", 1, False), ("lerp_ exp_a
                          ("add_ eps", 1, False), ("addcdiv_ params by step_size", 3, True))
 FOREACH_ADAMW_PASSES = 21  # reads p; m g; v; v g g; v; s; s; p m s (13) and 8 writes per parameter
 FUSED_ADAMW_DEPTH, FUSED_ADAMW_PASSES = 4, 7  # params, grads, exp_avgs, exp_avg_sqs: 4 reads, 3 writes
-# CUDA's multi_tensor_apply (aten/src/ATen/native/cuda/MultiTensorApply.cuh): chunks of 65536 numbers, one block
-# each; a launch when the blocks or the tensor slots of one launch are full. The 32 KB kernel-argument limits
-# (DepthToMaxConfig<true>: CUDA >= 12.1 builds, driver >= 530, Volta or newer), by depth 1..5.
+# CUDA's multi_tensor_apply (https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/cuda/
+# MultiTensorApply.cuh): chunks of 65536 numbers, one block each; a launch when the blocks or the tensor slots of one
+# launch are full. The 32 KB kernel-argument limits (DepthToMaxConfig<true>: CUDA >= 12.1 builds, driver >= 530,
+# Volta or newer), by depth 1..5; older builds launch about 7 times as often (the 4 KB limits, 320 blocks).
 MULTI_TENSOR_CHUNK = 65536
 MULTI_TENSOR_MAX_BLOCKS = 2240
 MULTI_TENSOR_MAX_TENSORS = (770, 448, 336, 252, 210)
 MULTI_TENSOR_MAX_TENSORS_SCALARLIST = (672, 448, 336, 252, 210)
-# Dropout (module docstring): eager `_dropout_impl` (CPU, MPS) and CUDA's `native_dropout`.
+# Dropout (module docstring): eager `_dropout_impl` (CPU, MPS; counted with a TorchDispatchMode on CPU, on F.dropout
+# and on a transformers GPT-2 in train against eval mode: tests/profiler/predict/test_training_mode.py) and CUDA's
+# `native_dropout` (https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/Dropout.cpp:
+# `is_fused_kernel_acceptable` takes it for CUDA tensors only).
 DROPOUT_LAUNCHES, DROPOUT_PASSES = 3, 6  # bernoulli_ w1; div_ r1 w1; input · noise r2 w1
 DROPOUT_BACKWARD = (3 / 6, 1 / 3)  # grad · noise: one kernel, r2 w1
 MASK_BYTES = 1  # native_dropout's bool mask, one byte per element

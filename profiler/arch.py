@@ -459,7 +459,7 @@ def _gpt2(f: _Fields, name: str) -> ArchSpec:
     Buffers (not parameters): the causal-mask `attn.bias` tensors of old checkpoints, none in transformers 5."""
     h, heads = f.int("n_embd"), f.int("n_head")
     attention = AttentionSpec(num_heads=heads, num_kv_heads=heads, head_dim=h // heads, v_head_dim=h // heads,
-                              qkv_bias=True, o_bias=True)
+                              qkv_bias=True, o_bias=True, fused_qkv=True)
     mlp = MLPSpec(kind="dense", intermediate_size=f.int("n_inner", None) or 4 * h, gated=False, bias=True,
                   activation=f.str("activation_function", "gelu_new"))
     return ArchSpec(name=name, model_type="gpt2", vocab_size=f.int("vocab_size"), hidden_size=h,

@@ -13,10 +13,11 @@ then `profiler.measuring.model_shapes` adds the grid's own product shapes, the a
 working-set size, and `profiler.measuring.host_overhead` each zoo model's host time per mode and batch, measured on
 its null-width twin); (2) measure every grid point with the `measure` harness; (3) predict it with
 `profiler.predict.roofline` from the analytic op list; (4) report the signed error (predicted − measured) ÷
-measured per point and its summary. Every point also compares the measured peak of live tensor bytes with the
-predicted one (`predicted_peak`: the training timeline's largest phase, or the no-grad forward's peak), and
-what the call added on top of what was live when it began (forward and train; prefill and decode rows have no
-memory check).
+measured per point and its summary. Forward, train and decode points also compare the measured peak of live
+tensor bytes with the predicted one (`predicted_peak`: the training timeline's largest phase, the no-grad
+forward's peak, or for decode the peak of the `generate` call its time comes from), and what the call added on top
+of what was live when it began; prefill rows have none (their call is the same `generate` of one token the decode
+row subtracts, not tracked on its own).
 
 Clock: `wall` times elapsed seconds; `cpu` (CPU device) the process's CPU seconds, which with one thread is the
 time the work itself took even when other processes share the cores (they lengthen elapsed time but not our CPU
@@ -112,13 +113,17 @@ def prediction_error(predicted: float, measured: float) -> float:
 
 
 def predicted_peak(source: ModelSource, mode: str, batch: int, seq_len: int, dtype: str,
-                   device: str) -> tuple[int, int]:
+                   device: str, new_tokens: int = DECODE_TOKENS) -> tuple[int, int]:
     """Predicted peak bytes of live tensors of one measured call, and those live when it starts. Training: the
     largest phase of `training_timeline`, starting from `training_state_bytes` with the previous step's gradients
     (the harness has run a step before; `zero_grad(set_to_none=True)` frees them inside the call); both with
-    their default optimizer. Forward: `forward_peak_bytes`, starting from `model_state_bytes` (the weights and a
-    cached RoPE table)."""
-    peak = predicted_peak_bytes(source.arch, mode, batch, seq_len, dtype, device)
+    their default optimizer. Forward: `forward_peak_bytes`; decode: the `generate` call its time comes from (a
+    prompt of `seq_len`, new_tokens + 1 tokens), the largest phase of `generate_timeline`; both starting from
+    `model_state_bytes` (the weights and a cached RoPE table)."""
+    if mode == "decode":
+        peak = predicted_peak_bytes(source.arch, "generate", batch, seq_len, dtype, device, new_tokens=new_tokens + 1)
+    else:
+        peak = predicted_peak_bytes(source.arch, mode, batch, seq_len, dtype, device)
     if mode == "train":
         return peak, training_state_bytes(source.arch, dtype, gradients=True)
     return peak, model_state_bytes(source.arch, dtype)
@@ -145,7 +150,7 @@ def compare_points(points: list[Point], profile: HardwareProfile, measure_fn: Me
                "by_statistic": by_statistic, "bound": result["bound"], "mfu": result["mfu"],
                "seconds_by_phase": result["seconds_by_phase"]}
         if measured.get("peak_bytes"):
-            predicted, start = predicted_peak(source, mode, batch, seq_len, dtype, memory_device)
+            predicted, start = predicted_peak(source, mode, batch, seq_len, dtype, memory_device, new_tokens)
             added = measured["peak_bytes"] - measured["start_bytes"]
             row["memory"] = {"measured_peak_bytes": measured["peak_bytes"], "predicted_peak_bytes": predicted,
                              "measured_phase_peak_bytes": measured.get("phase_peak_bytes", {}),
@@ -218,20 +223,27 @@ def harness_measure_fn(device: Any, warmup: int, repeats: int, new_tokens: int =
             built.clear()
             generated.clear()
             built[source.name] = harness.load_model(source, device, "float32")
+        if mode != "train":  # start from the loaded model: free the gradients a training point left behind
+            built[source.name].zero_grad(set_to_none=True)
         if mode in GENERATION_MODES:
             if (batch, seq_len) not in generated:
                 generated[(batch, seq_len)] = harness.measure_batch(
                     built[source.name], source, "generate", device, batch, seq_len, new_tokens + 1, warmup, repeats,
                     None)
             result = generated[(batch, seq_len)]
-            return generation_timing(mode, result["timing"], result["prefill"], new_tokens)
+            timing = generation_timing(mode, result["timing"], result["prefill"], new_tokens)
+            return timing if mode == "prefill" else {**timing, **peak_fields(result["memory"])}
         result = harness.measure_batch(built[source.name], source, mode, device, batch, seq_len, 0, warmup,
                                        repeats, None)
-        return {**result["timing"], "peak_bytes": result["memory"]["peak_bytes"],
-                "start_bytes": result["memory"]["start_bytes"],
-                "phase_peak_bytes": result["memory"]["phase_peak_bytes"]}
+        return {**result["timing"], **peak_fields(result["memory"])}
 
     return measure
+
+
+def peak_fields(memory: dict[str, Any]) -> dict[str, Any]:
+    """The memory fields of a `MeasureFn` result from the harness's memory stats."""
+    return {"peak_bytes": memory["peak_bytes"], "start_bytes": memory["start_bytes"],
+            "phase_peak_bytes": memory["phase_peak_bytes"]}
 
 
 def largest_training_point(points: list[Point]) -> Point:

@@ -49,7 +49,7 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"({name}: median |error| {s[f'{name}_median_abs_error']:.1%}, "
                      f"max {s[f'{name}_max_abs_error']:.1%})")
     if "memory_median_abs_error" in s:
-        lines.append(f"train peak memory: median |error| {s['memory_median_abs_error']:.1%}, "
+        lines.append(f"peak memory (forward, train, decode rows): median |error| {s['memory_median_abs_error']:.1%}, "
                      f"max {s['memory_max_abs_error']:.1%}")
     if report.get("files"):
         lines.append("files: " + ", ".join(report["files"].values()))

@@ -55,6 +55,10 @@ def test_a_measured_call_starts_from_the_timelines_state():
     peak, start = predicted_peak(tiny, "forward", 2, 32, "bfloat16", "cpu")
     assert peak == M.forward_peak_bytes(tiny.arch, 2, 32, "bfloat16")
     assert start == M.model_state_bytes(tiny.arch, "bfloat16") == 2 * params + rope
+    # decode: the generate call of new_tokens + 1 tokens after the prompt that its time comes from
+    peak, start = predicted_peak(tiny, "decode", 2, 32, "float32", "cpu", new_tokens=5)
+    assert peak == max(M.generate_timeline(tiny.arch, 2, 32, 6, "float32").values())
+    assert start == M.model_state_bytes(tiny.arch, "float32")
 
 
 def test_the_roofline_plot_takes_the_largest_training_point():
@@ -149,15 +153,20 @@ def test_compare_rows_of_prefill_and_decode(tmp_path):
     points = grid([tiny], [1, 4], [16], ["prefill", "decode"])
     calls = []
 
-    def fake_measure(source, mode, batch, seq_len):  # generation rows carry no memory peak
+    def fake_measure(source, mode, batch, seq_len):  # a decode row carries its generate call's peak
         calls.append(mode)
         seconds = 2 * predict_point(source, profile, mode, batch, seq_len, "float32", "optimistic", 5)["seconds"]
-        return {"min_s": seconds, "p50_s": seconds}
+        if mode == "prefill":
+            return {"min_s": seconds, "p50_s": seconds}
+        peak = predicted_peak(source, mode, batch, seq_len, "float32", "cpu", 5)[0]
+        return {"min_s": seconds, "p50_s": seconds, "peak_bytes": 2 * peak, "start_bytes": 0}
 
     rows = compare_points(points, profile, fake_measure, new_tokens=5)
     assert calls == ["prefill", "prefill", "decode", "decode"]
     assert [r["mode"] for r in rows] == calls and all(r["error"] == pytest.approx(-0.5) for r in rows)
-    assert all("memory" not in r for r in rows) and "memory_median_abs_error" not in summary(rows)
+    assert all(("memory" in r) == (r["mode"] == "decode") for r in rows)
+    assert [r["memory"]["error"] for r in rows if r["mode"] == "decode"] == [pytest.approx(-0.5)] * 2
+    assert summary(rows)["memory_max_abs_error"] == pytest.approx(0.5)
     first, last = (predict(tiny.arch, profile, Workload("decode", 4, c), "optimistic")["seconds"] for c in (16, 20))
     assert first < rows[-1]["predicted_s"] < last  # per token: the mean of the steps at contexts 16 .. 20
     report = write_outputs({"hardware": profile.name, "statistic": "min", "new_tokens": 5, "environment": {},
@@ -173,8 +182,11 @@ def test_the_harness_times_prefill_and_decode_within_one_generate():
     from profiler.measuring.device import get_device
 
     measure, tiny = harness_measure_fn(get_device("cpu"), warmup=0, repeats=2, new_tokens=4), resolve("tiny")
+    measure(tiny, "train", 1, 8)  # leaves its gradients on the shared module: the next points must free them
     prefill, decode = measure(tiny, "prefill", 1, 8), measure(tiny, "decode", 1, 8)
-    assert set(prefill) == set(decode) == {"min_s", "p50_s"} and min(*prefill.values(), *decode.values()) > 0
+    assert decode["start_bytes"] == pytest.approx(M.model_state_bytes(tiny.arch, "float32"), rel=0.02)
+    assert set(prefill) == {"min_s", "p50_s"} and min(*prefill.values(), decode["min_s"], decode["p50_s"]) > 0
+    assert decode["peak_bytes"] > decode["start_bytes"] > 0  # the generate call's own peak
 
 
 def test_cli_takes_the_generation_modes_and_new_tokens(monkeypatch, tmp_path):

@@ -190,11 +190,7 @@ def test_random_hf_configs_match_transformers(family, data, hf_meta_count):
     assert count_params(arch).total - router_bias_params(arch) == hf_meta_count(config)
 
 
-# GPT-2's adapter leaves AttentionSpec.fused_qkv off, but transformers stores q, k and v as one c_attn tensor.
-GPT2_QKV = pytest.mark.xfail(strict=True, reason="profiler.arch._gpt2 does not set fused_qkv (c_attn is one tensor)")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=GPT2_QKV) if n == "gpt2" else n for n in SHIPPED])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_hf_parameter_tensors_are_the_modules(name):
     """One size per tensor of transformers' module: a MoE layer's routed experts are two stacked tensors
     (experts.gate_up_proj [E, 2I, h], experts.down_proj [E, h, I]), DeepSeek's shared experts one MLP, Phi-3's
@@ -205,7 +201,7 @@ def test_hf_parameter_tensors_are_the_modules(name):
 
 
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")  # DeepSeek with no shared expert
-@pytest.mark.parametrize("family", [pytest.param(f, marks=GPT2_QKV) if f == "gpt2" else f for f in FAMILIES])
+@pytest.mark.parametrize("family", FAMILIES)
 @settings(max_examples=3, deadline=None)
 @given(data=st.data())
 def test_random_hf_parameter_tensors_are_the_modules(family, data):

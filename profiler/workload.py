@@ -91,9 +91,9 @@ class Workload:
 
 
 def point_workloads(mode: str, batch: int, seq_len: int, dtype: str = "float32",
-                    new_tokens: int = DECODE_TOKENS) -> list[Workload]:
+                    new_tokens: int = DECODE_TOKENS, device: str = "cpu") -> list[Workload]:
     """What one point's measurement covers: decode = its `new_tokens` steps after a prompt of `seq_len` tokens,
     at cached contexts seq_len .. seq_len + new_tokens − 1; any other mode its one workload."""
     if mode != "decode":
-        return [Workload(mode, batch, seq_len, dtype)]
-    return [Workload(mode, batch, context, dtype) for context in range(seq_len, seq_len + new_tokens)]
+        return [Workload(mode, batch, seq_len, dtype, device=device)]
+    return [Workload(mode, batch, context, dtype, device=device) for context in range(seq_len, seq_len + new_tokens)]

@@ -76,7 +76,8 @@ def predict_point(source: ModelSource, profile: HardwareProfile, mode: str, batc
     """The prediction of one point: `predict` of its workload, or for decode the mean over `point_workloads`
     of seconds, MFU and seconds per phase, with the bound of the middle context."""
     results = [predict(source.arch, profile, workload, estimate)
-               for workload in point_workloads(mode, batch, seq_len, dtype, new_tokens)]
+               for workload in point_workloads(mode, batch, seq_len, dtype, new_tokens,
+                                               profile.device_type)]
     if len(results) == 1:
         return results[0]
     return {"seconds": statistics.fmean(r["seconds"] for r in results),

@@ -43,7 +43,7 @@ CLOCKS = ("auto", "wall", "cpu")  # auto: cpu on the CPU device with one torch t
 
 # (name pattern, kind or None for any kind, category): the first rule that matches wins.
 PREDICTED_RULES: tuple[tuple[str, str | None, str], ...] = (
-    (r"^optimizer\.adamw\[\d+\]$", None, "optimizer"),
+    (r"^optimizer\.adamw(_foreach|_fused)?\[\d+\]$", None, "optimizer"),
     (r"^host_overhead$", "host", "framework"),  # a measured host time (profiler.predict.roofline)
     (r"^loss\.(log_softmax|nll|nll_grad_table)$", None, "loss"),
     (r"^attention\.(sdpa|scores|values|mask_softmax|softcap)$", None, "attention"),
@@ -52,7 +52,8 @@ PREDICTED_RULES: tuple[tuple[str, str | None, str], ...] = (
     (r"^mlp\.dispatch$", None, "dispatch"),
     (r"", "matmul", "matmul"),  # every projection, expert slice, router and the lm head
     (r"^lm_head\.tied_grad_sum$", None, "embedding"),  # the engine adds the tied table's two gradients there
-    (r"^(residual\.(add|scale|grad_sum)|attention\.(rope|kv_cache_append)|embedding\.scale|routing"
+    (r"^(residual\.(add|scale|grad_sum|dropout)|(embedding|attention)\.dropout|attention\.(rope|kv_cache_append)"
+     r"|embedding\.scale|routing"
      r"|mlp\.\w*act(_mul)?|mlp\.router_topk|mlp\.shared_expert_gate_mul|mlp\.expert_grad_stack"
      r"|lm_head\.(scale|softcap))$", None, "elementwise"),
 )
@@ -219,7 +220,7 @@ def op_comparison(source: ModelSource, mode: str, batch: int, seq_len: int, devi
         raise ValueError(f"device={device_name!r}: torch.profiler records op times on {' and '.join(PROFILED_DEVICES)} "
                          f"only (MPS kernels run asynchronously and are not timed per op); use --device cpu or cuda")
     device, clock = timing_device(device_name, clock)
-    workloads = point_workloads(mode, batch, seq_len, dtype, new_tokens)
+    workloads = point_workloads(mode, batch, seq_len, dtype, new_tokens, device.type)
     if profile is None:
         profile = calibrate(device, name="ops_calibrated", only_dtypes=(dtype,))
         profile = model_shapes.calibrate_for_workloads(profile, [(source.arch, workloads[len(workloads) // 2])],

@@ -65,7 +65,7 @@ def measure_host_overhead(source: ModelSource, mode: str, batch: int, seq_len: i
     null = source.null_widths()
     null_len = min(seq_len, NULL_SEQ_LEN)
     step = null_step_seconds(null, mode, batch, null_len, device, warmup, repeats, new_tokens)
-    workloads = point_workloads(mode, batch, null_len, "float32", new_tokens)
+    workloads = point_workloads(mode, batch, null_len, "float32", new_tokens, profile.device_type)
     kernels = sum(kernel_seconds(predict(null.arch, profile, w)) for w in workloads) / len(workloads)
     host = [max(t - kernels, MIN_HOST_FRACTION * t) for t in (step.min, step.median, step.max)]
     log.info("%s %s B=%d: null step %.4g s, its kernels %.4g s, host %.4g s", source.name, mode, batch,

@@ -107,6 +107,9 @@ def predict(arch: ArchSpec, profile: HardwareProfile, workload: Workload, estima
     `attention_kernel` as in `profiler.predict.ops.ATTENTION_KERNELS`."""
     if estimate not in ESTIMATES:
         raise ValueError(f"estimate={estimate!r} must be one of {list(ESTIMATES)}")
+    if workload.device != profile.device_type:
+        raise ValueError(f"workload device={workload.device!r} does not match profile {profile.name!r}'s device_type="
+                         f"{profile.device_type!r}: the step's kernels (optimizer, dropout) are the device's")
     ops = model_ops(arch, workload, attention_kernel)
     times = [op_time(op, profile, workload.dtype, estimate) for op in ops]
     host = profile.host_overhead_s(arch.name, workload.mode, workload.batch, estimate)

@@ -48,7 +48,7 @@ def extra_params_seconds(profile: HardwareProfile, params: int, tokens: int, dty
 def step_seconds(arch: ArchSpec, profile: HardwareProfile, seq_len: int, micro_batch: int, grad_accum: int,
                  extra_params: int, dtype: str, estimate: str) -> dict[str, Any]:
     """Seconds of one micro-batch and one optimizer step (module docstring)."""
-    result = predict(arch, profile, Workload("train", micro_batch, seq_len, dtype), estimate)
+    result = predict(arch, profile, Workload("train", micro_batch, seq_len, dtype, device=profile.device_type), estimate)
     phases = result["seconds_by_phase"]
     micro = phases["forward"] + phases["backward"] + extra_params_seconds(profile, extra_params,
                                                                           micro_batch * seq_len, dtype, estimate)
@@ -88,7 +88,7 @@ def estimate_training(arch: ArchSpec, profile: HardwareProfile, sequences: int, 
     scenarios = {}
     for estimate in ESTIMATES:
         timing = step_seconds(arch, profile, seq_len, micro_batch, grad_accum, extra_params, dtype, estimate)
-        forward = predict(arch, profile, Workload("forward", micro_batch, seq_len, dtype), estimate)["seconds"]
+        forward = predict(arch, profile, Workload("forward", micro_batch, seq_len, dtype, device=profile.device_type), estimate)["seconds"]
         training_s, eval_s = steps * timing["step_s"], eval_passes * forward
         scenarios[estimate] = {**timing, "training_s": training_s, "data_preparation_s": prep_s,
                                "evaluation_s": eval_s, "total_s": prep_s + training_s + eval_s,

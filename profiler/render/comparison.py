@@ -25,7 +25,7 @@ def write_outputs(report: dict[str, Any], profile: HardwareProfile, points: list
     (out / FILES["json"]).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     plot_scatter(report["rows"], out / FILES["scatter"])
     source, mode, batch, seq = largest_training_point(points)
-    plot_roofline(source, Workload(mode, batch, seq), profile, STATISTICS[report["statistic"]][1],
+    plot_roofline(source, Workload(mode, batch, seq, device=profile.device_type), profile, STATISTICS[report["statistic"]][1],
                   out / FILES["roofline"])
     return report
 

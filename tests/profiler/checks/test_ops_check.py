@@ -36,6 +36,14 @@ def test_every_predicted_op_has_a_category_and_none_is_dropped(name):
             assert set(seconds) == set(CATEGORIES)
             assert math.isclose(sum(seconds.values()), result["seconds"], rel_tol=1e-12)
             assert all(predicted_category(row["name"], row["kind"]) in CATEGORIES for row in result["ops"])
+    # A module in training mode (dropout) and CUDA's multi-tensor optimizers have categories too.
+    cuda = load_profile("nvidia_a100")
+    for workload, profile in ((Workload("train", 2, 32, dropout=True), PROFILE),
+                              (Workload("train", 2, 32, "bfloat16", device="cuda", dropout=True), cuda),
+                              (Workload("train", 2, 32, "bfloat16", device="cuda", optimizer="fused"), cuda)):
+        for kernel in ATTENTION_KERNELS:
+            result = predict(arch, profile, workload, attention_kernel=kernel)
+            assert math.isclose(sum(categorize_predicted([result])[0].values()), result["seconds"], rel_tol=1e-12)
 
 
 def test_train_ops_land_in_their_categories():

@@ -67,7 +67,7 @@ def _write(tmp_path, *records) -> str:
 def test_micro_batches_repeat_forward_and_backward_once_per_optimizer_step(tmp_path):
     one, four = _record(), _record(micro_batches=4)
     arch = from_config_dict(one["model"], "r").arch
-    result = predict(arch, load_profile("apple_m4_pro"), Workload("train", 2, 32), attention_kernel="math")
+    result = predict(arch, load_profile("apple_m4_pro"), Workload("train", 2, 32, device="mps"), attention_kernel="math")
     phases = result["seconds_by_phase"]
     assert predicted_seconds(one) == pytest.approx(result["seconds"])
     assert predicted_seconds(four) == pytest.approx(4 * (phases["forward"] + phases["backward"]) + phases["optimizer"])
@@ -84,7 +84,7 @@ def test_eval_forwards_add_forward_passes_of_the_same_shape():
 def test_layers_scope_keeps_only_the_layer_ops():
     record = _record(mode="forward")
     arch = from_config_dict(record["model"], "r").arch
-    rows = predict(arch, load_profile("apple_m4_pro"), Workload("forward", 2, 32), attention_kernel="math")["ops"]
+    rows = predict(arch, load_profile("apple_m4_pro"), Workload("forward", 2, 32, device="mps"), attention_kernel="math")["ops"]
     layers = sum(r["seconds"] for r in rows if r["name"].startswith(LAYER_OP_PREFIXES))
     assert predicted_seconds({**record, "scope": "layers"}) == pytest.approx(layers)
     assert layers < predicted_seconds(record)  # the head and embeddings are left out

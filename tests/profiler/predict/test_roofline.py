@@ -102,6 +102,11 @@ def test_a_measured_host_overhead_replaces_the_per_launch_overhead(mode):
         "hardware": "synthetic"}
 
 
+def test_a_workload_on_another_device_than_the_profile_is_refused():
+    with pytest.raises(ValueError, match="workload device='cpu' does not match profile 'nvidia_a100'"):
+        predict(from_size("tiny"), load_profile("nvidia_a100"), Workload("train", 1, 32))
+
+
 def test_bad_estimate_names_the_field():
     with pytest.raises(ValueError, match="estimate"):
         predict(from_size("tiny"), synthetic_profile(), Workload("forward", 1, 8), "best")

@@ -459,16 +459,17 @@ def multi_tensor_launches(tensor_sizes: list[int], depth: int, scalar_list: bool
     one split over two launches takes a slot in both), and one for the rest."""
     max_tensors = (MULTI_TENSOR_MAX_TENSORS_SCALARLIST if scalar_list else MULTI_TENSOR_MAX_TENSORS)[depth - 1]
     launches = blocks = tensors = 0
-    for size in tensor_sizes:
+    for size in tensor_sizes:  # whole launches' worth of chunks at a time: a 671B-parameter list has 10^7 chunks
         if not size:
             continue
         tensors += 1
-        chunks = -(-size // MULTI_TENSOR_CHUNK)
-        for chunk in range(chunks):
-            blocks += 1
-            last = chunk == chunks - 1
-            if (tensors == max_tensors and last) or blocks == MULTI_TENSOR_MAX_BLOCKS:
-                launches, blocks, tensors = launches + 1, 0, 0 if last else 1
+        remaining = -(-size // MULTI_TENSOR_CHUNK)
+        while remaining > MULTI_TENSOR_MAX_BLOCKS - blocks:  # the launch fills up before this tensor's last chunk
+            remaining -= MULTI_TENSOR_MAX_BLOCKS - blocks
+            launches, blocks, tensors = launches + 1, 0, 1
+        blocks += remaining  # the last chunk lands in the current launch
+        if tensors == max_tensors or blocks == MULTI_TENSOR_MAX_BLOCKS:
+            launches, blocks, tensors = launches + 1, 0, 0
     return launches + (blocks > 0)
 
 

@@ -8,6 +8,8 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -25,6 +27,8 @@ from profiler.predict.ops import (
     FUSED_ADAMW_DEPTH,
     MULTI_TENSOR_CHUNK,
     MULTI_TENSOR_MAX_BLOCKS,
+    MULTI_TENSOR_MAX_TENSORS,
+    MULTI_TENSOR_MAX_TENSORS_SCALARLIST,
     activation_op,
     backward_op,
     model_ops,
@@ -207,6 +211,31 @@ def test_multi_tensor_launches_fill_blocks_and_tensor_slots():
     # a tensor split over two launches takes a slot in the second: 251 more tensors fill it exactly
     assert multi_tensor_launches([full + 1] + [1] * 251, 4) == 2
     assert multi_tensor_launches([full + 1] + [1] * 252, 4) == 3
+
+
+def _chunk_by_chunk(tensor_sizes, depth, scalar_list=False):
+    """multi_tensor_apply's launch rule walked one chunk at a time, as MultiTensorApply.cuh's loop does."""
+    max_tensors = (MULTI_TENSOR_MAX_TENSORS_SCALARLIST if scalar_list else MULTI_TENSOR_MAX_TENSORS)[depth - 1]
+    launches = blocks = tensors = 0
+    for size in tensor_sizes:
+        if not size:
+            continue
+        tensors += 1
+        chunks = -(-size // MULTI_TENSOR_CHUNK)
+        for chunk in range(chunks):
+            blocks += 1
+            last = chunk == chunks - 1
+            if (tensors == max_tensors and last) or blocks == MULTI_TENSOR_MAX_BLOCKS:
+                launches, blocks, tensors = launches + 1, 0, 0 if last else 1
+    return launches + (blocks > 0)
+
+
+@given(st.lists(st.integers(0, 3 * MULTI_TENSOR_CHUNK * MULTI_TENSOR_MAX_BLOCKS), max_size=400),
+       st.integers(1, 5), st.booleans())
+@settings(max_examples=150, deadline=None, derandomize=True)
+def test_multi_tensor_launches_equal_the_chunk_by_chunk_walk(sizes, depth, scalar_list):
+    """Whole launches at a time (a 671B-parameter list has 10^7 chunks) give the same count as walking them."""
+    assert multi_tensor_launches(sizes, depth, scalar_list) == _chunk_by_chunk(sizes, depth, scalar_list)
 
 
 def _optimizer_calls(**kwargs):

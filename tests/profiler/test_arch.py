@@ -1,5 +1,5 @@
 import pytest
-from conftest import MODELS_DIR, SHIPPED, shipped_config
+from profiler_testing import MODELS_DIR, SHIPPED, shipped_config
 
 from complexity.config import SIZES, config_for_size
 from profiler.arch import NORM_POSITIONS, SUPPORTED_MODEL_TYPES, detect_model_type, from_hf_dict, from_size

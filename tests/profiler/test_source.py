@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SHIPPED, shipped_config
+from profiler_testing import SHIPPED, shipped_config
 
 from complexity.config import SIZES, config_for_size
 from profiler.arch import from_size

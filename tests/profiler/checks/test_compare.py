@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import synthetic_profile
+from profiler_testing import synthetic_profile
 
 from profiler.arch import from_size
 from profiler.checks.compare import (

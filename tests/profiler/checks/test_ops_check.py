@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import SHIPPED
+from profiler_testing import SHIPPED
 
 from profiler.checks.ops import (
     CATEGORIES,

@@ -7,7 +7,7 @@ import importlib.util
 import json
 
 import pytest
-from conftest import shipped_config
+from profiler_testing import shipped_config
 
 from complexity.config import config_for_size
 from profiler.checks import validate

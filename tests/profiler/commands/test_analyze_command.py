@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SHIPPED
+from profiler_testing import SHIPPED
 
 from profiler.checks import published
 from profiler.cli import main

@@ -8,7 +8,7 @@ import json
 import math
 
 import pytest
-from conftest import SHIPPED
+from profiler_testing import SHIPPED
 
 from profiler.cli import main
 from profiler.commands import arguments as A

@@ -1,9 +1,9 @@
 import dataclasses
 
 import pytest
-from conftest import hf_configs
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiler_testing import hf_configs
 
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_hf_dict, from_size
 from profiler.formulas import flops as F

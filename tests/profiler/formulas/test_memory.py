@@ -1,7 +1,7 @@
 import dataclasses
 
 import pytest
-from conftest import SHIPPED
+from profiler_testing import SHIPPED
 
 from profiler.arch import ArchSpec, AttentionSpec, LayerGroup, MLPSpec, from_size
 from profiler.formulas import memory as M

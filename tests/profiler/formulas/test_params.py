@@ -2,9 +2,9 @@ import dataclasses
 import math
 
 import pytest
-from conftest import SHIPPED, HypothesisChoices, hf_configs, shipped_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from profiler_testing import SHIPPED, HypothesisChoices, hf_configs, shipped_config
 
 from complexity.config import SIZES, ComplexityConfig, config_for_size
 from profiler.arch import from_complexity_config, from_hf_dict, from_size

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import random_hf_config
+from profiler_testing import random_hf_config
 
 from profiler.cli import main
 from profiler.measuring.device import get_device

@@ -4,7 +4,7 @@ profile under the model's own name, and transformers' families are left to the p
 from __future__ import annotations
 
 import pytest
-from conftest import synthetic_profile
+from profiler_testing import synthetic_profile
 
 from profiler.formulas.params import count_params
 from profiler.measuring import host_overhead

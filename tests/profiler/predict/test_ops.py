@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import shipped_config
+from profiler_testing import shipped_config
 
 from profiler.arch import from_hf_dict, from_size
 from profiler.formulas import flops as F

@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from conftest import synthetic_profile
+from profiler_testing import synthetic_profile
 
 from profiler.arch import from_size
 from profiler.cli import main

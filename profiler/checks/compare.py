@@ -98,12 +98,9 @@ def generation_timing(mode: str, generate: dict[str, float], prefill: dict[str, 
     keys = [key for key, _ in STATISTICS.values()]
     if mode == "prefill":
         return {key: prefill[key] for key in keys}
-    decode = {key: (generate[key] - prefill[key]) / new_tokens for key in keys}
-    bad = {key: value for key, value in decode.items() if value <= 0}
-    if bad:
-        raise ValueError(f"decode time per token {bad} is not positive: generate of {new_tokens + 1} tokens took "
-                         f"no longer than the prefill alone; time more new tokens or repeats")
-    return decode
+    from profiler.measuring.harness import decode_step_timing
+
+    return decode_step_timing(generate, prefill, new_tokens, tuple(keys))
 
 
 def prediction_error(predicted: float, measured: float) -> float:

@@ -30,10 +30,10 @@ import re
 from typing import Any
 
 from complexity.inputs import require_int
-from profiler.checks.compare import DECODE_TOKENS, point_workloads
 from profiler.hardware import HardwareProfile
 from profiler.predict.roofline import predict
 from profiler.source import ModelSource
+from profiler.workload import DECODE_TOKENS, point_workloads
 
 CATEGORIES = ("matmul", "attention", "norm", "elementwise", "embedding", "dispatch", "loss", "optimizer", "copy",
               "framework")
@@ -188,10 +188,7 @@ def _measure_step(module: Any, source: ModelSource, mode: str, input_ids: Any, d
     if mode == "prefill":
         return short["events"], short["timing"], short["profiled_step_s"]
     long = op_profile.profile_step(generate, device, warmup, repeats)
-    timing = {key: (long["timing"][key] - short["timing"][key]) / new_tokens for key in ("mean_s", "min_s")}
-    if timing["mean_s"] <= 0:
-        raise ValueError(f"decode time per token {timing['mean_s']!r} s is not positive: generate of {new_tokens + 1}"
-                         f" tokens took no longer than the prefill alone; time more new tokens or repeats")
+    timing = harness.decode_step_timing(long["timing"], short["timing"], new_tokens, ("mean_s", "min_s"))
     profiled = (long["profiled_step_s"] - short["profiled_step_s"]) / new_tokens
     return difference_events(long["events"], short["events"], new_tokens), timing, profiled
 
@@ -203,7 +200,7 @@ def op_comparison(source: ModelSource, mode: str, batch: int, seq_len: int, devi
     """The per-category comparison of one step (module docstring) as plain data, naming each category's `top`
     slowest ops on either side. prefill: a prompt of `seq_len` tokens; decode: one step after a context of
     `seq_len`, measured over `new_tokens` steps and predicted as the mean over their contexts, as `compare` does
-    (`profiler.checks.compare.point_workloads`). Without `profile` the device is calibrated first as `compare`
+    (`profiler.workload.point_workloads`). Without `profile` the device is calibrated first as `compare`
     does (generic points, then the workload's own shapes), with the same clock as the measurement."""
     import torch
 

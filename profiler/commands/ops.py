@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from profiler.checks.compare import DECODE_TOKENS, positions_needed
+from profiler.checks.compare import positions_needed
 from profiler.checks.ops import CLOCKS, MODES, op_comparison
 from profiler.commands.arguments import (
     MAX_REPEATS,
@@ -28,6 +28,7 @@ from profiler.commands.arguments import (
 from profiler.commands.settings import default_threads, torch_threads
 from profiler.hardware import ESTIMATES
 from profiler.render.ops import render_ops_table
+from profiler.workload import DECODE_TOKENS
 
 FORMATS = ("table", "json")
 DTYPES = ("float32", "bfloat16", "float16")

@@ -152,6 +152,20 @@ def make_step(module: nn.Module, mode: str, input_ids: torch.Tensor, new_tokens:
     return generate(new_tokens), generate(1)
 
 
+def decode_step_timing(generate: dict[str, float], prefill: dict[str, float], new_tokens: int,
+                       keys: tuple[str, ...]) -> dict[str, float]:
+    """Seconds per decoding step from timing dicts (TimingStats.to_dict keys, e.g. "min_s") of `generate` with
+    new_tokens + 1 tokens and of the prefill-only call: (generate − prefill) ÷ new_tokens under each key. Raises
+    when a difference is not positive (noise larger than the decoding: time more tokens or repeats)."""
+    require_int("new_tokens", new_tokens, 1)
+    decode = {key: (generate[key] - prefill[key]) / new_tokens for key in keys}
+    bad = {key: value for key, value in decode.items() if value <= 0}
+    if bad:
+        raise ValueError(f"decode time per token {bad} is not positive: generate of {new_tokens + 1} tokens took "
+                         f"no longer than the prefill alone; time more new tokens or repeats")
+    return decode
+
+
 # ---------------------------------------------------------------------------------------------- one batch
 def measure_batch(module: nn.Module, source: ModelSource, mode: str, device: Device, batch: int, seq_len: int,
                   new_tokens: int, warmup: int, repeats: int, power_watts: float | None, seed: int = 0,

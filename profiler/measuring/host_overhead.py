@@ -46,14 +46,10 @@ def null_step_seconds(source: ModelSource, mode: str, batch: int, seq_len: int, 
     result = harness.measure_batch(module, source, measured_mode, device, batch, seq_len, new_tokens + 1, warmup,
                                    repeats, None)
     keys = ("min_s", "p50_s", "max_s")
-    if mode == "prefill":
-        values = [result["prefill"][key] for key in keys]
-    elif mode == "decode":
-        values = [(result["timing"][key] - result["prefill"][key]) / new_tokens for key in keys]
+    if mode == "decode":
+        values = list(harness.decode_step_timing(result["timing"], result["prefill"], new_tokens, keys).values())
     else:
-        values = [result["timing"][key] for key in keys]
-    if min(values) <= 0:
-        raise ValueError(f"{source.name} {mode}: a null step took {values} s; time more repeats or new tokens")
+        values = [result["prefill" if mode == "prefill" else "timing"][key] for key in keys]
     low, mid, high = sorted(values)
     return Spread(low, mid, high)
 

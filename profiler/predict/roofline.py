@@ -83,9 +83,11 @@ def op_time(op: Op, profile: HardwareProfile, dtype: str, estimate: str = "likel
 def host_overhead_rows(ops: list[Op], host_s: float) -> list[OpTime]:
     """A measured host time as one overhead-only row per phase that has launches, in proportion to them."""
     launches = {phase: sum(op.launches for op in ops if op.phase == phase) for phase in PHASES}
-    total = sum(launches.values()) or 1
+    if not any(launches.values()):  # nothing launches: the host time is the forward's
+        launches["forward"] = 1
+    total = sum(launches.values())
     return [OpTime(Op(HOST_OVERHEAD, phase, "host", 0, 0, 0), 0.0, 0.0, host_s * count / total)
-            for phase, count in launches.items() if count or (phase == "forward" and not any(launches.values()))]
+            for phase, count in launches.items() if count]
 
 
 def matmul_flops(ops: list[Op]) -> int:

@@ -172,3 +172,14 @@ def test_measure_refuses_a_batch_predicted_over_the_memory_limit(capsys, micro_c
 ])
 def test_gpu_names_find_their_profile(name, profile):
     assert gpu_profile(name) == profile
+
+
+def test_decode_step_timing_is_the_difference_per_step_under_each_key():
+    from profiler.measuring.harness import decode_step_timing
+
+    generate, prefill = {"min_s": 1.0, "mean_s": 1.4, "max_s": 2.0}, {"min_s": 0.2, "mean_s": 0.2, "max_s": 0.4}
+    assert decode_step_timing(generate, prefill, 4, ("min_s", "mean_s")) == pytest.approx({"min_s": 0.2, "mean_s": 0.3})
+    with pytest.raises(ValueError, match=r"decode time per token \{'min_s': -0.5\} is not positive"):
+        decode_step_timing({"min_s": 0.25}, {"min_s": 0.75}, 1, ("min_s",))
+    with pytest.raises(ValueError, match="new_tokens"):
+        decode_step_timing(generate, prefill, 0, ("min_s",))

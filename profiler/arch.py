@@ -22,7 +22,11 @@ from typing import Any
 from complexity.config import ComplexityConfig, config_for_size
 from complexity.inputs import is_int, is_real, require_int
 
-NORMS = ("rmsnorm", "layernorm")
+# rmsnorm: weight only; layernorm: weight and bias, as F.layer_norm (one native kernel); layernorm_eager: the same
+# LayerNorm written as tensor code (mean, var, subtract, add eps, sqrt, divide, scale, shift), as models written from
+# scratch do (the LLMs-from-scratch book's chapter 4): same parameters, more kernels.
+NORMS = ("rmsnorm", "layernorm", "layernorm_eager")
+LAYERNORMS = ("layernorm", "layernorm_eager")  # the norms with a bias
 MLP_KINDS = ("dense", "moe", "token_routed")
 # Where a layer normalises: before attention / the MLP (pre-norm), after them before the residual add (post-norm).
 NORM_POSITIONS = ("attention_in", "attention_out", "mlp_in", "mlp_out")
@@ -205,7 +209,7 @@ class ArchSpec:
     hidden_size: int
     layer_groups: tuple[LayerGroup, ...]
     tie_word_embeddings: bool
-    norm: str = "rmsnorm"  # rmsnorm: weight only; layernorm: weight and bias
+    norm: str = "rmsnorm"  # NORMS
     learned_positions: int = 0  # rows of a learned position table (GPT-2); 0 for RoPE
     max_position_embeddings: int = 2048
     norm_positions: tuple[str, ...] = ("attention_in", "mlp_in")

@@ -15,17 +15,23 @@ shape. How the run executed, where its source says so: `dropout` true when the m
 its dropouts (at the probabilities of the record's config; the evaluation forwards run without), `optimizer` the
 AdamW implementation (`OPTIMIZER_IMPLEMENTATIONS`; absent: the device's default) and `master_weights` false for
 pure 16-bit training (the optimizer on 16-bit parameters). Every record is predicted on its profile's device type.
-A `doubtful` record carries the reason its own figure is in doubt; the summary reports the rest separately.
+`arch` states how the record's code differs from its family's modules where a config has no key for it:
+`ArchSpec` fields by name (e.g. `"norm": "layernorm_eager"` for a LayerNorm written as tensor code) and
+`AttentionSpec` fields as `"attention.<field>"` (e.g. `"attention.fused_qkv": false` for separate q, k and v
+projections), each of the field's own type. A `doubtful` record carries the reason its own figure is in doubt; the
+summary reports the rest separately.
 Nothing here is fitted to the records: they only check predictions.
 """
 
 from __future__ import annotations
 
 import statistics
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from complexity.inputs import require_int, require_number
+from profiler.arch import ArchSpec, AttentionSpec
 from profiler.hardware import Source, load_profile
 from profiler.predict.ops import ATTENTION_KERNELS
 from profiler.predict.roofline import predict
@@ -40,7 +46,10 @@ TOLERANCE = 0.25  # the issue's bar: each record within ±25 %
 LAYER_OP_PREFIXES = ("norm.attention_in", "norm.mlp_in", "attention.", "mlp.", "residual.")
 _REQUIRED = {"id", "source", "hardware", "model", "scope", "mode", "batch", "seq_len", "dtype", "attention_kernel",
              "published_s", "published_note"}
-_OPTIONAL = {"model_note", "micro_batches", "eval_forwards", "doubtful", "dropout", "optimizer", "master_weights"}
+_OPTIONAL = {"model_note", "micro_batches", "eval_forwards", "doubtful", "dropout", "optimizer", "master_weights",
+             "arch"}
+_ARCH_FIELDS = {f.name for f in fields(ArchSpec)} - {"name", "model_type", "layer_groups"}
+_ATTENTION_FIELDS = {f"attention.{f.name}" for f in fields(AttentionSpec)}
 
 
 def _text(where: str, value: Any) -> str:
@@ -83,6 +92,13 @@ def check_record(data: Any, where: str) -> dict[str, Any]:
     if record["dropout"] and record["mode"] == "decode":
         raise ValueError(f"{where}.dropout=true needs a forward, forward_backward or train record (decoding runs "
                          "in eval mode)")
+    record["arch"] = record.get("arch", {})
+    if not isinstance(record["arch"], dict):
+        raise ValueError(f"{where}.arch must be an object of ArchSpec fields and 'attention.<field>' names")
+    unknown_fields = sorted(set(record["arch"]) - _ARCH_FIELDS - _ATTENTION_FIELDS)
+    if unknown_fields:
+        raise ValueError(f"{where}.arch: unknown field(s) {unknown_fields}; allowed: {sorted(_ARCH_FIELDS)} and "
+                         f"{sorted(_ATTENTION_FIELDS)}")
     record["optimizer"] = record.get("optimizer")
     if record["optimizer"] is not None and record["optimizer"] not in OPTIMIZER_IMPLEMENTATIONS:
         raise ValueError(f"{where}.optimizer={record['optimizer']!r} must be one of {list(OPTIMIZER_IMPLEMENTATIONS)}")
@@ -102,11 +118,31 @@ def load_records(path: str | Path = TIMINGS_FILE) -> list[dict[str, Any]]:
     return records
 
 
+def _changed(spec: Any, changes: dict[str, Any], where: str) -> Any:
+    """`spec` (a frozen dataclass) with `changes`, each value of its field's current type."""
+    for name, value in changes.items():
+        current = getattr(spec, name)
+        if current is not None and type(value) is not type(current):
+            raise ValueError(f"{where}.{name}={value!r} must be a {type(current).__name__} like {current!r}")
+    return replace(spec, **changes)
+
+
+def record_arch(record: dict[str, Any]) -> ArchSpec:
+    """The record's model (a name or a config.json object) resolved, with its `arch` changes applied: ArchSpec
+    fields directly, "attention.<field>" on every layer group's attention (ArchSpec checks the result)."""
+    model, where = record["model"], f"record {record['id']!r}.arch"
+    arch = resolve(model).arch if isinstance(model, str) else from_config_dict(model, record["id"], "record").arch
+    changes = record.get("arch", {})
+    top = {k: v for k, v in changes.items() if not k.startswith("attention.")}
+    attention = {k.removeprefix("attention."): v for k, v in changes.items() if k.startswith("attention.")}
+    groups = tuple(replace(g, attention=_changed(g.attention, attention, where)) for g in arch.layer_groups)
+    return _changed(replace(arch, layer_groups=groups), top, where)
+
+
 def _seconds_by_phase(record: dict[str, Any], mode: str, estimate: str, dropout: bool) -> dict[str, float]:
     """Predicted seconds per phase of `mode` at the record's shape on its profile's device, over the ops its scope
     covers; `dropout`: the module in training mode."""
-    model = record["model"]
-    arch = (resolve(model) if isinstance(model, str) else from_config_dict(model, record["id"], "record")).arch
+    arch = record_arch(record)
     profile = load_profile(record["hardware"])
     workload = Workload(mode, record["batch"], record["seq_len"], record["dtype"], device=profile.device_type,
                         dropout=dropout, optimizer=record.get("optimizer"),

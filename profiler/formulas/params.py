@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from profiler.arch import ArchSpec, AttentionSpec, MLPSpec
+from profiler.arch import LAYERNORMS, ArchSpec, AttentionSpec, MLPSpec
 
 COMPONENTS = ("embeddings", "attention", "mlp", "router", "norms", "head")
 
@@ -30,8 +30,9 @@ def linear_params(d_in: int, d_out: int, bias: bool = False) -> int:
 
 
 def norm_params(width: int, norm: str) -> int:
-    """RMSNorm has one scale per channel (Zhang & Sennrich 2019); LayerNorm a scale and a shift (Ba et al. 2016)."""
-    return width * (2 if norm == "layernorm" else 1)
+    """RMSNorm has one scale per channel (Zhang & Sennrich 2019); LayerNorm a scale and a shift (Ba et al. 2016),
+    however it is implemented (`LAYERNORMS`)."""
+    return width * (2 if norm in LAYERNORMS else 1)
 
 
 def attention_params(att: AttentionSpec, hidden: int) -> int:
@@ -227,7 +228,7 @@ def parameter_tensor_sizes(arch: ArchSpec) -> list[int]:
     (`AttentionSpec.weight_shapes`: projections, biases, QK-norm, MLA's latent norms; a fused qkv one tensor), the
     MLP's (`mlp_tensor_sizes`), and the final norm."""
     h, vocab = arch.hidden_size, arch.vocab_size
-    norm = [h, h] if arch.norm == "layernorm" else [h]
+    norm = [h, h] if arch.norm in LAYERNORMS else [h]
     sizes = [vocab * h] + ([arch.learned_positions * h] if arch.learned_positions else [])
     sizes += [] if arch.tie_word_embeddings else [vocab * h]
     for group in arch.layer_groups:

@@ -69,6 +69,11 @@ RMSNORM_BACKWARD = (17 / 7, 8 / 6)
 # gradients: 3 launches, 6 full tensors (against 3 and 4 forward).
 DISPATCH_BACKWARD = (6 / 4, 1.0)
 LAYERNORM_LAUNCHES, LAYERNORM_PASSES = 1, 2  # native_layer_norm
+# A LayerNorm written as tensor code ("layernorm_eager"), counted with a TorchDispatchMode on torch 2.13, CPU
+# (tests/profiler/predict/test_training_mode.py): mean, var, sub, add eps, sqrt, div, ·weight, +bias — 8 kernels
+# moving 10 full tensors (the row statistics are 1/h of one); its autograd backward 21 kernels moving 35.
+EAGER_LAYERNORM_LAUNCHES, EAGER_LAYERNORM_PASSES = 8, 10
+EAGER_LAYERNORM_BACKWARD = (35 / 10, 21 / 8)
 ROPE_LAUNCHES, ROPE_PASSES = 5, 10  # x·cos, neg of a half, cat, ·sin, add
 ADAMW_LAUNCHES_PER_TENSOR, ADAMW_PASSES = 11, 20  # single-tensor loop
 # Foreach AdamW (torch/optim/adam.py `_multi_tensor_adam`, capturable=False): each `_foreach_*` kernel with the
@@ -208,8 +213,13 @@ def dropout_ops(name: str, elements: int, p: float, b: int, device: str) -> list
 
 
 def norm_op(name: str, arch: ArchSpec, elements: int, b: int) -> Op:
+    """One norm over `elements` numbers as `arch.norm` runs it: F.layer_norm's one kernel, the eager LayerNorm's
+    eight, the zoo's RMSNorm's six (each backward as counted)."""
     if arch.norm == "layernorm":
         return elementwise(name, elements, LAYERNORM_PASSES, LAYERNORM_LAUNCHES, b)
+    if arch.norm == "layernorm_eager":
+        return replace(elementwise(name, elements, EAGER_LAYERNORM_PASSES, EAGER_LAYERNORM_LAUNCHES, b),
+                       backward_factors=EAGER_LAYERNORM_BACKWARD)
     return replace(elementwise(name, elements, RMSNORM_PASSES, RMSNORM_LAUNCHES, b), backward_factors=RMSNORM_BACKWARD)
 
 

@@ -10,8 +10,10 @@ import pytest
 from profiler.checks.timings import (
     LAYER_OP_PREFIXES,
     TIMINGS_FILE,
+    check_record,
     load_records,
     predicted_seconds,
+    record_arch,
     validate_timings,
 )
 from profiler.cli import main
@@ -102,10 +104,47 @@ def test_layers_scope_keeps_only_the_layer_ops():
     ({"master_weights": 0}, r"records\[0\].master_weights=0 must be true or false"),
     ({"optimizer": "lion"}, r"records\[0\].optimizer='lion' must be one of \['single_tensor', 'foreach'"),
     ({"mode": "decode", "dropout": True}, r"records\[0\].dropout=true needs a forward"),
+    ({"arch": ["norm"]}, r"records\[0\].arch must be an object"),
+    ({"arch": {"attention.fused": False}}, r"records\[0\].arch: unknown field\(s\) \['attention.fused'\]"),
+    ({"arch": {"layer_groups": []}}, r"records\[0\].arch: unknown field\(s\) \['layer_groups'\]"),
 ])
 def test_bad_records_name_the_field(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
         load_records(_write(tmp_path, _record(**changes)))
+
+
+def test_arch_changes_reach_the_prediction():
+    """`arch` changes the resolved ArchSpec (top-level fields and every layer's attention), and the prediction with
+    it: separate q, k, v projections are three products of the fused one's FLOPs; an eager LayerNorm costs more."""
+    plain = _record(model={**_record()["model"], "activation_function": "gelu_new"})
+    changed = {**plain, "arch": {"norm": "layernorm_eager", "attention.fused_qkv": False,
+                                 "attention.qkv_bias": False}}
+    arch = record_arch(load_records_of(plain)[0])
+    new = record_arch(load_records_of(changed)[0])
+    assert (arch.norm, new.norm) == ("layernorm", "layernorm_eager")
+    assert [(g.attention.fused_qkv, g.attention.qkv_bias) for g in new.layer_groups] == [(False, False)]
+    assert new.layer_groups[0].mlp == arch.layer_groups[0].mlp
+    workload = Workload("forward", 2, 32, device="mps")
+    ops = {r["name"]: r for r in predict(new, load_profile("apple_m4_pro"), workload, attention_kernel="math")["ops"]}
+    fused = predict(arch, load_profile("apple_m4_pro"), workload, attention_kernel="math")["ops"]
+    qkv = next(r for r in fused if r["name"] == "attention.qkv_proj")
+    assert sum(ops[f"attention.{p}_proj"]["flops"] for p in "qkv") == qkv["flops"]
+    assert predicted_seconds(load_records_of(changed)[0]) > predicted_seconds(load_records_of(plain)[0])
+
+
+def load_records_of(*records) -> list[dict]:
+    """Records validated (defaults filled) as load_records does, without a file."""
+    return [check_record(copy.deepcopy(r), f"records[{i}]") for i, r in enumerate(records)]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"attention.fused_qkv": "no"}, r"arch.fused_qkv='no' must be a bool like True"),
+    ({"norm": "batchnorm"}, r"norm='batchnorm' is not one of \('rmsnorm', 'layernorm', 'layernorm_eager'\)"),
+    ({"hidden_size": 64.0}, r"arch.hidden_size=64.0 must be a int like 64"),
+])
+def test_bad_arch_values_name_the_field(changes, message):
+    with pytest.raises(ValueError, match=message):
+        record_arch(load_records_of(_record(arch=changes))[0])
 
 
 def test_missing_field_and_duplicate_ids(tmp_path):

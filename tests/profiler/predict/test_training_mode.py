@@ -4,6 +4,7 @@ count below is taken with a TorchDispatchMode on CPU from torch's and transforme
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,12 +17,15 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.activations import ACT2FN
 
 from profiler.arch import from_hf_dict, from_size
-from profiler.formulas.params import parameter_tensor_sizes
+from profiler.formulas.params import count_params, parameter_tensor_sizes
 from profiler.predict.ops import (
     ACTIVATIONS,
     DROPOUT_BACKWARD,
     DROPOUT_LAUNCHES,
     DROPOUT_PASSES,
+    EAGER_LAYERNORM_BACKWARD,
+    EAGER_LAYERNORM_LAUNCHES,
+    EAGER_LAYERNORM_PASSES,
     FOREACH_ADAMW_KERNELS,
     FOREACH_ADAMW_PASSES,
     FUSED_ADAMW_DEPTH,
@@ -33,6 +37,7 @@ from profiler.predict.ops import (
     backward_op,
     model_ops,
     multi_tensor_launches,
+    norm_op,
     optimizer_ops,
 )
 from profiler.workload import Workload
@@ -107,6 +112,33 @@ def test_activation_kernels_are_the_implementation_s(name):
     else:
         assert counted == act.backward
         assert op.backward_factors == (act.backward[1] / act.passes, act.backward[0] / act.launches)
+
+
+# ------------------------------------------------------------------------------------------------ norms
+def _layer_norm_as_tensor_code(x, weight, bias, eps=1e-5):
+    """LayerNorm over the last dimension written with tensor ops, as a model written from scratch does."""
+    centred = x - x.mean(dim=-1, keepdim=True)
+    return weight * (centred / torch.sqrt(x.var(dim=-1, keepdim=True, unbiased=False) + eps)) + bias
+
+
+def test_eager_layernorm_kernels_are_the_tensor_code_s():
+    x = torch.randn(4, 16, 48, requires_grad=True)
+    weight, bias = torch.ones(48, requires_grad=True), torch.zeros(48, requires_grad=True)
+    y, forward = _count(_layer_norm_as_tensor_code, x, weight, bias)
+    assert torch.allclose(y, F.layer_norm(x, (48,), weight, bias), atol=1e-5)
+    assert len(forward) == EAGER_LAYERNORM_LAUNCHES
+    assert sum(n for _, n in forward) // x.numel() == EAGER_LAYERNORM_PASSES  # the row statistics add 1/h each
+    backward = _backward(y, [x, weight, bias])
+    passes, launches = EAGER_LAYERNORM_BACKWARD
+    assert len(backward) == round(launches * EAGER_LAYERNORM_LAUNCHES)
+    assert sum(n for _, n in backward) // x.numel() == round(passes * EAGER_LAYERNORM_PASSES)
+    arch = from_hf_dict(GPT2)
+    eager = replace(arch, norm="layernorm_eager")
+    native_op, eager_op = norm_op("norm.x", arch, x.numel(), 4), norm_op("norm.x", eager, x.numel(), 4)
+    assert (native_op.launches, eager_op.launches) == (1, EAGER_LAYERNORM_LAUNCHES)
+    assert eager_op.bytes == EAGER_LAYERNORM_PASSES * x.numel() * 4
+    # the same parameters, however the norm is written
+    assert count_params(eager) == count_params(arch) and parameter_tensor_sizes(eager) == parameter_tensor_sizes(arch)
 
 
 def test_gated_activation_adds_the_product_and_its_two_gradients():

@@ -41,7 +41,8 @@ SIZE_DTYPES = {"float32": 4, "bfloat16": 2, "int8": 1}
 # GPU names as torch reports them ("NVIDIA H100 PCIe", "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB") -> the
 # shipped profile: the first entry whose words all occur in the name (upper-cased), so the specific ones come first.
 _GPU_PROFILES = ((("H200",), "nvidia_h200"), (("H100", "PCIE"), "nvidia_h100_pcie"), (("H100",), "nvidia_h100_sxm"),
-                 (("A100", "40GB"), "nvidia_a100_40gb"), (("A100",), "nvidia_a100"))
+                 (("A100", "PCIE", "40GB"), "nvidia_a100_pcie_40gb"), (("A100", "40GB"), "nvidia_a100_40gb"),
+                 (("A100",), "nvidia_a100"))
 
 ASSUMPTIONS = (
     "Each timing starts on an idle device and ends after it has finished (CUDA/MPS: device events, then a "

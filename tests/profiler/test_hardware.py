@@ -20,7 +20,8 @@ from profiler.hardware import (
 
 APPLE = tuple(f"apple_{chip}{tier}" for chip in ("m1", "m2", "m3", "m4") for tier in ("", "_pro", "_max")) + (
     "apple_m3_max_30c", "apple_m4_pro_16c", "apple_m4_max_32c")
-NVIDIA = ("nvidia_a100", "nvidia_a100_40gb", "nvidia_h100_sxm", "nvidia_h100_pcie", "nvidia_h200")
+NVIDIA = ("nvidia_a100", "nvidia_a100_40gb", "nvidia_a100_pcie_40gb", "nvidia_h100_sxm", "nvidia_h100_pcie",
+          "nvidia_h200")
 SHIPPED = APPLE + NVIDIA + ("cpu_generic",)
 
 

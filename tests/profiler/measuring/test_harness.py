@@ -168,7 +168,8 @@ def test_measure_refuses_a_batch_predicted_over_the_memory_limit(capsys, micro_c
 @pytest.mark.parametrize("name, profile", [
     ("NVIDIA H200", "nvidia_h200"), ("NVIDIA H100 PCIe", "nvidia_h100_pcie"),
     ("NVIDIA H100 80GB HBM3", "nvidia_h100_sxm"), ("NVIDIA A100-SXM4-40GB", "nvidia_a100_40gb"),
-    ("NVIDIA A100-SXM4-80GB", "nvidia_a100"), ("NVIDIA GeForce RTX 4090", None),
+    ("NVIDIA A100-SXM4-80GB", "nvidia_a100"), ("NVIDIA A100-PCIE-40GB", "nvidia_a100_pcie_40gb"),
+    ("NVIDIA GeForce RTX 4090", None),
 ])
 def test_gpu_names_find_their_profile(name, profile):
     assert gpu_profile(name) == profile

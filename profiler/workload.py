@@ -20,7 +20,10 @@ device type it runs on (dropout's fused CUDA kernel, the optimizer's default imp
 `dropout` whether the module is in training mode so that its dropouts run (at the probabilities of its config;
 off by default, also for `train`: a run with dropout has to say so); `optimizer` the AdamW implementation (None:
 the device's default); `master_weights` whether a 16-bit run keeps fp32 master weights and moments (the optimizer
-then moves fp32 numbers; False: pure 16-bit training, torch's optimizer on 16-bit parameters).
+then moves fp32 numbers; False: pure 16-bit training, torch's optimizer on 16-bit parameters); `matmul_precision`
+torch's `set_float32_matmul_precision` for a float32 run: "highest" (the default: fp32 products) or "high" (CUDA
+runs the float32 products and attention on TF32 Tensor Cores, priced at the profile's `tfloat32` rates; activations,
+weights and every other op stay float32).
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ DECODE_TOKENS = 16  # decoding steps timed per decode point (after the prompt's 
 # fused kernel (`fused=True`); the latter two are priced as CUDA runs them (`profiler.predict.ops.optimizer_ops`).
 OPTIMIZER_IMPLEMENTATIONS = ("single_tensor", "foreach", "fused")
 DROPOUT_MODES = ("forward", "train")  # a module in training mode: generation runs in eval mode
+# torch.set_float32_matmul_precision values priced: "highest" fp32 products, "high" TF32 ones on CUDA ("medium",
+# bf16 products of fp32 tensors, is not modelled).
+MATMUL_PRECISIONS = ("highest", "high")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Workload:
     dropout: bool = False
     optimizer: str | None = None
     master_weights: bool = True
+    matmul_precision: str = "highest"
 
     def __post_init__(self) -> None:
         if self.mode not in PREDICTED_MODES:
@@ -78,6 +85,18 @@ class Workload:
         if self.optimizer in ("foreach", "fused") and self.device != "cuda":
             raise ValueError(f"optimizer={self.optimizer!r} is priced as CUDA's multi-tensor kernels run it and "
                              f"needs device='cuda', got device={self.device!r}")
+
+        if self.matmul_precision not in MATMUL_PRECISIONS:
+            raise ValueError(f"matmul_precision={self.matmul_precision!r} is not one of {MATMUL_PRECISIONS}")
+        if self.matmul_precision == "high" and (self.dtype != "float32" or self.device != "cuda"):
+            raise ValueError(f"matmul_precision='high' (TF32 products) needs dtype='float32' and device='cuda', got "
+                             f"dtype={self.dtype!r}, device={self.device!r}")
+
+    @property
+    def matmul_dtype(self) -> str:
+        """The precision the matrix products run in: "tfloat32" for a float32 run at matmul_precision "high", else
+        the workload's dtype."""
+        return "tfloat32" if self.matmul_precision == "high" else self.dtype
 
     @property
     def optimizer_implementation(self) -> str:

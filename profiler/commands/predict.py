@@ -12,7 +12,7 @@ from profiler.formulas.memory import DTYPE_BYTES
 from profiler.hardware import ESTIMATES
 from profiler.predict.ops import ATTENTION_KERNELS
 from profiler.predict.roofline import predict
-from profiler.workload import OPTIMIZER_IMPLEMENTATIONS, PREDICTED_MODES, Workload
+from profiler.workload import MATMUL_PRECISIONS, OPTIMIZER_IMPLEMENTATIONS, PREDICTED_MODES, Workload
 
 FORMATS = ("table", "json")
 
@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-master-weights", dest="master_weights", action="store_false",
                         help="pure 16-bit training: the optimizer on 16-bit parameters and moments (default: fp32 "
                              "master weights and moments)")
+    parser.add_argument("--matmul-precision", default="highest", choices=MATMUL_PRECISIONS,
+                        help="torch.set_float32_matmul_precision of a float32 run: highest (default, fp32 products) "
+                             "or high (TF32 products on a cuda profile, at its tfloat32 rates)")
     parser.add_argument("--top", type=integer(0, MAX_COUNT), default=12,
                         help="ops listed in the table, slowest first (default 12)")
     parser.add_argument("--format", default="table", choices=FORMATS)
@@ -50,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     workload = Workload(args.mode, args.batch, args.seq_len, args.dtype, device=args.hardware.device_type,
-                        dropout=args.dropout, optimizer=args.optimizer, master_weights=args.master_weights)
+                        dropout=args.dropout, optimizer=args.optimizer, master_weights=args.master_weights,
+                        matmul_precision=args.matmul_precision)
     arch = args.model.arch
     if args.mode == "decode":  # the new token sits at position seq_len, after the cached context
         require_positions(arch, args.seq_len + 1, "--seq-len (the cached context) + 1")
@@ -64,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
 def render_table(result: dict[str, Any], top: int) -> str:
     w = result["workload"]
     lines = [f"{result['model']} on {result['hardware']}: {w['mode']}, batch {w['batch']}, seq/context "
-             f"{w['seq_len']}, {w['dtype']} ({result['estimate']})",
+             f"{w['seq_len']}, {w['dtype']}{' (TF32 products)' if w['matmul_precision'] == 'high' else ''} "
+             f"({result['estimate']})",
              f"  predicted {result['seconds'] * 1e3:,.2f} ms   {result['tokens_per_s']:,.0f} tokens/s   "
              f"MFU {result['mfu']:.1%}   mostly {result['bound']}-bound   {result['launches']:,} launches",
              "  by phase: " + ", ".join(f"{k} {v * 1e3:,.2f} ms" for k, v in result["seconds_by_phase"].items() if v),

@@ -17,7 +17,8 @@ launch count cannot (Python, module calls, views, the dispatcher's nested calls)
 proportion to their launches, as rows named "host_overhead".
 
 MFU (model FLOPs utilisation, Chowdhery et al. 2022 App. B) = matmul FLOPs of the pass ÷ (time × peak FLOP/s of the
-dtype): matmul FLOPs only, flops.py's convention, causal attention.
+precision the products run in: the dtype, or TF32 at `matmul_precision` "high"): matmul FLOPs only, flops.py's
+convention, causal attention.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def matmul_label(layout: str) -> str:
 
 
 def op_time(op: Op, profile: HardwareProfile, dtype: str, estimate: str = "likely") -> OpTime:
-    """The roofline time of one op on `profile` (module docstring)."""
+    """The roofline time of one op on `profile` (module docstring); `dtype` is the precision the products run in
+    (`Workload.matmul_dtype`)."""
     compute = 0.0
     if op.kind in ("matmul", "attention") and op.flops:
         m, k, n = op.mnk
@@ -113,7 +115,7 @@ def predict(arch: ArchSpec, profile: HardwareProfile, workload: Workload, estima
         raise ValueError(f"workload device={workload.device!r} does not match profile {profile.name!r}'s device_type="
                          f"{profile.device_type!r}: the step's kernels (optimizer, dropout) are the device's")
     ops = model_ops(arch, workload, attention_kernel)
-    times = [op_time(op, profile, workload.dtype, estimate) for op in ops]
+    times = [op_time(op, profile, workload.matmul_dtype, estimate) for op in ops]
     host = profile.host_overhead_s(arch.name, workload.mode, workload.batch, estimate)
     if host is not None:
         times = [replace(t, overhead_s=0.0) for t in times] + host_overhead_rows(ops, host)
@@ -126,7 +128,7 @@ def predict(arch: ArchSpec, profile: HardwareProfile, workload: Workload, estima
         "model": arch.name, "hardware": profile.name, "device_type": profile.device_type,
         "workload": asdict(workload), "estimate": estimate, "attention_kernel": attention_kernel,
         "seconds": seconds, "tokens_per_s": tokens / seconds,
-        "matmul_flops": flops, "mfu": flops / (seconds * profile.peak(workload.dtype)),
+        "matmul_flops": flops, "mfu": flops / (seconds * profile.peak(workload.matmul_dtype)),
         "bound": dominant_bound(times),
         "seconds_by_phase": by_phase,
         "seconds_by_bound": {bound: sum(t.seconds for t in times if t.bound == bound) for bound in BOUNDS},

@@ -40,7 +40,7 @@ def plot_roofline(source: ModelSource, workload: Workload, profile: HardwareProf
                   path: Path) -> None:
     """Each op of one workload at (FLOPs ÷ bytes, FLOPs ÷ predicted seconds) under the device's ceilings: the
     fastest calibrated matmul rate and the fastest calibrated bandwidth (a line of slope 1)."""
-    times = [op_time(op, profile, workload.dtype, estimate) for op in model_ops(source.arch, workload)]
+    times = [op_time(op, profile, workload.matmul_dtype, estimate) for op in model_ops(source.arch, workload)]
     peak = max(p.flops_per_s.pick(estimate) for p in profile.efficiency.matmul if p.dtype == workload.dtype)
     table = profile.efficiency.elementwise_by_size
     bandwidth = max((p.bytes_per_s.pick(estimate) for p in table), default=profile.elementwise_bytes_per_s(estimate))

@@ -107,6 +107,40 @@ def test_a_workload_on_another_device_than_the_profile_is_refused():
         predict(from_size("tiny"), load_profile("nvidia_a100"), Workload("train", 1, 32))
 
 
+def test_tf32_matmul_precision_prices_the_products_at_the_tfloat32_rates():
+    """matmul_precision "high": every matmul and attention op at the profile's tfloat32 points, MFU against the TF32
+    peak; the memory-bound ops move the same float32 bytes at the same bandwidth."""
+    arch, profile = from_size("tiny"), load_profile("nvidia_h100_sxm")
+    fp32, tf32 = (predict(arch, profile, Workload("train", 4, 256, device="cuda", matmul_precision=precision))
+                  for precision in ("highest", "high"))
+    assert Workload("train", 1, 8, device="cuda", matmul_precision="high").matmul_dtype == "tfloat32"
+    for a, b in zip(fp32["ops"], tf32["ops"], strict=True):
+        assert (a["name"], a["bytes"], a["memory_s"]) == (b["name"], b["bytes"], b["memory_s"])
+        if a["kind"] in ("matmul", "attention") and a["flops"]:
+            m, k, n = a["mnk"]
+            for row, dtype in ((a, "float32"), (b, "tfloat32")):
+                assert row["compute_s"] == pytest.approx(row["flops"] / profile.matmul_flops_per_s(dtype, m, n, k))
+    assert tf32["seconds"] < fp32["seconds"]
+    assert tf32["mfu"] == pytest.approx(tf32["matmul_flops"] / (tf32["seconds"] * profile.peak("tfloat32")))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(matmul_precision="medium", device="cuda"), r"matmul_precision='medium' is not one of \('highest', 'high'\)"),
+    (dict(matmul_precision="high", device="cuda", dtype="bfloat16"), r"needs dtype='float32' and device='cuda'"),
+    (dict(matmul_precision="high"), r"needs dtype='float32' and device='cuda', got dtype='float32', device='cpu'"),
+])
+def test_bad_matmul_precision_names_the_field(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Workload(**{"mode": "train", "batch": 1, "seq_len": 8, **kwargs})
+
+
+def test_cli_matmul_precision(capsys):
+    assert main(["predict", "tiny", "--hardware", "nvidia_h100_pcie", "--matmul-precision", "high"]) == 0
+    assert "float32 (TF32 products)" in capsys.readouterr().out
+    assert main(["predict", "tiny", "--hardware", "nvidia_a100", "--matmul-precision", "high"]) == 2
+    assert "dtype='tfloat32' has no matmul efficiency in profile 'nvidia_a100'" in capsys.readouterr().err
+
+
 def test_bad_estimate_names_the_field():
     with pytest.raises(ValueError, match="estimate"):
         predict(from_size("tiny"), synthetic_profile(), Workload("forward", 1, 8), "best")

@@ -38,6 +38,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from profiler.checks.errors import abs_error_summary
 from profiler.formulas.memory import model_state_bytes, predicted_peak_bytes, training_state_bytes
 from profiler.hardware import HardwareProfile
 from profiler.predict.roofline import predict
@@ -161,17 +162,17 @@ def compare_points(points: list[Point], profile: HardwareProfile, measure_fn: Me
     return rows
 
 
-def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Median and largest |error| over the rows, under the chosen statistic and each one, and for memory."""
-    errors = [abs(r["error"]) for r in rows]
-    memory = [abs(r["memory"]["error"]) for r in rows if "memory" in r]
-    out = {"points": len(rows), "median_abs_error": statistics.median(errors), "max_abs_error": max(errors)}
+def summary(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
+    """Median and largest |error| over the rows (`abs_error_summary`), under the chosen statistic and each one
+    (`min_...`, `p50_...`), and for memory (`memory_...`)."""
+    out = {"points": len(rows), **abs_error_summary([r["error"] for r in rows])}
     for name in STATISTICS:
-        chosen = [abs(r["by_statistic"][name]["error"]) for r in rows if "by_statistic" in r]
+        chosen = [r["by_statistic"][name]["error"] for r in rows if "by_statistic" in r]
         if chosen:
-            out[f"{name}_median_abs_error"], out[f"{name}_max_abs_error"] = statistics.median(chosen), max(chosen)
+            out.update(abs_error_summary(chosen, prefix=f"{name}_"))
+    memory = [r["memory"]["error"] for r in rows if "memory" in r]
     if memory:
-        out.update(memory_median_abs_error=statistics.median(memory), memory_max_abs_error=max(memory))
+        out.update(abs_error_summary(memory, prefix="memory_"))
     return out
 
 

@@ -25,13 +25,13 @@ Nothing here is fitted to the records: they only check predictions.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from complexity.inputs import require_int, require_number
 from profiler.arch import ArchSpec, AttentionSpec
+from profiler.checks.errors import abs_error_summary
 from profiler.hardware import Source, load_profile
 from profiler.predict.ops import ATTENTION_KERNELS
 from profiler.predict.roofline import predict
@@ -184,10 +184,7 @@ def validate_timings(path: str | Path = TIMINGS_FILE, estimate: str = "likely") 
                      "doubtful": record.get("doubtful", ""), "url": record["source"]["url"]})
 
     def summary(selected: list[dict[str, Any]]) -> dict[str, Any]:
-        errors = [abs(r["error"]) for r in selected]
-        return {"records": len(selected), "median_abs_error": statistics.median(errors) if errors else None,
-                "max_abs_error": max(errors) if errors else None,
-                "within_tolerance": sum(r["within"] for r in selected)}
+        return {"records": len(selected), **abs_error_summary([r["error"] for r in selected], TOLERANCE)}
 
     trusted = [r for r in rows if not r["doubtful"]]
     return {"estimate": estimate, "tolerance": TOLERANCE, "rows": rows, "summary": summary(rows),

@@ -13,7 +13,7 @@ from typing import Any
 
 from profiler.analysis import analyze, training_budget
 from profiler.checks.published import validate_published
-from profiler.commands.arguments import integer, model, number, positions_or_default, require_finite, require_positions
+from profiler.commands.arguments import integer, model, number, prompt_or_default, require_finite, require_positions
 from profiler.formulas import flops as F
 from profiler.formulas import memory as M
 from profiler.render.analysis import FORMATS, render
@@ -30,8 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", nargs="?", type=model,
                         help="a zoo size, a shipped config name or a HF-style config.json path")
     parser.add_argument("--batch", type=integer(), default=1, help="sequences per optimizer step (default 1)")
-    parser.add_argument("--seq-len", type=integer(), help=f"tokens per sequence (default {DEFAULT_SEQ_LEN}, or the "
-                                                          f"model's max_position_embeddings if fewer)")
+    parser.add_argument("--seq-len", type=integer(),
+                        help=f"tokens per sequence, also generate_peak's prompt: with --new-tokens at most the "
+                             f"model's max_position_embeddings (default {DEFAULT_SEQ_LEN}, or fewer where that "
+                             f"leaves no room for --new-tokens)")
     parser.add_argument("--context", type=integer(),
                         help="KV-cache context for decode and inference memory (default seq-len)")
     parser.add_argument("--dtype", default="bfloat16", choices=sorted(M.DTYPE_BYTES),
@@ -45,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="whose default optimizer implementation the memory timeline assumes: single-tensor on "
                              "cpu and mps, foreach (a copy of the parameters) on cuda (default cuda)")
     parser.add_argument("--new-tokens", type=integer(), default=32,
-                        help="tokens generated for generate_peak (default 32)")
+                        help="tokens generated for generate_peak after a prompt of --seq-len tokens (default 32)")
     parser.add_argument("--autocast", choices=["bfloat16", "float16"],
                         help="the memory timeline's forward under torch.autocast (fp32 weights: use --dtype float32)")
     parser.add_argument("--no-master-weights", dest="master_weights", action="store_false",
@@ -82,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {}
     if args.model is not None:
         source = args.model
-        args.seq_len = positions_or_default(source.arch, args.seq_len, DEFAULT_SEQ_LEN, "--seq-len")
+        # generate_peak runs --new-tokens past a prompt of --seq-len tokens: the two together must fit
+        args.seq_len = prompt_or_default(source.arch, args.seq_len, DEFAULT_SEQ_LEN, args.new_tokens, "--seq-len")
         if args.context is not None:
             require_positions(source.arch, args.context, "--context")
         report = analyze(source.arch, batch=args.batch, seq_len=args.seq_len, context=args.context,

@@ -10,8 +10,8 @@ stderr naming the flag and what it allows, exit status 2 — and never a traceba
 * Outputs (`output_file`, `require_fresh_directory`): checked before any work starts — the directory exists and
   is writable; an output directory holds one run (an existing non-empty one needs `--overwrite`).
 * Results (`require_finite`, `dumps`): what a command prints or writes never holds NaN or an infinity.
-* Model limits (`require_positions`, `positions_or_default`): no length past the model's
-  `max_position_embeddings`.
+* Model limits (`require_positions`, `positions_or_default`, `prompt_or_default`): no length, and no prompt plus
+  its generated tokens, past the model's `max_position_embeddings`.
 """
 
 from __future__ import annotations
@@ -254,6 +254,18 @@ def positions_or_default(arch: ArchSpec, tokens: int | None, default: int, what:
         return min(default, arch.max_position_embeddings)
     require_positions(arch, tokens, what)
     return tokens
+
+
+def prompt_or_default(arch: ArchSpec, prompt: int | None, default: int, new_tokens: int, what: str) -> int:
+    """The prompt (named `what`) of a generation of `new_tokens` tokens, so that prompt + new tokens fit the model's
+    positions (the zoo's `generate` refuses more): `prompt` once `require_positions` accepts it and the sum; when not
+    given, `default` shortened where the new tokens would run past the end (no error of the user's)."""
+    require_positions(arch, new_tokens + 1, "--new-tokens + 1 (a prompt of one token at least)")
+    if prompt is None:
+        return min(default, arch.max_position_embeddings - new_tokens)
+    require_positions(arch, prompt, what)
+    require_positions(arch, prompt + new_tokens, f"{what} + --new-tokens")
+    return prompt
 
 
 # ------------------------------------------------------------------------------------------------- results

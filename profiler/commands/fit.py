@@ -14,8 +14,8 @@ from profiler.commands.arguments import (
     model,
     output_file,
     positions_or_default,
+    prompt_or_default,
     require_finite,
-    require_positions,
 )
 from profiler.fit import MAX_SEARCH, fit, peaks_by_batch
 from profiler.formulas import memory as M
@@ -58,11 +58,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("fit needs --hardware NAME or --memory SIZE (or both)")
     arch, profile = args.model.arch, args.hardware
     args.seq_len = positions_or_default(arch, args.seq_len, DEFAULT_SEQ_LEN, "--seq-len")
-    require_positions(arch, args.new_tokens + 1, "--new-tokens + 1 (a prompt of one token at least)")
-    if args.decode_context is None:  # the training length, shortened where the new tokens would run past the end
-        args.decode_context = min(args.seq_len, arch.max_position_embeddings - args.new_tokens)
-    else:
-        require_positions(arch, args.decode_context + args.new_tokens, "--decode-context + --new-tokens")
+    # default: the training length, shortened where the new tokens would run past the end
+    args.decode_context = prompt_or_default(arch, args.decode_context, args.seq_len, args.new_tokens,
+                                            "--decode-context")
     budget = args.memory or profile.max_memory_bytes
     device = args.device or (profile.device_type if profile else "cuda")
     where = " of ".join(filter(None, [human(args.memory, "bytes") if args.memory else None,

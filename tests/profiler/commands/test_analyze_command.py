@@ -80,6 +80,10 @@ def test_every_format_renders(capsys, fmt):
     (["tiny", "--seq-len", "5000"], "--seq-len=5,000 is past tiny's positions: it must be <= 2,048 "
                                     "(max_position_embeddings)"),
     (["gpt2", "--context", "1025"], "--context=1,025 is past gpt2's positions: it must be <= 1,024"),
+    (["tiny", "--seq-len", "2000", "--new-tokens", "49"], "--seq-len + --new-tokens=2,049 is past tiny's positions: "
+                                                          "it must be <= 2,048 (max_position_embeddings)"),
+    (["tiny", "--new-tokens", "2048"], "--new-tokens + 1 (a prompt of one token at least)=2,049 is past tiny's "
+                                       "positions: it must be <= 2,048 (max_position_embeddings)"),
     (["tiny", "--seq-len", "1" + "0" * 400], "argument --seq-len: '1000000000000000000000000000000000000000...' must"),
     (["tiny", "--seq-len", "10**400"], "argument --seq-len: '10**400' must be an integer in [1, 16777216]"),
     (["--training-budget", "inf", "--format", "json"], "argument --training-budget/--training_budget: 'inf' must be "
@@ -89,6 +93,27 @@ def test_every_format_renders(capsys, fmt):
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     code, out, err = run_cli(capsys, *argv)
     assert code == 2 and out == "" and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, seq_len, new_tokens", [
+    (["--seq-len", "2000", "--new-tokens", "48"], 2000, 48),  # the prompt and its new tokens fill tiny's 2,048
+    (["--new-tokens", "2047"], 1, 2047),  # the default prompt shortens to the one token left
+    (["--new-tokens", "100"], 2048 - 100, 100),
+    ([], 2048 - 32, 32),  # the defaults fit too: 2,048 tokens, less the 32 new ones
+])
+def test_generation_fits_the_model_s_positions(capsys, argv, seq_len, new_tokens):
+    """generate_peak runs --new-tokens past a prompt of --seq-len tokens: up to exactly max_position_embeddings
+    (one more is refused: test_bad_input_is_one_line_and_exit_2)."""
+    code, out, _ = run_cli(capsys, "tiny", *argv, "--format", "json")
+    report = json.loads(out)
+    assert code == 0 and (report["workload"]["seq_len"], report["workload"]["new_tokens"]) == (seq_len, new_tokens)
+    assert report["memory"]["generate_timeline"] == M.generate_timeline(resolve("tiny").arch, 1, seq_len, new_tokens,
+                                                                        "bfloat16")
+
+
+def test_context_may_reach_the_model_s_positions(capsys):
+    code, out, _ = run_cli(capsys, "gpt2", "--context", "1024", "--format", "json")
+    assert code == 0 and json.loads(out)["workload"]["context"] == 1024
 
 
 def test_validate_passes_on_shipped_configs(capsys):

@@ -18,7 +18,7 @@ from typing import Any
 from profiler.analysis import analyze
 from profiler.hardware import HardwareProfile
 from profiler.source import ModelSource
-from profiler.workload import COMPARED_MODES
+from profiler.workload import COMPARED_MODES, DECODE_TOKENS
 
 DTYPE = "float32"  # the timed runs are fp32, so the analytic numbers are too
 
@@ -31,7 +31,11 @@ def report(source: ModelSource, batch: int = 1, seq_len: int = 128, timing: bool
     with the profile calibrated for the timing and its grid points (None and [] without `timing`)."""
     from profiler.checks import validate  # imports torch: only here, so `analyze` stays torch-free
 
-    analysis = analyze(source.arch, batch=batch, seq_len=seq_len, dtype=DTYPE, device=device.split(":")[0])
+    # The analysis's generation is the timing's (DECODE_TOKENS + 1 new tokens), after as much of the prompt as fits.
+    new_tokens = DECODE_TOKENS + 1
+    prompt = min(seq_len, source.arch.max_position_embeddings - new_tokens)
+    analysis = analyze(source.arch, batch=batch, seq_len=seq_len, dtype=DTYPE, device=device.split(":")[0],
+                       new_tokens=new_tokens, prompt=prompt)
     result: dict[str, Any] = {"model": analysis["model"], "analysis": analysis,
                               "validation": validate.summary(validate.validate(source, batch, seq_len))}
     if not timing:

@@ -13,7 +13,15 @@ from typing import Any
 
 from profiler.analysis import analyze, training_budget
 from profiler.checks.published import validate_published
-from profiler.commands.arguments import integer, model, number, prompt_or_default, require_finite, require_positions
+from profiler.commands.arguments import (
+    integer,
+    model,
+    number,
+    positions_or_default,
+    prompt_or_default,
+    require_finite,
+    require_positions,
+)
 from profiler.formulas import flops as F
 from profiler.formulas import memory as M
 from profiler.render.analysis import FORMATS, render
@@ -31,9 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a zoo size, a shipped config name or a HF-style config.json path")
     parser.add_argument("--batch", type=integer(), default=1, help="sequences per optimizer step (default 1)")
     parser.add_argument("--seq-len", type=integer(),
-                        help=f"tokens per sequence, also generate_peak's prompt: with --new-tokens at most the "
-                             f"model's max_position_embeddings (default {DEFAULT_SEQ_LEN}, or fewer where that "
-                             f"leaves no room for --new-tokens)")
+                        help=f"tokens per sequence (default {DEFAULT_SEQ_LEN}, or the model's max_position_embeddings "
+                             f"if fewer); also generate_peak's prompt, which with --new-tokens must fit the "
+                             f"positions (when --seq-len is not given, the prompt is shortened to fit)")
     parser.add_argument("--context", type=integer(),
                         help="KV-cache context for decode and inference memory (default seq-len)")
     parser.add_argument("--dtype", default="bfloat16", choices=sorted(M.DTYPE_BYTES),
@@ -84,15 +92,17 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {}
     if args.model is not None:
         source = args.model
+        given = args.seq_len
+        args.seq_len = positions_or_default(source.arch, given, DEFAULT_SEQ_LEN, "--seq-len")
         # generate_peak runs --new-tokens past a prompt of --seq-len tokens: the two together must fit
-        args.seq_len = prompt_or_default(source.arch, args.seq_len, DEFAULT_SEQ_LEN, args.new_tokens, "--seq-len")
+        prompt = prompt_or_default(source.arch, given, args.seq_len, args.new_tokens, "--seq-len")
         if args.context is not None:
             require_positions(source.arch, args.context, "--context")
         report = analyze(source.arch, batch=args.batch, seq_len=args.seq_len, context=args.context,
                          dtype=args.dtype, optimizer=args.optimizer, grad_accum=args.grad_accum,
                          recompute=args.recompute, attention_kernel=args.attention_kernel, device=args.device,
                          new_tokens=args.new_tokens, kv_dtype=args.kv_dtype, autocast=args.autocast,
-                         master_weights=args.master_weights)
+                         master_weights=args.master_weights, prompt=prompt)
         if args.counted:
             from profiler.checks import validate  # imports torch, transformers and fvcore: only when asked
 

@@ -13,7 +13,7 @@ FORMATS = ("table", "json", "markdown", "csv")
 UNITS_BY_KEY = {"budget_usd": "USD", "usd_per_device_hour": "USD/h", "peak_flops_per_s": "FLOP/s",
                 "device_hours": "h", "seq_len": "tokens", "context": "tokens", "tokens": "tokens",
                 "batch": "sequences", "micro_batch": "sequences", "bits_per_param": "bits", "layout": "",
-                "new_tokens": "tokens"}
+                "new_tokens": "tokens", "prompt": "tokens"}
 
 
 def _unit(path: str) -> str:
@@ -58,7 +58,9 @@ def sections(report: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
         out.append(("Memory", [{"quantity": key, "bytes": exact(value), "human": human(value, "bytes")}
                                for key, value in memory.items() if not isinstance(value, dict)]))
         for key, title in (("timeline", "Memory of a training step, by phase (the peak is the largest)"),
-                           ("generate_timeline", "Memory of generation, by phase")):
+                           ("generate_timeline", f"Memory of generation, by phase (a prompt of "
+                                                 f"{report['workload']['prompt']:,} tokens, then "
+                                                 f"{report['workload']['new_tokens']:,} new ones)")):
             out.append((title, [{"phase": phase, "bytes": exact(value), "human": human(value, "bytes")}
                                 for phase, value in memory[key].items()]))
         out.append(("Weights in other formats (inference: the layers' matrices in the format, the rest in 16 bits)", [

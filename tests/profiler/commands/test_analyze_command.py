@@ -9,6 +9,7 @@ from profiler_testing import SHIPPED
 
 from profiler.checks import published
 from profiler.cli import main
+from profiler.formulas import flops as F
 from profiler.formulas import memory as M
 from profiler.source import MODELS_DIR, resolve
 
@@ -95,20 +96,22 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     assert code == 2 and out == "" and message in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("argv, seq_len, new_tokens", [
-    (["--seq-len", "2000", "--new-tokens", "48"], 2000, 48),  # the prompt and its new tokens fill tiny's 2,048
-    (["--new-tokens", "2047"], 1, 2047),  # the default prompt shortens to the one token left
-    (["--new-tokens", "100"], 2048 - 100, 100),
-    ([], 2048 - 32, 32),  # the defaults fit too: 2,048 tokens, less the 32 new ones
+@pytest.mark.parametrize("argv, seq_len, prompt, new_tokens", [
+    (["--seq-len", "2000", "--new-tokens", "48"], 2000, 2000, 48),  # the prompt and its new tokens fill tiny's 2,048
+    (["--new-tokens", "2047"], 2048, 1, 2047),  # without --seq-len the prompt shortens to the one token left
+    (["--new-tokens", "100"], 2048, 2048 - 100, 100),
+    ([], 2048, 2048 - 32, 32),  # the defaults: training and forward figures at 2,048, the prompt 32 shorter
 ])
-def test_generation_fits_the_model_s_positions(capsys, argv, seq_len, new_tokens):
+def test_generation_fits_the_model_s_positions(capsys, argv, seq_len, prompt, new_tokens):
     """generate_peak runs --new-tokens past a prompt of --seq-len tokens: up to exactly max_position_embeddings
-    (one more is refused: test_bad_input_is_one_line_and_exit_2)."""
+    (one more is refused: test_bad_input_is_one_line_and_exit_2); without --seq-len only the prompt is shortened."""
     code, out, _ = run_cli(capsys, "tiny", *argv, "--format", "json")
     report = json.loads(out)
-    assert code == 0 and (report["workload"]["seq_len"], report["workload"]["new_tokens"]) == (seq_len, new_tokens)
-    assert report["memory"]["generate_timeline"] == M.generate_timeline(resolve("tiny").arch, 1, seq_len, new_tokens,
+    assert code == 0 and [report["workload"][k] for k in ("seq_len", "prompt", "new_tokens")] == [seq_len, prompt,
+                                                                                                new_tokens]
+    assert report["memory"]["generate_timeline"] == M.generate_timeline(resolve("tiny").arch, 1, prompt, new_tokens,
                                                                         "bfloat16")
+    assert report["flops"]["forward"] == sum(F.forward_flops(resolve("tiny").arch, 1, seq_len, "dense").values())
 
 
 def test_context_may_reach_the_model_s_positions(capsys):

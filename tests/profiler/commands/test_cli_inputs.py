@@ -81,10 +81,11 @@ def test_help_exits_0(capsys):
 
 
 def test_a_length_default_is_capped_at_the_model_s_positions(capsys):
-    """gpt2 has 1,024 positions: analyze's default 2,048 tokens becomes 1,024 less the 32 generated (generate_peak),
-    an explicit 2,048 is an error."""
+    """gpt2 has 1,024 positions: analyze's default 2,048 tokens becomes 1,024 (generate_peak's prompt 1,024 less the
+    32 generated), an explicit 2,048 is an error."""
     code, out, _ = run(capsys, "analyze", "gpt2", "--format", "json")
-    assert code == 0 and json.loads(out)["workload"]["seq_len"] == 1024 - 32
+    workload = json.loads(out)["workload"]
+    assert code == 0 and (workload["seq_len"], workload["prompt"]) == (1024, 1024 - 32)
     assert_one_line_error(capsys, ["analyze", "gpt2", "--seq-len", "2048"], "--seq-len=2,048 is past gpt2's positions")
 
 

@@ -12,6 +12,7 @@ from profiler.checks.report import report
 from profiler.cli import main
 from profiler.render.report import render_markdown
 from profiler.source import resolve
+from profiler.workload import DECODE_TOKENS
 
 pytest.importorskip("transformers")
 
@@ -21,8 +22,21 @@ def test_report_without_timing_joins_analysis_and_validation(capsys):
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"model", "analysis", "validation"}
     assert result["analysis"] == json.loads(json.dumps(analyze(resolve("tiny").arch, batch=1, seq_len=16, device="cpu",
-                                                               dtype="float32")))
+                                                               dtype="float32", new_tokens=DECODE_TOKENS + 1)))
     assert result["validation"]["passed"] and result["validation"]["max_rel_error"] == 0
+
+
+def test_the_analysis_generation_is_the_timing_s_and_fits_the_positions(monkeypatch):
+    """The analysis's generate_peak generates what the timing does (DECODE_TOKENS + 1 tokens) after the prompt, cut
+    so that both fit the model's positions: at seq_len 2,048 (tiny's all) the prompt is 2,048 − 17."""
+    from profiler.checks import validate
+
+    monkeypatch.setattr(validate, "validate", lambda *args: None)  # the counted FLOPs are tested elsewhere
+    monkeypatch.setattr(validate, "summary", lambda result: {})
+    for seq_len, prompt in ((16, 16), (2048, 2048 - DECODE_TOKENS - 1)):
+        workload = report(resolve("tiny"), seq_len=seq_len, timing=False)[0]["analysis"]["workload"]
+        assert (workload["seq_len"], workload["prompt"], workload["new_tokens"]) == (seq_len, prompt,
+                                                                                    DECODE_TOKENS + 1)
 
 
 def test_timing_section_comes_from_compare(monkeypatch):

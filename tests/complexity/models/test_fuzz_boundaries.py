@@ -1,7 +1,8 @@
 """Fuzz the zoo's boundaries: random config dicts and config files, random tensors into forward, random prompts
 and settings into generate. The outcome must be success or a ValueError whose message is one line naming what
-was wrong; any other exception fails the test. Outcomes are counted per class and printed at the end of the
-module (`pytest -s`). Derandomized, so CI runs the same examples every time.
+was wrong; any other exception fails the test. Each test runs its examples itself, counts their outcomes and fails
+unless it reached every outcome class it checks (a strategy that never builds a valid input, or never a bad one,
+fails rather than passing untested). Derandomized, so CI runs the same examples every time.
 """
 
 import json
@@ -21,7 +22,6 @@ SMALL = dict(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_l
 VOCAB, POSITIONS = 128, 32
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 FUZZ_MODEL = settings(FUZZ, max_examples=80)  # a forward or a generate per example
-OUTCOMES: Counter = Counter()
 
 WILD = st.one_of(
     st.integers(-3, 300), st.integers(-10**30, 10**30), st.just(10**400), st.booleans(), st.none(),
@@ -40,26 +40,17 @@ def mostly(valid, wild=WILD):
     return st.integers(0, 3).flatmap(lambda r: wild if r == 3 else valid)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def report_outcomes():
-    yield
-    print("\nfuzz outcomes per class:")
-    for key, n in sorted(OUTCOMES.items()):
-        print(f"  {n:5d}  {key}")
-
-
-def expect_value_error_naming(kind: str, call, names) -> object:
-    """Run `call`; record success, or a ValueError that is one line and names one of `names`."""
+def expect_value_error_naming(call, names) -> tuple[object, str | None]:
+    """Run `call`: (its result, None), or, for a ValueError that is one line and names one of `names`,
+    (None, the first of `names` that the message contains)."""
     try:
-        result = call()
+        return call(), None
     except ValueError as err:
         message = str(err)
         assert "\n" not in message, message
-        assert any(name in message for name in names), f"{message!r} names none of {sorted(names)}"
-        OUTCOMES[f"{kind}: ValueError"] += 1
-        return None
-    OUTCOMES[f"{kind}: success"] += 1
-    return result
+        named = [name for name in names if name in message]
+        assert named, f"{message!r} names none of {sorted(names)}"
+        return None, named[0]
 
 
 @st.composite
@@ -79,17 +70,23 @@ def config_dicts(draw):
     return data, touched, draw(st.booleans())
 
 
-@FUZZ
-@given(config_dicts())
-def test_fuzz_config_dicts(case):
-    data, touched, complete = case
-    config = expect_value_error_naming(
-        "config dict", lambda: ComplexityConfig.from_dict(data, complete=complete),
-        [*touched, "unknown config field", "lacks field"])
-    if config is not None:
-        assert ComplexityConfig.from_dict(json.loads(config.to_json_string()), complete=True) == config
-        with torch.device("meta"):
-            ComplexityForCausalLM(config)  # every accepted config builds
+def test_fuzz_config_dicts():
+    outcomes = Counter()
+
+    @FUZZ
+    @given(config_dicts())
+    def check(case):
+        data, touched, complete = case
+        config, named = expect_value_error_naming(lambda: ComplexityConfig.from_dict(data, complete=complete),
+                                                  [*touched, "unknown config field", "lacks field"])
+        outcomes["ValueError" if named else "success"] += 1
+        if config is not None:
+            assert ComplexityConfig.from_dict(json.loads(config.to_json_string()), complete=True) == config
+            with torch.device("meta"):
+                ComplexityForCausalLM(config)  # every accepted config builds
+
+    check()
+    assert set(outcomes) == {"success", "ValueError"}, outcomes
 
 
 @FUZZ
@@ -98,8 +95,10 @@ def test_fuzz_config_dicts(case):
 def test_fuzz_config_files(tmp_path_factory, content):
     path = tmp_path_factory.mktemp("cfg") / "config.json"
     path.write_bytes(content)
-    # Nothing here is a complete config, so every file is refused with its path in the message.
-    assert expect_value_error_naming("config file", lambda: ComplexityConfig.from_json_file(path), [str(path)]) is None
+    # Nothing here is a complete config, so every file is refused with its path in the message (one outcome class,
+    # asserted in every example).
+    result, named = expect_value_error_naming(lambda: ComplexityConfig.from_json_file(path), [str(path)])
+    assert result is None and named == str(path)
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +137,23 @@ def forward_inputs(draw):
     return ids, mask, labels
 
 
-@FUZZ_MODEL
-@given(forward_inputs())
-def test_fuzz_forward_tensors(model, case):
-    ids, mask, labels = case
-    out = expect_value_error_naming("forward", lambda: model(ids, attention_mask=mask, labels=labels),
-                                    ["input_ids", "attention_mask", "labels"])
-    if out is not None:
-        assert torch.isfinite(out.logits).all()
-        assert labels is None or torch.isfinite(out.loss)
+def test_fuzz_forward_tensors(model):
+    outcomes = Counter()
+
+    @FUZZ_MODEL
+    @given(forward_inputs())
+    def check(case):
+        ids, mask, labels = case
+        out, named = expect_value_error_naming(lambda: model(ids, attention_mask=mask, labels=labels),
+                                               ["input_ids", "attention_mask", "labels"])
+        outcomes[f"ValueError naming {named}" if named else "success"] += 1
+        if out is not None:
+            assert torch.isfinite(out.logits).all()
+            assert labels is None or torch.isfinite(out.loss)
+
+    check()
+    assert set(outcomes) == {"success", "ValueError naming input_ids", "ValueError naming attention_mask",
+                             "ValueError naming labels"}, outcomes
 
 
 @st.composite
@@ -174,14 +181,24 @@ def generate_inputs(draw):
     return ids, mask, settings_
 
 
-@FUZZ_MODEL
-@given(generate_inputs())
-def test_fuzz_generate(model, case):
-    ids, mask, kwargs = case
-    out = expect_value_error_naming(
-        "generate", lambda: model.generate(ids, attention_mask=mask, generator=torch.Generator().manual_seed(0),
-                                           **kwargs),
-        ["input_ids", "attention_mask", *kwargs])
-    if out is not None:
-        assert out.shape[0] == ids.shape[0] and ids.shape[1] < out.shape[1] <= ids.shape[1] + kwargs["max_new_tokens"]
-        assert torch.equal(out[:, :ids.shape[1]], ids) and int(out.min()) >= 0 and int(out.max()) < VOCAB
+GENERATE_ARGUMENTS = ["input_ids", "attention_mask", "max_new_tokens", "temperature", "top_k", "top_p", "eos_token_id"]
+
+
+def test_fuzz_generate(model):
+    outcomes = Counter()
+
+    @FUZZ_MODEL
+    @given(generate_inputs())
+    def check(case):
+        ids, mask, kwargs = case
+        out, named = expect_value_error_naming(
+            lambda: model.generate(ids, attention_mask=mask, generator=torch.Generator().manual_seed(0), **kwargs),
+            GENERATE_ARGUMENTS)
+        outcomes[f"ValueError naming {named}" if named else "success"] += 1
+        if out is not None:
+            assert out.shape[0] == ids.shape[0]
+            assert ids.shape[1] < out.shape[1] <= ids.shape[1] + kwargs["max_new_tokens"]
+            assert torch.equal(out[:, :ids.shape[1]], ids) and int(out.min()) >= 0 and int(out.max()) < VOCAB
+
+    check()
+    assert set(outcomes) == {"success", *(f"ValueError naming {name}" for name in GENERATE_ARGUMENTS)}, outcomes

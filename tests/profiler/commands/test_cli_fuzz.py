@@ -10,8 +10,11 @@
 
 Arguments are drawn valid and invalid alike: numbers negative, zero, huge, inf, nan, not numbers; unknown models
 and hardware; broken config files; bad choices; both `--flag value` and `--flag=value`. Small models only (tiny,
-the shipped configs, analytic or on meta). The counts of each class are printed at the end of the module
-(`CLI fuzz outcomes: ...`). PROFILER_FUZZ_EXAMPLES=N runs N examples per command with fresh randomness.
+the shipped configs, analytic or on meta). Each command's test fails unless its examples reached both `error` and
+`ok` (`work started` for the measuring commands); `failed check` is allowed but not required (the shipped
+references pass). The counts of each class are printed at the end of the module (`CLI fuzz outcomes: ...`).
+PROFILER_FUZZ_EXAMPLES=N runs N examples per command with fresh randomness (N too small to reach both classes
+fails).
 """
 
 from __future__ import annotations
@@ -284,6 +287,7 @@ def test_random_argument_vectors_end_in_an_allowed_outcome(command, broken_files
     models = st.just(None) if model is None else st.one_of(model[0], model[1])
     vectors = st.tuples(models, argument_vector(flags, REQUIRED.get(command, ())))
     counter = iter(range(10**9))
+    seen: Counter[str] = Counter()
 
     @fuzz_settings(examples)
     @given(vectors)
@@ -292,6 +296,10 @@ def test_random_argument_vectors_end_in_an_allowed_outcome(command, broken_files
         out_dir = tmp_path / f"run{next(counter)}"
         out_dir.mkdir()
         full = concrete([command] + ([model_arg] if model_arg is not None else []) + argv, broken_files, out_dir)
-        OUTCOMES[f"{command} {outcome(command, full)}"] += 1
+        seen[outcome(command, full)] += 1
 
     check()
+    OUTCOMES.update({f"{command} {name}": count for name, count in seen.items()})
+    # Both the refusals and the runs were reached: a strategy that never builds an accepted vector (or never a
+    # refused one) fails here rather than passing with one branch untested.
+    assert {"error", "work started" if command in MEASURING else "ok"} <= set(seen), seen

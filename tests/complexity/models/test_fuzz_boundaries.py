@@ -41,16 +41,30 @@ def mostly(valid, wild=WILD):
     return st.integers(0, 3).flatmap(lambda r: wild if r == 3 else valid)
 
 
-def expect_value_error_naming(call, names) -> tuple[object, bool]:
-    """Run `call`: (its result, False), or (None, True) for a ValueError that is one line and names one of
-    `names`."""
+def expect_value_error_naming(call, names) -> tuple[object, str]:
+    """Run `call`: (its result, "success"), or (None, "ValueError") for a ValueError that is one line and names one
+    of `names`."""
     try:
-        return call(), False
+        return call(), "success"
     except ValueError as err:
         message = str(err)
         assert "\n" not in message, message
         assert any(name in message for name in names), f"{message!r} names none of {sorted(names)}"
-        return None, True
+        return None, "ValueError"
+
+
+def outcomes_of(fuzz: settings, strategy: st.SearchStrategy, run_example) -> Counter:
+    """Run `run_example` on each example that `fuzz` draws from `strategy`; count the outcome class each returns
+    (run here rather than by pytest, so that the calling test can require every class)."""
+    outcomes = Counter()
+
+    @fuzz
+    @given(strategy)
+    def check(case):
+        outcomes[run_example(case)] += 1
+
+    check()
+    return outcomes
 
 
 @st.composite
@@ -71,21 +85,17 @@ def config_dicts(draw):
 
 
 def test_fuzz_config_dicts():
-    outcomes = Counter()
-
-    @FUZZ
-    @given(config_dicts())
-    def check(case):
+    def run(case) -> str:
         data, touched, complete = case
-        config, refused = expect_value_error_naming(lambda: ComplexityConfig.from_dict(data, complete=complete),
-                                                  [*touched, "unknown config field", "lacks field"])
-        outcomes["ValueError" if refused else "success"] += 1
+        config, outcome = expect_value_error_naming(lambda: ComplexityConfig.from_dict(data, complete=complete),
+                                                    [*touched, "unknown config field", "lacks field"])
         if config is not None:
             assert ComplexityConfig.from_dict(json.loads(config.to_json_string()), complete=True) == config
             with torch.device("meta"):
                 ComplexityForCausalLM(config)  # every accepted config builds
+        return outcome
 
-    check()
+    outcomes = outcomes_of(FUZZ, config_dicts(), run)
     assert set(outcomes) == {"success", "ValueError"}, outcomes
 
 
@@ -97,7 +107,7 @@ def test_fuzz_config_files(tmp_path_factory, content):
     path.write_bytes(content)
     # Nothing here is a complete config, so every file is refused with its path in the message (one outcome class,
     # asserted in every example).
-    assert expect_value_error_naming(lambda: ComplexityConfig.from_json_file(path), [str(path)]) == (None, True)
+    assert expect_value_error_naming(lambda: ComplexityConfig.from_json_file(path), [str(path)]) == (None, "ValueError")
 
 
 @pytest.fixture(scope="module")
@@ -137,20 +147,16 @@ def forward_inputs(draw):
 
 
 def test_fuzz_forward_tensors(model):
-    outcomes = Counter()
-
-    @FUZZ_MODEL
-    @given(forward_inputs())
-    def check(case):
+    def run(case) -> str:
         ids, mask, labels = case
-        out, refused = expect_value_error_naming(lambda: model(ids, attention_mask=mask, labels=labels),
-                                               ["input_ids", "attention_mask", "labels"])
-        outcomes["ValueError" if refused else "success"] += 1
+        out, outcome = expect_value_error_naming(lambda: model(ids, attention_mask=mask, labels=labels),
+                                                 ["input_ids", "attention_mask", "labels"])
         if out is not None:
             assert torch.isfinite(out.logits).all()
             assert labels is None or torch.isfinite(out.loss)
+        return outcome
 
-    check()
+    outcomes = outcomes_of(FUZZ_MODEL, forward_inputs(), run)
     assert set(outcomes) == {"success", "ValueError"}, outcomes
 
 
@@ -180,20 +186,16 @@ def generate_inputs(draw):
 
 
 def test_fuzz_generate(model):
-    outcomes = Counter()
-
-    @FUZZ_MODEL
-    @given(generate_inputs())
-    def check(case):
+    def run(case) -> str:
         ids, mask, kwargs = case
-        out, refused = expect_value_error_naming(
+        out, outcome = expect_value_error_naming(
             lambda: model.generate(ids, attention_mask=mask, generator=torch.Generator().manual_seed(0), **kwargs),
             ["input_ids", "attention_mask", *kwargs])
-        outcomes["ValueError" if refused else "success"] += 1
         if out is not None:
             assert out.shape[0] == ids.shape[0]
             assert ids.shape[1] < out.shape[1] <= ids.shape[1] + kwargs["max_new_tokens"]
             assert torch.equal(out[:, :ids.shape[1]], ids) and int(out.min()) >= 0 and int(out.max()) < VOCAB
+        return outcome
 
-    check()
+    outcomes = outcomes_of(FUZZ_MODEL, generate_inputs(), run)
     assert set(outcomes) == {"success", "ValueError"}, outcomes

@@ -1,7 +1,9 @@
 """Fuzz the zoo's boundaries: random config dicts and config files, random tensors into forward, random prompts
 and settings into generate. The outcome must be success or a ValueError whose message is one line naming what
-was wrong; any other exception fails the test. Outcomes are counted per class and printed at the end of the
-module (`pytest -s`). Derandomized, so CI runs the same examples every time.
+was wrong; any other exception fails the test. Each test runs its examples itself, counts their outcomes and fails
+unless it reached both success and a ValueError (a strategy that never builds a valid input, or never a bad one,
+fails rather than passing untested). Derandomized; note that Hypothesis also draws constants from the modules
+loaded, so a run of one file and a run of the whole suite may see different examples.
 """
 
 import json
@@ -21,7 +23,6 @@ SMALL = dict(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_l
 VOCAB, POSITIONS = 128, 32
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 FUZZ_MODEL = settings(FUZZ, max_examples=80)  # a forward or a generate per example
-OUTCOMES: Counter = Counter()
 
 WILD = st.one_of(
     st.integers(-3, 300), st.integers(-10**30, 10**30), st.just(10**400), st.booleans(), st.none(),
@@ -40,26 +41,30 @@ def mostly(valid, wild=WILD):
     return st.integers(0, 3).flatmap(lambda r: wild if r == 3 else valid)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def report_outcomes():
-    yield
-    print("\nfuzz outcomes per class:")
-    for key, n in sorted(OUTCOMES.items()):
-        print(f"  {n:5d}  {key}")
-
-
-def expect_value_error_naming(kind: str, call, names) -> object:
-    """Run `call`; record success, or a ValueError that is one line and names one of `names`."""
+def expect_value_error_naming(call, names) -> tuple[object, str]:
+    """Run `call`: (its result, "success"), or (None, "ValueError") for a ValueError that is one line and names one
+    of `names`."""
     try:
-        result = call()
+        return call(), "success"
     except ValueError as err:
         message = str(err)
         assert "\n" not in message, message
         assert any(name in message for name in names), f"{message!r} names none of {sorted(names)}"
-        OUTCOMES[f"{kind}: ValueError"] += 1
-        return None
-    OUTCOMES[f"{kind}: success"] += 1
-    return result
+        return None, "ValueError"
+
+
+def outcomes_of(fuzz: settings, strategy: st.SearchStrategy, run_example) -> Counter:
+    """Run `run_example` on each example that `fuzz` draws from `strategy`; count the outcome class each returns
+    (run here rather than by pytest, so that the calling test can require every class)."""
+    outcomes = Counter()
+
+    @fuzz
+    @given(strategy)
+    def check(case):
+        outcomes[run_example(case)] += 1
+
+    check()
+    return outcomes
 
 
 @st.composite
@@ -79,17 +84,19 @@ def config_dicts(draw):
     return data, touched, draw(st.booleans())
 
 
-@FUZZ
-@given(config_dicts())
-def test_fuzz_config_dicts(case):
-    data, touched, complete = case
-    config = expect_value_error_naming(
-        "config dict", lambda: ComplexityConfig.from_dict(data, complete=complete),
-        [*touched, "unknown config field", "lacks field"])
-    if config is not None:
-        assert ComplexityConfig.from_dict(json.loads(config.to_json_string()), complete=True) == config
-        with torch.device("meta"):
-            ComplexityForCausalLM(config)  # every accepted config builds
+def test_fuzz_config_dicts():
+    def run(case) -> str:
+        data, touched, complete = case
+        config, outcome = expect_value_error_naming(lambda: ComplexityConfig.from_dict(data, complete=complete),
+                                                    [*touched, "unknown config field", "lacks field"])
+        if config is not None:
+            assert ComplexityConfig.from_dict(json.loads(config.to_json_string()), complete=True) == config
+            with torch.device("meta"):
+                ComplexityForCausalLM(config)  # every accepted config builds
+        return outcome
+
+    outcomes = outcomes_of(FUZZ, config_dicts(), run)
+    assert set(outcomes) == {"success", "ValueError"}, outcomes
 
 
 @FUZZ
@@ -98,8 +105,9 @@ def test_fuzz_config_dicts(case):
 def test_fuzz_config_files(tmp_path_factory, content):
     path = tmp_path_factory.mktemp("cfg") / "config.json"
     path.write_bytes(content)
-    # Nothing here is a complete config, so every file is refused with its path in the message.
-    assert expect_value_error_naming("config file", lambda: ComplexityConfig.from_json_file(path), [str(path)]) is None
+    # Nothing here is a complete config, so every file is refused with its path in the message (one outcome class,
+    # asserted in every example).
+    assert expect_value_error_naming(lambda: ComplexityConfig.from_json_file(path), [str(path)]) == (None, "ValueError")
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +146,18 @@ def forward_inputs(draw):
     return ids, mask, labels
 
 
-@FUZZ_MODEL
-@given(forward_inputs())
-def test_fuzz_forward_tensors(model, case):
-    ids, mask, labels = case
-    out = expect_value_error_naming("forward", lambda: model(ids, attention_mask=mask, labels=labels),
-                                    ["input_ids", "attention_mask", "labels"])
-    if out is not None:
-        assert torch.isfinite(out.logits).all()
-        assert labels is None or torch.isfinite(out.loss)
+def test_fuzz_forward_tensors(model):
+    def run(case) -> str:
+        ids, mask, labels = case
+        out, outcome = expect_value_error_naming(lambda: model(ids, attention_mask=mask, labels=labels),
+                                                 ["input_ids", "attention_mask", "labels"])
+        if out is not None:
+            assert torch.isfinite(out.logits).all()
+            assert labels is None or torch.isfinite(out.loss)
+        return outcome
+
+    outcomes = outcomes_of(FUZZ_MODEL, forward_inputs(), run)
+    assert set(outcomes) == {"success", "ValueError"}, outcomes
 
 
 @st.composite
@@ -174,14 +185,17 @@ def generate_inputs(draw):
     return ids, mask, settings_
 
 
-@FUZZ_MODEL
-@given(generate_inputs())
-def test_fuzz_generate(model, case):
-    ids, mask, kwargs = case
-    out = expect_value_error_naming(
-        "generate", lambda: model.generate(ids, attention_mask=mask, generator=torch.Generator().manual_seed(0),
-                                           **kwargs),
-        ["input_ids", "attention_mask", *kwargs])
-    if out is not None:
-        assert out.shape[0] == ids.shape[0] and ids.shape[1] < out.shape[1] <= ids.shape[1] + kwargs["max_new_tokens"]
-        assert torch.equal(out[:, :ids.shape[1]], ids) and int(out.min()) >= 0 and int(out.max()) < VOCAB
+def test_fuzz_generate(model):
+    def run(case) -> str:
+        ids, mask, kwargs = case
+        out, outcome = expect_value_error_naming(
+            lambda: model.generate(ids, attention_mask=mask, generator=torch.Generator().manual_seed(0), **kwargs),
+            ["input_ids", "attention_mask", *kwargs])
+        if out is not None:
+            assert out.shape[0] == ids.shape[0]
+            assert ids.shape[1] < out.shape[1] <= ids.shape[1] + kwargs["max_new_tokens"]
+            assert torch.equal(out[:, :ids.shape[1]], ids) and int(out.min()) >= 0 and int(out.max()) < VOCAB
+        return outcome
+
+    outcomes = outcomes_of(FUZZ_MODEL, generate_inputs(), run)
+    assert set(outcomes) == {"success", "ValueError"}, outcomes

@@ -1,5 +1,7 @@
 """Tensors and settings into forward and generate: a clear ValueError naming the argument, or correct behaviour."""
 
+import re
+
 import pytest
 import torch
 
@@ -44,18 +46,32 @@ def test_int32_ids_give_the_int64_logits(model):
     (torch.zeros(0, 3, dtype=torch.long), "empty"),
     (torch.zeros(3, dtype=torch.long), r"\[batch, seq\]"),
     (torch.zeros(1, 2, 3, dtype=torch.long), r"\[batch, seq\]"),
-    (torch.tensor([[0, 128]]), r"vocab_size=128\), got values in \[0, 128\]"),
-    (torch.tensor([[-1, 3]]), "vocab_size"),
     ([[1, 2]], "must be a torch.Tensor"),
 ])
-def test_bad_token_ids(model, ids, message):
+def test_token_ids_of_a_bad_shape_or_type_are_refused(model, ids, message):
     with pytest.raises(ValueError, match=message):
         model(ids)
 
 
-def test_dense_model_range_checks_ids_too():
-    with pytest.raises(ValueError, match="vocab_size"):
-        _model(use_token_routed_mlp=False)(torch.tensor([[127, 128]]))
+@pytest.fixture(scope="module", params=[True, False], ids=["token_routed", "dense"])
+def routed_or_dense(request):
+    return _model(use_token_routed_mlp=request.param)
+
+
+@pytest.mark.parametrize("ids, seen", [
+    (torch.tensor([[0, 128]]), "[0, 128]"),  # id == vocab_size
+    (torch.tensor([[127, 128]]), "[127, 128]"),  # the largest id next to one past it
+    (torch.tensor([[-1, 3]]), "[-1, 3]"),  # negative
+    (torch.tensor([[5, 10**6]], dtype=torch.int32), "[5, 1000000]"),  # far out, in the other allowed dtype
+])
+def test_token_ids_outside_the_vocabulary_are_refused(routed_or_dense, ids, seen):
+    """Checked at the model's boundary (complexity/models/validation.py), outside compiled graphs, for dense and
+    token-routed models alike: the routed MLP's dispatch must not read ids back to the host to check them."""
+    message = re.escape(f"input_ids must lie in [0, vocab_size=128), got values in {seen}")
+    with pytest.raises(ValueError, match=message):
+        routed_or_dense(ids)
+    with pytest.raises(ValueError, match=message):
+        routed_or_dense.generate(ids, 2)
 
 
 @pytest.mark.parametrize("value", [2, -1, 0.5, float("nan")])

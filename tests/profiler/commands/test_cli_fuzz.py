@@ -10,8 +10,11 @@
 
 Arguments are drawn valid and invalid alike: numbers negative, zero, huge, inf, nan, not numbers; unknown models
 and hardware; broken config files; bad choices; both `--flag value` and `--flag=value`. Small models only (tiny,
-the shipped configs, analytic or on meta). The counts of each class are printed at the end of the module
-(`CLI fuzz outcomes: ...`). PROFILER_FUZZ_EXAMPLES=N runs N examples per command with fresh randomness.
+the shipped configs, analytic or on meta). Each command's test fails unless its examples reached both `error` and
+`ok` (`work started` for the measuring commands): one explicit accepted vector and its refused copy run besides
+the draws. `failed check` is allowed but not required (the shipped references pass). The counts of each class are
+printed at the end of the module (`CLI fuzz outcomes: ...`). PROFILER_FUZZ_EXAMPLES=N runs N examples per command
+with fresh randomness.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import re
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from profiler.cli import main
@@ -201,6 +204,16 @@ COMMANDS: dict[str, tuple[tuple | None, dict, int]] = {
         "--estimate": names(["optimistic", "likely", "conservative"], ["best", ""]),
         "--format": names(["table", "markdown", "json"], ["csv", ""])}, 30),
 }
+# One vector per command that is accepted (ok, or work started): run as an explicit example with its copy refused
+# for a bad --format, so that each command reaches both classes whatever the draws (which change with the modules
+# loaded: Hypothesis draws constants from them).
+ACCEPTED = {"analyze": ("tiny", []), "predict": ("tiny", ["--hardware", "cpu_generic"]),
+            "estimate-training": ("tiny", ["--hardware", "cpu_generic", "--tokens", "1000000"]),
+            "fit": ("tiny", ["--memory", "80GB"]), "simulate": (None, ["--arch", "[[64,64],[512]]", "--days", "1"]),
+            "validate": ("tiny", ["--device", "meta", "--batch", "1", "--seq-len", "8"]),
+            "measure": ("tiny", []), "calibrate": (None, ["--output", "OUT:profile.json"]),
+            "compare": (None, ["--out", "OUT:fresh"]), "report": ("tiny", ["--output-dir", "OUT:fresh"]),
+            "ops": ("tiny", []), "validate-timings": (None, [])}
 MEASURING = {"measure": ("profiler.measuring.harness", "measure"),
              "calibrate": ("profiler.measuring.calibration", "calibrate"),
              "compare": ("profiler.commands.compare", "calibrated_comparison"),
@@ -284,6 +297,7 @@ def test_random_argument_vectors_end_in_an_allowed_outcome(command, broken_files
     models = st.just(None) if model is None else st.one_of(model[0], model[1])
     vectors = st.tuples(models, argument_vector(flags, REQUIRED.get(command, ())))
     counter = iter(range(10**9))
+    seen: Counter[str] = Counter()
 
     @fuzz_settings(examples)
     @given(vectors)
@@ -292,6 +306,11 @@ def test_random_argument_vectors_end_in_an_allowed_outcome(command, broken_files
         out_dir = tmp_path / f"run{next(counter)}"
         out_dir.mkdir()
         full = concrete([command] + ([model_arg] if model_arg is not None else []) + argv, broken_files, out_dir)
-        OUTCOMES[f"{command} {outcome(command, full)}"] += 1
+        seen[outcome(command, full)] += 1
 
+    model_arg, argv = ACCEPTED[command]
+    check = example((model_arg, argv + ["--format", "nonsense"]))(example((model_arg, argv))(check))
     check()
+    OUTCOMES.update({f"{command} {name}": count for name, count in seen.items()})
+    # Both the refusals and the runs were reached.
+    assert {"error", "work started" if command in MEASURING else "ok"} <= set(seen), seen

@@ -14,7 +14,10 @@ into the same categories (`CATEGORIES`) by two registries:
   carries only as per-launch overhead).
 
 Measured time of a category = the self time of its events per step (CPU: host self time; CUDA: kernel time), so
-the categories add up to the profiled total. The lm head's product is a matmul like any other (aten names do not
+the categories add up to the profiled total. A measured host overhead on the predicted side (the null-workload
+time that replaces per-launch overhead, `profiler.predict.roofline`) is spread over the categories in proportion
+to their launches: the profiler counts each op's dispatch in that op's self time. The Python time between ops
+(module calls) is in it too but in no profiled event, so the categories' sum may exceed the profiled ops. The lm head's product is a matmul like any other (aten names do not
 say which product it is); its element-wise ops (scaling, soft-cap) are "elementwise". The autograd engine sums
 gradients that meet at one tensor inside the node that produced the second one, so the tied head's gradient sum
 counts as "embedding" and the residual stream's gradient sums land in whichever category's backward ran before
@@ -31,7 +34,7 @@ from typing import Any
 
 from complexity.inputs import require_int
 from profiler.hardware import HardwareProfile
-from profiler.predict.roofline import predict
+from profiler.predict.roofline import HOST_OVERHEAD, predict
 from profiler.source import ModelSource
 from profiler.workload import DECODE_TOKENS, point_workloads
 
@@ -44,7 +47,7 @@ CLOCKS = ("auto", "wall", "cpu")  # auto: cpu on the CPU device with one torch t
 # (name pattern, kind or None for any kind, category): the first rule that matches wins.
 PREDICTED_RULES: tuple[tuple[str, str | None, str], ...] = (
     (r"^optimizer\.adamw(_foreach|_fused)?\[\d+\]$", None, "optimizer"),
-    (r"^host_overhead$", "host", "framework"),  # a measured host time (profiler.predict.roofline)
+    (r"^host_overhead$", "host", "framework"),  # a measured host time: spread by launches (`_host_shares`)
     (r"^loss\.(log_softmax|nll|nll_grad_table)$", None, "loss"),
     (r"^attention\.(sdpa|scores|values|mask_softmax|softcap)$", None, "attention"),
     (r"^(norm\.\w+|attention\.qk_norm)$", None, "norm"),
@@ -104,14 +107,33 @@ def measured_category(path: list[str] | tuple[str, ...]) -> str:
     return "framework"
 
 
+def _host_shares(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per phase, each category's share of the phase's launches: how a measured host overhead row (`HOST_OVERHEAD`)
+    is spread over the categories, as the roofline spreads it over the phases. The profiler counts an op's dispatch
+    in that op's own self time, so the host time belongs with the ops that incur it; a phase without launches
+    keeps it in "framework"."""
+    launches: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row["name"] != HOST_OVERHEAD and row["launches"]:
+            phase = launches.setdefault(row["phase"], {})
+            category = predicted_category(row["name"], row["kind"])
+            phase[category] = phase.get(category, 0.0) + row["launches"]
+    return {phase: {c: n / sum(counts.values()) for c, n in counts.items()} for phase, counts in launches.items()}
+
+
 def categorize_predicted(results: list[dict[str, Any]], top: int = 3) -> tuple[dict[str, float], dict[str, list]]:
     """Predicted seconds per category, the mean over `predict` documents (one, or a decode point's contexts), and
-    each category's `top` slowest ops (name, seconds)."""
+    each category's `top` slowest ops (name, seconds). A measured host overhead is spread over the categories by
+    their launches (`_host_shares`), listed in each as a "host_overhead" entry."""
     by_name: dict[str, dict[str, float]] = {c: {} for c in CATEGORIES}
     for result in results:
+        shares = _host_shares(result["ops"])
         for row in result["ops"]:
-            names = by_name[predicted_category(row["name"], row["kind"])]
-            names[row["name"]] = names.get(row["name"], 0.0) + row["seconds"] / len(results)
+            category = predicted_category(row["name"], row["kind"])
+            split = shares.get(row["phase"], {category: 1.0}) if row["name"] == HOST_OVERHEAD else {category: 1.0}
+            for name, share in split.items():
+                names = by_name[name]
+                names[row["name"]] = names.get(row["name"], 0.0) + share * row["seconds"] / len(results)
     return {c: sum(names.values()) for c, names in by_name.items()}, _slowest(by_name, top)
 
 

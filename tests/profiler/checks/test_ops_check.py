@@ -4,6 +4,7 @@ category, the aten call paths land where the docstring says, and the comparison'
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from profiler_testing import SHIPPED
@@ -17,7 +18,7 @@ from profiler.checks.ops import (
     measured_category,
     predicted_category,
 )
-from profiler.hardware import load_profile
+from profiler.hardware import HostOverheadPoint, Spread, load_profile
 from profiler.predict.ops import ATTENTION_KERNELS
 from profiler.predict.roofline import predict
 from profiler.source import resolve
@@ -54,6 +55,25 @@ def test_train_ops_land_in_their_categories():
     assert {"loss.log_softmax", "loss.nll_grad_table"} <= names["loss"]
     assert any(n.startswith("optimizer.adamw[") for n in names["optimizer"]) and "norm.final" in names["norm"]
     assert seconds["copy"] == seconds["framework"] == 0.0  # the predictor has no such ops
+
+
+def test_a_measured_host_overhead_is_spread_over_the_categories_by_their_launches():
+    """The host overhead rows go to the ops that incur them (a category's share of its phase's launches), not to
+    "framework"; the categories still add up to the prediction."""
+    point = HostOverheadPoint("tiny", "train", 2, Spread(0.02, 0.02, 0.02))
+    profile = replace(PROFILE, efficiency=replace(PROFILE.efficiency, host_overhead=(point,)))
+    result = predict(resolve("tiny").arch, profile, Workload("train", 2, 32))
+    seconds, top = categorize_predicted([result], top=50)
+    assert math.isclose(sum(seconds.values()), result["seconds"], rel_tol=1e-12) and seconds["framework"] == 0.0
+    host = {row["phase"]: row["seconds"] for row in result["ops"] if row["name"] == "host_overhead"}
+    for category in CATEGORIES:
+        expected = 0.0
+        for phase, host_s in host.items():
+            rows = [r for r in result["ops"] if r["phase"] == phase and r["name"] != "host_overhead"]
+            mine = sum(r["launches"] for r in rows if predicted_category(r["name"], r["kind"]) == category)
+            expected += host_s * mine / sum(r["launches"] for r in rows)
+        assert math.isclose(dict(top[category]).get("host_overhead", 0.0), expected, rel_tol=1e-9, abs_tol=1e-15)
+    assert dict(top["norm"])["host_overhead"] > 0 and dict(top["matmul"])["host_overhead"] > 0
 
 
 def test_an_unknown_predicted_op_is_an_error_not_dropped():

@@ -51,9 +51,11 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
             dtype: str = "bfloat16", optimizer: str = "adamw", grad_accum: int = 1,
             recompute: str = "none", attention_kernel: str = "fused", device: str = "cuda",
             new_tokens: int = 32, kv_dtype: str | None = None, autocast: str | None = None,
-            master_weights: bool = True, prompt: int | None = None) -> dict[str, Any]:
+            master_weights: bool = True, prompt: int | None = None,
+            optimizer_implementation: str | None = None) -> dict[str, Any]:
     """The whole report as plain data (the `--format json` document). `device` picks the optimizer
-    implementation the training timeline assumes (`memory.OPTIMIZER_PATHS`); `new_tokens` the length of the
+    implementation the training timeline assumes (`memory.OPTIMIZER_PATHS`) unless `optimizer_implementation`
+    names one (`memory.OPTIMIZER_IMPLEMENTATIONS`); `new_tokens` the length of the
     generation whose peak is reported, after a prompt of `prompt` tokens (default `seq_len`); `kv_dtype` the KV cache's storage (default `dtype`); `autocast` a 16-bit
     dtype the training timeline's forward runs under (fp32 weights: `dtype` float32); `master_weights=False` makes a
     16-bit `dtype` pure 16-bit training in the timeline (16-bit moments, no fp32 master)."""
@@ -76,7 +78,7 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
     training = M.training_bytes(arch, counts.total, micro_batch, seq_len, dtype, optimizer, recompute)
     weights = training["weights"]
     timeline = M.training_timeline(arch, micro_batch, seq_len, dtype, optimizer, recompute, grad_accum, device,
-                                   autocast, master_weights)
+                                   autocast, master_weights, optimizer_implementation)
     generation = M.generate_timeline(arch, batch, prompt, new_tokens, dtype, kv_dtype)
     kv_cache = M.kv_cache_bytes(arch, batch, context, kv_dtype)
     prefill_working = M.prefill_working_bytes(arch, batch, seq_len, dtype)
@@ -91,7 +93,9 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
         },
         "workload": {"batch": batch, "micro_batch": micro_batch, "grad_accum": grad_accum, "seq_len": seq_len,
                      "context": context, "dtype": dtype, "optimizer": optimizer, "recompute": recompute,
-                     "attention_kernel": attention_kernel, "device": device, "prompt": prompt, "new_tokens": new_tokens,
+                     "attention_kernel": attention_kernel, "device": device,
+                     "optimizer_implementation": optimizer_implementation or M.OPTIMIZER_PATHS[device],
+                     "prompt": prompt, "new_tokens": new_tokens,
                      "kv_dtype": kv_dtype, "autocast": autocast, "master_weights": master_weights},
         "params": params_section(arch, counts),
         "flops": {

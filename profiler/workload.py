@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from complexity.inputs import require_int
-from profiler.formulas.memory import MEMORY_DEVICES, OPTIMIZER_PATHS, dtype_bytes
+from profiler.formulas.memory import MEMORY_DEVICES, OPTIMIZER_IMPLEMENTATIONS, OPTIMIZER_PATHS, dtype_bytes
 
 MODES = ("forward", "train", "prefill", "decode", "generate")
 PREDICTED_MODES = ("forward", "train", "prefill", "decode")  # one step each, priced op by op
@@ -41,9 +41,8 @@ COMPARED_MODES = ("forward", "train", "prefill", "decode")
 PHASES = ("forward", "backward", "optimizer")
 MAX_TOKENS = 2**24  # per sequence and per batch: beyond any real workload, so larger values are typos
 DECODE_TOKENS = 16  # decoding steps timed per decode point (after the prompt's own first token)
-# AdamW implementations (torch.optim.adamw): the per-tensor loop, the multi-tensor `_foreach_*` kernels and the one
-# fused kernel (`fused=True`); the latter two are priced as CUDA runs them (`profiler.predict.ops.optimizer_ops`).
-OPTIMIZER_IMPLEMENTATIONS = ("single_tensor", "foreach", "fused")
+# AdamW implementations (`memory.OPTIMIZER_IMPLEMENTATIONS`: the per-tensor loop, the multi-tensor `_foreach_*`
+# kernels and the one fused kernel); the latter two are priced as CUDA runs them (`profiler.predict.ops.optimizer_ops`).
 DROPOUT_MODES = ("forward", "train")  # a module in training mode: generation runs in eval mode
 # torch.set_float32_matmul_precision values priced: "highest" fp32 products, "high" TF32 ones on CUDA ("medium",
 # bf16 products of fp32 tensors, is not modelled).

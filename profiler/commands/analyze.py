@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cuda", choices=M.MEMORY_DEVICES,
                         help="whose default optimizer implementation the memory timeline assumes: single-tensor on "
                              "cpu and mps, foreach (a copy of the parameters) on cuda (default cuda)")
+    parser.add_argument("--optimizer-implementation", choices=M.OPTIMIZER_IMPLEMENTATIONS,
+                        help="the optimizer's torch implementation in the memory timeline: single_tensor (2 x the "
+                             "largest tensor as temporaries), foreach (a copy of the parameters) or fused (none); "
+                             "default: --device's")
     parser.add_argument("--new-tokens", type=integer(), default=32,
                         help="tokens generated for generate_peak after a prompt of --seq-len tokens (default 32)")
     parser.add_argument("--autocast", choices=["bfloat16", "float16"],
@@ -102,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
                          dtype=args.dtype, optimizer=args.optimizer, grad_accum=args.grad_accum,
                          recompute=args.recompute, attention_kernel=args.attention_kernel, device=args.device,
                          new_tokens=args.new_tokens, kv_dtype=args.kv_dtype, autocast=args.autocast,
-                         master_weights=args.master_weights, prompt=prompt)
+                         master_weights=args.master_weights, prompt=prompt,
+                         optimizer_implementation=args.optimizer_implementation)
         if args.counted:
             from profiler.checks import validate  # imports torch, transformers and fvcore: only when asked
 

@@ -250,6 +250,9 @@ def training_state_bytes(arch: ArchSpec, dtype: str, optimizer: str = "adamw", m
 # `_default_to_fused_or_foreach`: the multi-tensor "foreach" kernels where every parameter is on a CUDA device,
 # the single-tensor loop elsewhere; MPS has no foreach kernels in `_get_foreach_kernels_supported_devices`).
 MEMORY_DEVICES = ("cpu", "cuda", "mps")
+# torch.optim implementations (the per-tensor loop, the multi-tensor `_foreach_*` kernels, one fused kernel) and
+# each device's default (torch picks foreach only when every parameter is on CUDA; fused only when asked).
+OPTIMIZER_IMPLEMENTATIONS = ("single_tensor", "foreach", "fused")
 OPTIMIZER_PATHS = {"cpu": "single_tensor", "mps": "single_tensor", "cuda": "foreach"}
 TRAINING_PHASES = ("between_steps", "loss", "forward_end", "backward_start", "backward_end", "optimizer_step")
 
@@ -259,23 +262,33 @@ def optimizer_temporary_bytes(tensor_sizes: list[int], optimizer: str, path: str
     tensors of `tensor_sizes` numbers of `element_bytes` each (torch 2.13's torch/optim/adam.py and sgd.py; checked
     with the CPU allocator's own events, docs/memory.md):
 
-    * Adam(W), single-tensor loop (`_single_tensor_adam`): 2 × the largest parameter tensor — the denominator
-      `exp_avg_sq.sqrt() / bias_correction2_sqrt` is built out of place, one tensor at a time, then applied in place;
+    * Adam(W), single-tensor loop (`_single_tensor_adam`): the denominator `exp_avg_sq.sqrt() /
+      bias_correction2_sqrt` is built out of place, one tensor at a time (the sqrt, then the quotient: 2 × the
+      tensor), while the previous tensor's denominator is still bound to the loop's variable: the most of
+      2·sᵢ + sᵢ₋₁ over the tensors in the optimizer's order (`tensor_sizes`' order; 2 × the largest when, as in
+      most models, the largest follows a small one);
     * Adam(W), foreach (`_multi_tensor_adam`): one copy of every parameter (`_foreach_sqrt` of the whole list);
+    * Adam(W) or SGD, fused (`fused=True`: `_fused_adamw_`, `_fused_sgd_`): parameters and state updated in place
+      by one kernel, nothing (the CPU allocator's events: 12 bytes of scalars, tests/profiler/formulas);
     * SGD (with or without momentum): updates in place, 0 single-tensor; one copy of the parameters foreach.
     """
     if optimizer not in OPTIMIZER_STATES:
         raise ValueError(f"optimizer={optimizer!r} is not one of {sorted(OPTIMIZER_STATES)}")
-    if path not in set(OPTIMIZER_PATHS.values()):
-        raise ValueError(f"path={path!r} is not one of {sorted(set(OPTIMIZER_PATHS.values()))}")
+    if path not in OPTIMIZER_IMPLEMENTATIONS:
+        raise ValueError(f"path={path!r} is not one of {OPTIMIZER_IMPLEMENTATIONS}")
+    if path == "fused":
+        return 0
     if path == "foreach":
         return element_bytes * sum(tensor_sizes)
-    return 2 * element_bytes * max(tensor_sizes) if optimizer in ("adamw", "adam") else 0
+    if optimizer not in ("adamw", "adam"):
+        return 0
+    return element_bytes * max(2 * size + previous for size, previous in zip(tensor_sizes, [0, *tensor_sizes]))
 
 
 def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str = "float32",
                       optimizer: str = "adamw", recompute: str = "none", grad_accum: int = 1,
-                      device: str = "cuda", autocast: str | None = None, master_weights: bool = True) -> dict[str, int]:
+                      device: str = "cuda", autocast: str | None = None, master_weights: bool = True,
+                      implementation: str | None = None) -> dict[str, int]:
     """Bytes of live tensors at each phase of one optimizer step of an implementation like the zoo's (next-token
     cross-entropy over the whole vocabulary, gradients released by `zero_grad(set_to_none=True)` between steps),
     for one micro-batch of T = micro_batch · seq_len tokens. The step's peak is the largest phase — a maximum over
@@ -291,8 +304,8 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
     * backward_end   = between + gradients (N·a; `training_state_bytes` with gradients) + a tied head's two V·h
                        gradient tables (the embedding's and the head's, both alive while they are summed into the
                        shared weight's gradient);
-    * optimizer_step = between + gradients + `optimizer_temporary_bytes` (the device's default implementation,
-                       `OPTIMIZER_PATHS`).
+    * optimizer_step = between + gradients + `optimizer_temporary_bytes` of `implementation` (None: the
+                       device's default, `OPTIMIZER_PATHS`).
 
     "Held gradients" are those of the earlier micro-batches: N·a when grad_accum > 1, else none. Activations are
     freed as the backward proceeds while gradients appear, so the two ends of the backward bound it.
@@ -334,7 +347,8 @@ def training_timeline(arch: ArchSpec, micro_batch: int, seq_len: int, dtype: str
         weight_copies = matrices * a
         tied_tables = head_table * FP32 if arch.tie_word_embeddings else 0
     forward_end = between + held + layers + weight_copies + final_norm + table
-    temporaries = optimizer_temporary_bytes(parameter_tensor_sizes(arch), optimizer, OPTIMIZER_PATHS[device],
+    temporaries = optimizer_temporary_bytes(parameter_tensor_sizes(arch), optimizer,
+                                            implementation or OPTIMIZER_PATHS[device],
                                             dtype_bytes(dtype) if pure else FP32)
     return {
         "between_steps": between,

@@ -207,7 +207,7 @@ def mlp_tensor_sizes(mlp: MLPSpec, hidden: int) -> list[int]:
     (complexity/core/token_routed_mlp.py); a MoE layer's routed experts, as transformers 5 loads them, two:
     experts.gate_up_proj [E, 2I, h] (every expert's gate and up concatenated) and experts.down_proj [E, h, I];
     Qwen2-MoE's shared-expert gate [1, h]; the router [E, h] (+ DeepSeek-V3's E correction biases, a buffer in
-    transformers, a tensor of the checkpoint)."""
+    transformers, a tensor of the checkpoint), in transformers' order: router, experts, shared expert, its gate."""
     matrices = mlp_matrices(mlp, hidden)
     if mlp.kind == "moe":
         routed = [m for m in matrices if m.routed]
@@ -215,24 +215,24 @@ def mlp_tensor_sizes(mlp: MLPSpec, hidden: int) -> list[int]:
         groups += [[m] for m in matrices if not m.routed]
     else:
         groups = [[m] for m in matrices]
-    sizes = [size for group in groups for size in _stacked(group)]
-    sizes += [shared_gate_params(mlp, hidden)] if mlp.shared_expert_gate else []
-    if mlp.kind == "moe":
-        sizes += [mlp.num_experts * hidden] + ([mlp.num_experts] if mlp.router_bias else [])
-    return sizes
+    # transformers registers the router first, the shared-expert gate last
+    sizes = [mlp.num_experts * hidden] + ([mlp.num_experts] if mlp.router_bias else []) if mlp.kind == "moe" else []
+    sizes += [size for group in groups for size in _stacked(group)]
+    return sizes + ([shared_gate_params(mlp, hidden)] if mlp.shared_expert_gate else [])
 
 
 def parameter_tensor_sizes(arch: ArchSpec) -> list[int]:
     """Numbers in each parameter tensor the optimizer loops over (they add up to `count_params(arch).total`):
-    token embedding (+ position table, + untied head), per layer the norms, the attention's tensors
-    (`AttentionSpec.weight_shapes`: projections, biases, QK-norm, MLA's latent norms; a fused qkv one tensor), the
-    MLP's (`mlp_tensor_sizes`), and the final norm."""
+    token embedding (+ position table), per layer the norms, the attention's tensors (`AttentionSpec.weight_shapes`:
+    projections, biases, QK-norm, MLA's latent norms; a fused qkv one tensor), the MLP's (`mlp_tensor_sizes`), the
+    final norm and an untied head, in the order the modules register them where it matters to a single-tensor
+    optimizer's temporaries (`memory.optimizer_temporary_bytes`: which large tensors are neighbours; a test
+    checks it on every shipped family)."""
     h, vocab = arch.hidden_size, arch.vocab_size
     norm = [h, h] if arch.norm in LAYERNORMS else [h]
     sizes = [vocab * h] + ([arch.learned_positions * h] if arch.learned_positions else [])
-    sizes += [] if arch.tie_word_embeddings else [vocab * h]
     for group in arch.layer_groups:
         attention = [math.prod(shape) for shape in group.attention.weight_shapes(h).values()]
         layer = len(arch.norm_positions) * norm + attention
         sizes += (layer + mlp_tensor_sizes(group.mlp, h)) * group.count
-    return sizes + norm
+    return sizes + norm + ([] if arch.tie_word_embeddings else [vocab * h])

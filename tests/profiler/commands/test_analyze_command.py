@@ -114,6 +114,21 @@ def test_generation_fits_the_model_s_positions(capsys, argv, seq_len, prompt, ne
     assert report["flops"]["forward"] == sum(F.forward_flops(resolve("tiny").arch, 1, seq_len, "dense").values())
 
 
+def test_optimizer_implementation_reaches_the_memory_timeline(capsys):
+    """--optimizer-implementation fused: the optimizer step adds no temporaries; without it --device's default."""
+    arch = resolve("tiny").arch
+    for argv, implementation in (([], "foreach"), (["--device", "cpu"], "single_tensor"),
+                                 (["--optimizer-implementation", "fused"], "fused")):
+        code, out, _ = run_cli(capsys, "tiny", "--seq-len", "64", *argv, "--format", "json")
+        report = json.loads(out)
+        assert code == 0 and report["workload"]["optimizer_implementation"] == implementation
+        device = "cpu" if "--device" in argv else "cuda"
+        assert report["memory"]["timeline"] == M.training_timeline(arch, 1, 64, "bfloat16", device=device,
+                                                                   implementation=implementation)
+    timeline = report["memory"]["timeline"]
+    assert timeline["optimizer_step"] == M.training_state_bytes(arch, "bfloat16", gradients=True)
+
+
 def test_context_may_reach_the_model_s_positions(capsys):
     code, out, _ = run_cli(capsys, "gpt2", "--context", "1024", "--format", "json")
     assert code == 0 and json.loads(out)["workload"]["context"] == 1024

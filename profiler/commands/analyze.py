@@ -20,7 +20,6 @@ from profiler.commands.arguments import (
     positions_or_default,
     prompt_or_default,
     require_finite,
-    require_positions,
 )
 from profiler.formulas import flops as F
 from profiler.formulas import memory as M
@@ -43,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"if fewer); also generate_peak's prompt, which with --new-tokens must fit the "
                              f"positions (when --seq-len is not given, the prompt is shortened to fit)")
     parser.add_argument("--context", type=integer(),
-                        help="KV-cache context for decode and inference memory (default seq-len)")
+                        help="KV-cache context for decode and inference memory: the decoded token sits at position "
+                             "--context, so it must be below max_position_embeddings (default seq-len, or one less "
+                             "where seq-len fills the positions)")
     parser.add_argument("--dtype", default="bfloat16", choices=sorted(M.DTYPE_BYTES),
                         help="weights/activations dtype; 16-bit means mixed precision (default bfloat16)")
     parser.add_argument("--optimizer", default="adamw", choices=sorted(M.OPTIMIZER_STATES))
@@ -100,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
         args.seq_len = positions_or_default(source.arch, given, DEFAULT_SEQ_LEN, "--seq-len")
         # generate_peak runs --new-tokens past a prompt of --seq-len tokens: the two together must fit
         prompt = prompt_or_default(source.arch, given, args.seq_len, args.new_tokens, "--seq-len")
-        if args.context is not None:
-            require_positions(source.arch, args.context, "--context")
+        # the decode figures add one token at position --context, after the cached ones
+        args.context = prompt_or_default(source.arch, args.context, args.seq_len, 1, "--context",
+                                         "the decoded token")
         report = analyze(source.arch, batch=args.batch, seq_len=args.seq_len, context=args.context,
                          dtype=args.dtype, optimizer=args.optimizer, grad_accum=args.grad_accum,
                          recompute=args.recompute, attention_kernel=args.attention_kernel, device=args.device,

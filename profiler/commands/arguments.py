@@ -256,15 +256,17 @@ def positions_or_default(arch: ArchSpec, tokens: int | None, default: int, what:
     return tokens
 
 
-def prompt_or_default(arch: ArchSpec, prompt: int | None, default: int, new_tokens: int, what: str) -> int:
-    """The prompt (named `what`) of a generation of `new_tokens` tokens, so that prompt + new tokens fit the model's
-    positions (the zoo's `generate` refuses more): `prompt` once `require_positions` accepts it and the sum; when not
-    given, `default` shortened where the new tokens would run past the end (no error of the user's)."""
-    require_positions(arch, new_tokens + 1, "--new-tokens + 1 (a prompt of one token at least)")
+def prompt_or_default(arch: ArchSpec, prompt: int | None, default: int, new_tokens: int, what: str,
+                      new_what: str = "--new-tokens") -> int:
+    """The prompt (named `what`) of a generation of `new_tokens` tokens (named `new_what`), so that prompt + new
+    tokens fit the model's positions (the zoo's `generate` refuses more): `prompt` once `require_positions` accepts
+    it and the sum; when not given, `default` shortened where the new tokens would run past the end (no error of
+    the user's)."""
+    require_positions(arch, new_tokens + 1, f"{new_what} + 1 (a prompt of one token at least)")
     if prompt is None:
         return min(default, arch.max_position_embeddings - new_tokens)
     require_positions(arch, prompt, what)
-    require_positions(arch, prompt + new_tokens, f"{what} + --new-tokens")
+    require_positions(arch, prompt + new_tokens, f"{what} + {new_what}")
     return prompt
 
 

@@ -129,9 +129,18 @@ def test_optimizer_implementation_reaches_the_memory_timeline(capsys):
     assert timeline["optimizer_step"] == M.training_state_bytes(arch, "bfloat16", gradients=True)
 
 
-def test_context_may_reach_the_model_s_positions(capsys):
-    code, out, _ = run_cli(capsys, "gpt2", "--context", "1024", "--format", "json")
-    assert code == 0 and json.loads(out)["workload"]["context"] == 1024
+def test_the_decoded_token_fits_the_model_s_positions(capsys):
+    """The decode figures add a token at position --context: gpt2 (1,024 positions) takes --context 1,023, refuses
+    1,024, and defaults to 1,023 when the default seq-len fills its positions."""
+    code, out, _ = run_cli(capsys, "gpt2", "--context", "1023", "--format", "json")
+    assert code == 0 and json.loads(out)["workload"]["context"] == 1023
+    code, out, err = run_cli(capsys, "gpt2", "--context", "1024")
+    assert code == 2 and out == "" and "--context + the decoded token=1,025 is past gpt2's positions" in err
+    code, out, _ = run_cli(capsys, "gpt2", "--format", "json")
+    workload = json.loads(out)["workload"]
+    assert code == 0 and (workload["seq_len"], workload["context"]) == (1024, 1023)
+    code, out, _ = run_cli(capsys, "gpt2", "--seq-len", "512", "--format", "json")
+    assert code == 0 and json.loads(out)["workload"]["context"] == 512
 
 
 def test_validate_passes_on_shipped_configs(capsys):

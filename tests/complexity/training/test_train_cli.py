@@ -2,7 +2,9 @@ import re
 
 import pytest
 
+from complexity.training import cli
 from complexity.training.cli import tokenizer_main, train_main
+from complexity.training.train import NonFiniteLossError
 
 
 def test_tokenizer_cli_writes_and_reports(corpus, tmp_path, capsys):
@@ -47,3 +49,22 @@ def test_bad_choice_is_rejected_by_argparse(corpus, tmp_path):
     with pytest.raises(SystemExit) as exc:
         train_main(["--data", str(corpus), "--output-dir", str(tmp_path), "--precision", "fp8"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("error, message", [
+    (NonFiniteLossError("loss is nan at step 3"), "loss is nan at step 3"),
+    (OSError(28, "No space left on device"), "No space left on device"),
+])
+def test_a_run_that_fails_midway_exits_1_with_one_line(corpus, model_config_file, tmp_path, capsys, monkeypatch,
+                                                       error, message):
+    """A diverged run or an operating-system error (a full disk) is not the user's input: exit status 1, the reason
+    on one stderr line, no traceback."""
+    def failing_train(cfg):
+        raise error
+
+    monkeypatch.setattr(cli, "train", failing_train)
+    argv = ["--data", str(corpus), "--output-dir", str(tmp_path / "run"), "--config", str(model_config_file),
+            "--vocab-size", "300", "--seq-len", "16", "--max-steps", "1", "--no-progress"]
+    assert train_main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {error}\n" and message in captured.err and "Traceback" not in captured.err

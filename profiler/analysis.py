@@ -55,10 +55,11 @@ def analyze(arch: ArchSpec, batch: int = 1, seq_len: int = 2048, context: int | 
             optimizer_implementation: str | None = None) -> dict[str, Any]:
     """The whole report as plain data (the `--format json` document). `device` picks the optimizer
     implementation the training timeline assumes (`memory.OPTIMIZER_PATHS`) unless `optimizer_implementation`
-    names one (`memory.OPTIMIZER_IMPLEMENTATIONS`); `new_tokens` the length of the
-    generation whose peak is reported, after a prompt of `prompt` tokens (default `seq_len`); `kv_dtype` the KV cache's storage (default `dtype`); `autocast` a 16-bit
-    dtype the training timeline's forward runs under (fp32 weights: `dtype` float32); `master_weights=False` makes a
-    16-bit `dtype` pure 16-bit training in the timeline (16-bit moments, no fp32 master)."""
+    names one (`memory.OPTIMIZER_IMPLEMENTATIONS`); `new_tokens` the length of the generation whose peak is
+    reported, after a prompt of `prompt` tokens (default `seq_len`); `kv_dtype` the KV cache's storage (default
+    `dtype`); `autocast` a 16-bit dtype the training timeline's forward runs under (fp32 weights: `dtype`
+    float32); `master_weights=False` makes a 16-bit `dtype` pure 16-bit training in the timeline (16-bit moments, no
+    fp32 master)."""
     context = seq_len if context is None else context
     prompt = seq_len if prompt is None else prompt
     kv_dtype = dtype if kv_dtype is None else kv_dtype

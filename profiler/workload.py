@@ -41,8 +41,6 @@ COMPARED_MODES = ("forward", "train", "prefill", "decode")
 PHASES = ("forward", "backward", "optimizer")
 MAX_TOKENS = 2**24  # per sequence and per batch: beyond any real workload, so larger values are typos
 DECODE_TOKENS = 16  # decoding steps timed per decode point (after the prompt's own first token)
-# AdamW implementations (`memory.OPTIMIZER_IMPLEMENTATIONS`: the per-tensor loop, the multi-tensor `_foreach_*`
-# kernels and the one fused kernel); the latter two are priced as CUDA runs them (`profiler.predict.ops.optimizer_ops`).
 DROPOUT_MODES = ("forward", "train")  # a module in training mode: generation runs in eval mode
 # torch.set_float32_matmul_precision values priced: "highest" fp32 products, "high" TF32 ones on CUDA ("medium",
 # bf16 products of fp32 tensors, is not modelled).
@@ -60,6 +58,7 @@ class Workload:
     dtype: str = "float32"
     device: str = "cpu"
     dropout: bool = False
+    # one of memory.OPTIMIZER_IMPLEMENTATIONS (foreach and fused priced as CUDA runs them: predict.ops.optimizer_ops)
     optimizer: str | None = None
     master_weights: bool = True
     matmul_precision: str = "highest"

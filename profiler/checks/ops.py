@@ -17,8 +17,8 @@ Measured time of a category = the self time of its events per step (CPU: host se
 the categories add up to the profiled total. A measured host overhead on the predicted side (the null-workload
 time that replaces per-launch overhead, `profiler.predict.roofline`) is spread over the categories in proportion
 to their launches: the profiler counts each op's dispatch in that op's self time. The Python time between ops
-(module calls) is in it too but in no profiled event, so the categories' sum may exceed the profiled ops. The lm head's product is a matmul like any other (aten names do not
-say which product it is); its element-wise ops (scaling, soft-cap) are "elementwise". The autograd engine sums
+(module calls) is in it too but in no profiled event, so the categories' sum may exceed the profiled ops. The lm
+head's product is a matmul like any other (aten names do not say which product it is); its element-wise ops (scaling, soft-cap) are "elementwise". The autograd engine sums
 gradients that meet at one tensor inside the node that produced the second one, so the tied head's gradient sum
 counts as "embedding" and the residual stream's gradient sums land in whichever category's backward ran before
 them (the predictor lists those as "elementwise").
@@ -112,12 +112,12 @@ def _host_shares(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     is spread over the categories, as the roofline spreads it over the phases. The profiler counts an op's dispatch
     in that op's own self time, so the host time belongs with the ops that incur it; a phase without launches
     keeps it in "framework"."""
-    launches: dict[str, dict[str, float]] = {}
+    launches: dict[str, dict[str, float]] = {}  # phase -> category -> launches
     for row in rows:
         if row["name"] != HOST_OVERHEAD and row["launches"]:
-            phase = launches.setdefault(row["phase"], {})
+            counts = launches.setdefault(row["phase"], {})
             category = predicted_category(row["name"], row["kind"])
-            phase[category] = phase.get(category, 0.0) + row["launches"]
+            counts[category] = counts.get(category, 0.0) + row["launches"]
     return {phase: {c: n / sum(counts.values()) for c, n in counts.items()} for phase, counts in launches.items()}
 
 

@@ -56,9 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="whose default optimizer implementation the memory timeline assumes: single-tensor on "
                              "cpu and mps, foreach (a copy of the parameters) on cuda (default cuda)")
     parser.add_argument("--optimizer-implementation", choices=M.OPTIMIZER_IMPLEMENTATIONS,
-                        help="the optimizer's torch implementation in the memory timeline: single_tensor (2 x the "
-                             "largest tensor as temporaries), foreach (a copy of the parameters) or fused (none); "
-                             "default: --device's")
+                        help="the optimizer's torch implementation in the memory timeline: single_tensor (its worst "
+                             "tensor twice plus the one before, as temporaries), foreach (a copy of the parameters) "
+                             "or fused (none); default: --device's")
     parser.add_argument("--new-tokens", type=integer(), default=32,
                         help="tokens generated for generate_peak after a prompt of --seq-len tokens (default 32)")
     parser.add_argument("--autocast", choices=["bfloat16", "float16"],
